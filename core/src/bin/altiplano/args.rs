@@ -1,0 +1,97 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run Llama 3.1 and other local models, offline.
+#[derive(Debug, Parser)]
+#[command(name = "altiplano", version, about)]
+pub struct Cli {
+    /// Folder for the conversation database (default: the platform data directory).
+    #[arg(long, global = true, env = "ALTIPLANO_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a message to a local model and stream the reply; the exchange is saved.
+    Chat(ChatArgs),
+    /// List, show, search, rename or delete saved conversations.
+    #[command(subcommand)]
+    Conversations(ConversationsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The GGUF model file.
+    #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
+    pub model: PathBuf,
+    /// Continue this conversation (default: start a new one).
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<i64>,
+    /// Always pick the most likely token, so the same prompt gives the same reply.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.6, conflicts_with = "greedy")]
+    pub temperature: f64,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 0.9, conflicts_with = "greedy")]
+    pub top_p: f64,
+    /// Longest reply, in tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub max_tokens: usize,
+    /// Instructions for the model, sent before the history.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Print one JSON object with the reply and its measurements instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+    /// The message.
+    pub prompt: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConversationsCommand {
+    /// All conversations, most recent first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The messages of one conversation.
+    Show {
+        /// Conversation id.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find messages containing all the words of TEXT.
+    Search {
+        /// Words to look for.
+        text: String,
+        /// Most results to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a conversation a new title.
+    Rename {
+        /// Conversation id.
+        id: i64,
+        /// The new title.
+        title: String,
+    },
+    /// Delete a conversation and its messages.
+    Delete {
+        /// Conversation id.
+        id: i64,
+    },
+}

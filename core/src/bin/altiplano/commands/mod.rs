@@ -1,0 +1,25 @@
+//! One module per subcommand.
+
+mod chat;
+mod conversations;
+
+use std::process::ExitCode;
+
+use altiplano_core::config::DataDir;
+use altiplano_core::store::Store;
+
+use crate::args::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = match cli.data_dir {
+        Some(dir) => DataDir::at(dir)?,
+        None => DataDir::resolve()?,
+    };
+    let store = Store::open(&data_dir.database_path()).await?;
+    let result = match cli.command {
+        Command::Chat(args) => chat::run(&store, args).await,
+        Command::Conversations(command) => conversations::run(&store, command).await,
+    };
+    store.close().await;
+    result
+}

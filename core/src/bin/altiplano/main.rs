@@ -1,0 +1,42 @@
+//! `altiplano`: the command-line face of `altiplano-core`.
+//!
+//! Each subcommand lives in its own file under `commands/`; the argument types are in
+//! `args.rs`. Failures print one line, `altiplano: <what went wrong>`, and exit non-zero.
+
+mod args;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ALTIPLANO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    if let Err(e) = altiplano_core::cpu::check() {
+        eprintln!("altiplano: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("altiplano: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("altiplano: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

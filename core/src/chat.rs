@@ -1,0 +1,348 @@
+//! One chat turn, end to end.
+//!
+//! [`run`] takes a [`Turn`] (a new message, or "regenerate the last reply"), puts the
+//! conversation's history through the model's chat template, leaves out the oldest turns when
+//! they no longer fit the context window (and says how many, in [`ChatEvent::Started`]),
+//! streams the reply to the caller and saves it to the store while it streams — at least every
+//! [`SAVE_INTERVAL`] — so a process killed mid-reply keeps what was shown.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::{
+    CancellationToken, Engine, EngineError, FinishReason, GenerationEvent, GenerationStats, PromptMessage, Sampling,
+};
+use crate::store::{Conversation, Message, MessageStatus, ReplyStats, Role, Store, StoreError};
+
+/// How often a streaming reply is written to the store.
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Errors from a chat turn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The message is empty.
+    #[error("the message is empty; type something to send")]
+    EmptyMessage,
+    /// Regenerate on a conversation whose last message is not a reply to a user message.
+    #[error("there is no reply to regenerate in conversation {0}")]
+    NothingToRegenerate(i64),
+}
+
+/// Settings for a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatOptions {
+    /// How tokens are picked.
+    pub sampling: Sampling,
+    /// Instructions sent before the history, if any.
+    pub system_prompt: Option<String>,
+}
+
+impl Default for ChatOptions {
+    fn default() -> Self {
+        Self { sampling: Sampling::default(), system_prompt: None }
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnKind {
+    /// Send a new message, in an existing conversation or (with `None`) a new one.
+    Send {
+        /// The conversation, or `None` to start one titled after the message.
+        conversation_id: Option<i64>,
+        /// The message.
+        text: String,
+    },
+    /// Replace the last reply of a conversation with a new one.
+    Regenerate {
+        /// The conversation.
+        conversation_id: i64,
+    },
+}
+
+/// A turn to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// Send or regenerate.
+    pub kind: TurnKind,
+    /// Settings.
+    pub options: ChatOptions,
+}
+
+impl Turn {
+    /// Send `text` to a conversation (or a new one).
+    pub fn new(conversation_id: Option<i64>, text: String, options: ChatOptions) -> Self {
+        Self { kind: TurnKind::Send { conversation_id, text }, options }
+    }
+
+    /// Regenerate the last reply of a conversation.
+    pub fn regenerate(conversation_id: i64, options: ChatOptions) -> Self {
+        Self { kind: TurnKind::Regenerate { conversation_id }, options }
+    }
+}
+
+/// What a turn reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatEvent {
+    /// The reply is about to stream.
+    Started {
+        /// The conversation (new or existing).
+        conversation: Conversation,
+        /// The user's message as saved (a new one for Send, the existing one for Regenerate).
+        user_message: Message,
+        /// The reply being written.
+        reply_id: i64,
+        /// Earlier messages left out because they no longer fit the context window.
+        omitted_messages: usize,
+        /// Tokens in the prompt that was sent.
+        prompt_tokens: usize,
+    },
+    /// More reply text.
+    Text(String),
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnOutcome {
+    /// The conversation.
+    pub conversation_id: i64,
+    /// The reply as saved.
+    pub reply: Message,
+    /// Why it ended.
+    pub reason: FinishReason,
+    /// Earlier messages left out of the prompt.
+    pub omitted_messages: usize,
+}
+
+/// Runs one turn; see the module documentation.
+pub async fn run(
+    store: &Store,
+    engine: &Engine,
+    turn: Turn,
+    cancel: CancellationToken,
+    mut on_event: impl FnMut(ChatEvent),
+) -> Result<TurnOutcome, ChatError> {
+    // Work out the history and the user's message first, so that nothing is saved when the
+    // message cannot be sent at all (for example because it is too long).
+    let (conversation, history, user_text, existing_user) = match &turn.kind {
+        TurnKind::Send { conversation_id, text } => {
+            if text.trim().is_empty() {
+                return Err(ChatError::EmptyMessage);
+            }
+            let (conversation, history) = match conversation_id {
+                Some(id) => (Some(store.conversation(*id).await?), store.messages(*id).await?),
+                None => (None, Vec::new()),
+            };
+            (conversation, history, text.clone(), None)
+        }
+        TurnKind::Regenerate { conversation_id } => {
+            let conversation = store.conversation(*conversation_id).await?;
+            let mut history = store.messages(*conversation_id).await?;
+            let last_is_reply = history.last().is_some_and(|m| m.role == Role::Assistant);
+            if last_is_reply {
+                history.pop();
+            }
+            match history.pop() {
+                Some(user) if user.role == Role::User => {
+                    (Some(conversation), history, user.content.clone(), Some(user))
+                }
+                _ => return Err(ChatError::NothingToRegenerate(*conversation_id)),
+            }
+        }
+    };
+
+    let fitted = fit_context(engine, &turn.options, &history, &user_text).await?;
+
+    let conversation = match conversation {
+        Some(c) => c,
+        None => store.create_conversation(&title_from(&user_text)).await?,
+    };
+    let user_message = match existing_user {
+        Some(user) => {
+            // Regenerate: the old reply (if any) goes; the new one takes its place.
+            if let Some(old) = store.messages(conversation.id).await?.last() {
+                if old.role == Role::Assistant {
+                    store.delete_message(old.id).await?;
+                }
+            }
+            user
+        }
+        None => store.add_message(conversation.id, Role::User, &user_text, None).await?,
+    };
+    let reply = store.begin_reply(conversation.id, &engine.info().name).await?;
+    on_event(ChatEvent::Started {
+        conversation: conversation.clone(),
+        user_message,
+        reply_id: reply.id,
+        omitted_messages: fitted.omitted,
+        prompt_tokens: fitted.prompt_tokens,
+    });
+
+    let mut sampling = turn.options.sampling;
+    sampling.max_tokens = fitted.max_reply_tokens;
+    let mut events = engine.generate(fitted.messages, sampling, cancel);
+    let mut content = String::new();
+    let mut last_save = Instant::now();
+    let result = loop {
+        match events.recv().await {
+            Some(Ok(GenerationEvent::Text(text))) => {
+                content.push_str(&text);
+                on_event(ChatEvent::Text(text));
+                if last_save.elapsed() >= SAVE_INTERVAL {
+                    store.update_streaming(reply.id, &content).await?;
+                    last_save = Instant::now();
+                }
+            }
+            Some(Ok(GenerationEvent::Finished { reason, stats })) => break Ok((reason, stats)),
+            Some(Err(e)) => break Err(e),
+            None => break Err(EngineError::EngineStopped),
+        }
+    };
+    match result {
+        Ok((reason, mut stats)) => {
+            if stats.prompt_tokens == 0 {
+                stats.prompt_tokens = fitted.prompt_tokens;
+            }
+            let status = match reason {
+                FinishReason::Cancelled => MessageStatus::Stopped,
+                FinishReason::Stop | FinishReason::Length => MessageStatus::Complete,
+            };
+            let reply = store.finish_message(reply.id, &content, status, reply_stats(&stats), None).await?;
+            Ok(TurnOutcome { conversation_id: conversation.id, reply, reason, omitted_messages: fitted.omitted })
+        }
+        Err(e) => {
+            let message = e.to_string();
+            store
+                .finish_message(reply.id, &content, MessageStatus::Failed, ReplyStats::default(), Some(&message))
+                .await?;
+            Err(e.into())
+        }
+    }
+}
+
+fn reply_stats(stats: &GenerationStats) -> ReplyStats {
+    ReplyStats {
+        prompt_tokens: i64::try_from(stats.prompt_tokens).ok(),
+        completion_tokens: i64::try_from(stats.completion_tokens).ok(),
+        time_to_first_token_ms: stats.time_to_first_token.and_then(|d| i64::try_from(d.as_millis()).ok()),
+        decode_tokens_per_second: stats.decode_tokens_per_second,
+    }
+}
+
+/// A title for a new conversation: the first line of its first message, shortened.
+pub fn title_from(text: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("New conversation");
+    let mut title: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        title = title.trim_end().to_string();
+        title.push('…');
+    }
+    title
+}
+
+struct Fitted {
+    messages: Vec<PromptMessage>,
+    omitted: usize,
+    prompt_tokens: usize,
+    max_reply_tokens: usize,
+}
+
+/// Space kept for the reply: the requested maximum, but never more than a quarter of the
+/// context, so long histories still get room.
+fn reply_reserve(context_length: usize, max_tokens: usize) -> usize {
+    max_tokens.min(context_length / 4).max(1)
+}
+
+/// Chooses how much history to send: all of it when it fits, otherwise the fewest oldest
+/// messages left out (whole turns, so the prompt never starts with a reply).
+async fn fit_context(
+    engine: &Engine,
+    options: &ChatOptions,
+    history: &[Message],
+    user_text: &str,
+) -> Result<Fitted, EngineError> {
+    let usable: Vec<&Message> = history
+        .iter()
+        .filter(|m| m.role != Role::System && m.status != MessageStatus::Failed && !m.content.is_empty())
+        .collect();
+    let context = engine.info().context_length;
+    let reserve = reply_reserve(context, options.sampling.max_tokens);
+    let limit = context.saturating_sub(reserve);
+
+    let build = |skip: usize| {
+        let mut messages = Vec::with_capacity(usable.len() + 2);
+        if let Some(system) = options.system_prompt.as_deref().filter(|s| !s.trim().is_empty()) {
+            messages.push(PromptMessage::new(Role::System, system));
+        }
+        messages.extend(usable[skip..].iter().map(|m| PromptMessage::new(m.role, m.content.clone())));
+        messages.push(PromptMessage::new(Role::User, user_text));
+        messages
+    };
+
+    // Points where a turn starts: leaving out everything before one of them keeps whole turns.
+    let mut cuts: Vec<usize> = (0..usable.len())
+        .filter(|&i| i == 0 || usable[i].role == Role::User)
+        .collect();
+    cuts.push(usable.len());
+
+    let full = build(0);
+    let tokens = engine.count_prompt_tokens(&full).await?;
+    let (messages, omitted, prompt_tokens) = if tokens <= limit {
+        (full, 0, tokens)
+    } else {
+        // Fewer messages never need more tokens, so the smallest cut that fits is found by
+        // binary search over the cut points.
+        let (mut lo, mut hi) = (1, cuts.len() - 1);
+        let last = build(cuts[hi]);
+        let last_tokens = engine.count_prompt_tokens(&last).await?;
+        if last_tokens > limit {
+            return Err(EngineError::PromptTooLong { tokens: last_tokens, limit });
+        }
+        let mut best = (last, cuts[hi], last_tokens);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let candidate = build(cuts[mid]);
+            let n = engine.count_prompt_tokens(&candidate).await?;
+            if n <= limit {
+                best = (candidate, cuts[mid], n);
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        best
+    };
+    Ok(Fitted {
+        messages,
+        omitted,
+        prompt_tokens,
+        max_reply_tokens: options.sampling.max_tokens.min(context.saturating_sub(prompt_tokens)).max(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_the_first_line() {
+        assert_eq!(title_from("\n  Plan a trip to Lima  \nwith details"), "Plan a trip to Lima");
+        let long = "a".repeat(100);
+        assert_eq!(title_from(&long).chars().count(), 61);
+        assert!(title_from(&long).ends_with('…'));
+        assert_eq!(title_from("   "), "New conversation");
+    }
+
+    #[test]
+    fn the_reply_keeps_room_without_eating_the_context() {
+        assert_eq!(reply_reserve(8192, 2048), 2048);
+        assert_eq!(reply_reserve(2048, 2048), 512);
+        assert_eq!(reply_reserve(8192, 100), 100);
+    }
+}

@@ -1,0 +1,81 @@
+//! Paths and settings: where Altiplano keeps its data, and which model it starts with.
+//!
+//! The data directory is the platform's data directory (for example
+//! `~/.local/share/altiplano` on Linux) unless `ALTIPLANO_DATA_DIR` names another one; tests and
+//! scripts use that to get a private store.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the data directory.
+pub const DATA_DIR_ENV: &str = "ALTIPLANO_DATA_DIR";
+/// Environment variable naming the model to load at start-up.
+pub const MODEL_ENV: &str = "ALTIPLANO_MODEL";
+
+/// Environment variable naming the starter model file.
+pub const STARTER_MODEL_ENV: &str = "ALTIPLANO_STARTER_MODEL";
+/// File name of the starter model (SmolLM2-135M-Instruct, Q4_1).
+pub const STARTER_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The starter model: `ALTIPLANO_STARTER_MODEL` when set, otherwise the copy that
+/// `models/fetch-starter.sh` puts in the source tree this binary was built from. `None` when
+/// neither is known; the file may still be missing.
+pub fn starter_model() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(STARTER_MODEL_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_MODEL_FILE);
+    Some(built_from)
+}
+
+/// Errors about configuration and paths.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The platform gave no home directory and `ALTIPLANO_DATA_DIR` is not set.
+    #[error("cannot find a data directory for Altiplano; set ALTIPLANO_DATA_DIR to a writable folder")]
+    NoDataDir,
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}; set ALTIPLANO_DATA_DIR to a writable folder")]
+    CreateDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The folder where Altiplano keeps its database and other state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir(PathBuf);
+
+impl DataDir {
+    /// `ALTIPLANO_DATA_DIR` when set, otherwise the platform data directory; created if missing.
+    pub fn resolve() -> Result<Self, ConfigError> {
+        let path = match std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => directories::ProjectDirs::from("", "", "altiplano")
+                .ok_or(ConfigError::NoDataDir)?
+                .data_dir()
+                .to_path_buf(),
+        };
+        Self::at(path)
+    }
+
+    /// A data directory at an explicit path; created if missing.
+    pub fn at(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        std::fs::create_dir_all(&path)
+            .map_err(|source| ConfigError::CreateDataDir { path: path.clone(), source })?;
+        Ok(Self(path))
+    }
+
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The SQLite database of conversations and settings.
+    pub fn database_path(&self) -> PathBuf {
+        self.0.join("altiplano.sqlite3")
+    }
+}

@@ -1,0 +1,248 @@
+//! A bounded walk over a GGUF file's header, before mistral.rs sees it.
+//!
+//! GGUF readers trust the lengths written in the file: a string length of 2⁶⁰ makes them try to
+//! allocate it, and a file cut short is noticed only when a tensor is read, deep inside model
+//! loading. This walk checks every length against the file's size, then checks that every
+//! tensor's data lies inside the file, so a truncated download or a random file gets a clear
+//! error naming what is wrong, never an abort or a hang.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// What the header says about the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GgufSummary {
+    /// `general.architecture`, e.g. `llama`.
+    pub architecture: Option<String>,
+    /// `general.name`.
+    pub name: Option<String>,
+    /// `{architecture}.context_length`.
+    pub context_length: Option<u64>,
+    /// Number of tensors.
+    pub tensor_count: u64,
+}
+
+/// Why a file is not a usable GGUF model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum GgufProblem {
+    #[error("it is not a GGUF file (it does not start with the GGUF signature)")]
+    NotGguf,
+    #[error("it uses GGUF version {0}, which is not supported (versions 2 and 3 are)")]
+    UnsupportedVersion(u32),
+    #[error("its header is damaged: {0}")]
+    Corrupt(String),
+    #[error("it is truncated: the tensors need {expected} bytes but the file has {actual}")]
+    Truncated { expected: u64, actual: u64 },
+    #[error("cannot read it: {0}")]
+    Io(String),
+}
+
+struct Walker<R> {
+    reader: R,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read> Walker<R> {
+    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufProblem> {
+        if n > self.len.saturating_sub(self.pos) {
+            return Err(if self.pos + 4096 >= self.len && n < 1 << 20 {
+                GgufProblem::Truncated { expected: self.pos.saturating_add(n), actual: self.len }
+            } else {
+                GgufProblem::Corrupt(format!("{what} claims {n} bytes at offset {}", self.pos))
+            });
+        }
+        // Bounded by the file size checked above.
+        let mut buf = vec![0u8; usize::try_from(n).map_err(|_| GgufProblem::Corrupt(what.into()))?];
+        self.reader.read_exact(&mut buf).map_err(|e| GgufProblem::Io(e.to_string()))?;
+        self.pos += n;
+        Ok(buf)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, GgufProblem> {
+        let b = self.bytes(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, GgufProblem> {
+        let b = self.bytes(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, GgufProblem> {
+        let n = self.u64(what)?;
+        let b = self.bytes(n, what)?;
+        Ok(String::from_utf8_lossy(&b).trim_end_matches('\0').to_string())
+    }
+
+    /// Reads one metadata value; returns it when it is a string or an integer we care about.
+    fn value(&mut self, ty: u32, key: &str, depth: u8) -> Result<Value, GgufProblem> {
+        let fixed = |ty| match ty {
+            0 | 1 | 7 => Some(1u64),
+            2 | 3 => Some(2),
+            4 | 5 | 6 => Some(4),
+            10 | 11 | 12 => Some(8),
+            _ => None,
+        };
+        match ty {
+            8 => Ok(Value::String(self.string(key)?)),
+            9 => {
+                if depth > 2 {
+                    return Err(GgufProblem::Corrupt(format!("metadata {key} nests arrays too deeply")));
+                }
+                let item_ty = self.u32(key)?;
+                let count = self.u64(key)?;
+                if let Some(size) = fixed(item_ty) {
+                    let total = count
+                        .checked_mul(size)
+                        .ok_or_else(|| GgufProblem::Corrupt(format!("metadata {key} is impossibly large")))?;
+                    self.skip(total, key)?;
+                } else {
+                    // Each item takes at least 8 bytes (a string length); reject counts that
+                    // cannot fit before looping over them.
+                    if count > self.len.saturating_sub(self.pos) / 8 + 1 {
+                        return Err(GgufProblem::Corrupt(format!("metadata {key} claims {count} items")));
+                    }
+                    for _ in 0..count {
+                        self.value(item_ty, key, depth + 1)?;
+                    }
+                }
+                Ok(Value::Other)
+            }
+            4 => Ok(Value::Int(u64::from(self.u32(key)?))),
+            5 => Ok(Value::Int(u64::from(self.u32(key)?))),
+            10 | 11 => Ok(Value::Int(self.u64(key)?)),
+            t => match fixed(t) {
+                Some(size) => {
+                    self.skip(size, key)?;
+                    Ok(Value::Other)
+                }
+                None => Err(GgufProblem::Corrupt(format!("metadata {key} has unknown type {t}"))),
+            },
+        }
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufProblem> {
+        if n > self.len.saturating_sub(self.pos) {
+            return Err(GgufProblem::Truncated { expected: self.pos.saturating_add(n), actual: self.len });
+        }
+        let copied = std::io::copy(&mut (&mut self.reader).take(n), &mut std::io::sink())
+            .map_err(|e| GgufProblem::Io(e.to_string()))?;
+        if copied != n {
+            return Err(GgufProblem::Corrupt(format!("{what}: short read")));
+        }
+        self.pos += n;
+        Ok(())
+    }
+}
+
+/// Elements per block and bytes per block of the GGML tensor types candle can run (the same
+/// set and sizes as its `GgmlDType`).
+fn ggml_block(ty: u32) -> Option<(u64, u64)> {
+    Some(match ty {
+        0 => (1, 4),     // F32
+        1 => (1, 2),     // F16
+        30 => (1, 2),    // BF16
+        2 => (32, 18),   // Q4_0
+        3 => (32, 20),   // Q4_1
+        6 => (32, 22),   // Q5_0
+        7 => (32, 24),   // Q5_1
+        8 => (32, 34),   // Q8_0
+        9 => (32, 36),   // Q8_1
+        10 => (256, 84), // Q2_K
+        11 => (256, 110), // Q3_K
+        12 => (256, 144), // Q4_K
+        13 => (256, 176), // Q5_K
+        14 => (256, 210), // Q6_K
+        15 => (256, 292), // Q8_K
+        _ => return None,
+    })
+}
+
+enum Value {
+    String(String),
+    Int(u64),
+    Other,
+}
+
+/// Walks the header of the GGUF file at `path` and checks that all tensor data is present.
+pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
+    let file = File::open(path).map_err(|e| GgufProblem::Io(e.to_string()))?;
+    let len = file.metadata().map_err(|e| GgufProblem::Io(e.to_string()))?.len();
+    let mut w = Walker { reader: BufReader::new(file), pos: 0, len };
+
+    if len < 4 || w.bytes(4, "signature")? != b"GGUF" {
+        return Err(GgufProblem::NotGguf);
+    }
+    let version = w.u32("version")?;
+    if !(2..=3).contains(&version) {
+        return Err(GgufProblem::UnsupportedVersion(version));
+    }
+    let tensor_count = w.u64("tensor count")?;
+    let kv_count = w.u64("metadata count")?;
+    // Each entry takes well over 8 bytes; counts beyond the file size are damage.
+    if tensor_count > len / 8 || kv_count > len / 8 {
+        return Err(GgufProblem::Corrupt(format!(
+            "it claims {tensor_count} tensors and {kv_count} metadata entries in {len} bytes"
+        )));
+    }
+
+    let mut summary = GgufSummary { architecture: None, name: None, context_length: None, tensor_count };
+    let mut alignment = 32u64;
+    let mut context_lengths = Vec::new();
+    for _ in 0..kv_count {
+        let key = w.string("metadata key")?;
+        let ty = w.u32(&key)?;
+        match (key.as_str(), w.value(ty, &key, 0)?) {
+            ("general.architecture", Value::String(s)) => summary.architecture = Some(s),
+            ("general.name", Value::String(s)) => summary.name = Some(s),
+            ("general.alignment", Value::Int(a)) if a > 0 && a.is_power_of_two() => alignment = a,
+            (k, Value::Int(n)) if k.ends_with(".context_length") => context_lengths.push((key.clone(), n)),
+            _ => {}
+        }
+    }
+    if let Some(arch) = &summary.architecture {
+        let wanted = format!("{arch}.context_length");
+        summary.context_length = context_lengths.iter().find(|(k, _)| *k == wanted).map(|(_, n)| *n);
+    }
+
+    let mut data_end = 0u64;
+    for _ in 0..tensor_count {
+        let name = w.string("tensor name")?;
+        let dims = w.u32(&name)?;
+        if dims > 8 {
+            return Err(GgufProblem::Corrupt(format!("tensor {name} claims {dims} dimensions")));
+        }
+        let mut elements = 1u64;
+        for _ in 0..dims {
+            elements = elements
+                .checked_mul(w.u64(&name)?)
+                .ok_or_else(|| GgufProblem::Corrupt(format!("tensor {name} is impossibly large")))?;
+        }
+        let ty = w.u32(&name)?;
+        let offset = w.u64(&name)?;
+        let (block, block_bytes) = ggml_block(ty).ok_or_else(|| {
+            GgufProblem::Corrupt(format!(
+                "tensor {name} uses GGML type {ty}, which the engine cannot run (IQ and ternary \
+                 quantizations are not supported); choose a Q4_K_M, Q5_K_M, Q6_K or Q8_0 file"
+            ))
+        })?;
+        let bytes = elements
+            .div_ceil(block)
+            .checked_mul(block_bytes)
+            .and_then(|b| b.checked_add(offset))
+            .ok_or_else(|| GgufProblem::Corrupt(format!("tensor {name} is impossibly large")))?;
+        data_end = data_end.max(bytes);
+    }
+    let data_start = w.pos.div_ceil(alignment) * alignment;
+    let expected = data_start.saturating_add(data_end);
+    if expected > len {
+        return Err(GgufProblem::Truncated { expected, actual: len });
+    }
+    // Touch the reader so a seek error on an odd file shows here rather than in the loader.
+    w.reader.seek(SeekFrom::Start(0)).map_err(|e| GgufProblem::Io(e.to_string()))?;
+    Ok(summary)
+}

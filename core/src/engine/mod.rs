@@ -1,0 +1,465 @@
+//! The inference engine: a local model run with mistral.rs, fully offline.
+//!
+//! [`Engine::load`] takes the path of a GGUF file. It never touches the network: the path must
+//! exist (mistral.rs would otherwise take it for a Hugging Face repo id), the header is checked
+//! first (see `gguf_check`) so truncated or foreign files give a clear error, and loading runs
+//! inside its own task so that a panic inside mistral.rs becomes an error instead of a crash.
+//!
+//! [`Engine::generate`] streams a reply as [`GenerationEvent`]s over a channel and honours a
+//! [`CancellationToken`]: cancelling drops the mistral.rs stream, which stops the sequence at
+//! the next token, and the channel reports [`FinishReason::Cancelled`] at once.
+//!
+//! Nothing but this module touches mistralrs.
+
+mod gguf_check;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use either::Either;
+use mistralrs::core::{GGUFLoaderBuilder, GGUFSpecificConfig, MistralRsBuilder};
+use mistralrs::{
+    AutoDeviceMapParams, DefaultSchedulerMethod, Device, DeviceMapSetting, Model, ModelDType,
+    RequestBuilder, Response, SamplingParams, SchedulerConfig, TextMessageRole, TextMessages, TokenSource,
+};
+use serde::Serialize;
+use tokio::sync::mpsc;
+pub use tokio_util::sync::CancellationToken;
+
+use crate::store::Role;
+
+/// Errors from loading a model or generating with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The model file does not exist.
+    #[error("model file {0} does not exist; choose a GGUF file that is on this computer")]
+    ModelNotFound(PathBuf),
+    /// The path is a folder or something else that is not a regular file.
+    #[error("{0} is not a model file; choose a .gguf file")]
+    NotAFile(PathBuf),
+    /// The file is not a model Altiplano can read.
+    #[error("{path} cannot be used as a model: {reason}")]
+    InvalidModel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The file is shorter than its header says: usually an unfinished download.
+    #[error("{path} is incomplete ({actual} of {expected} bytes): it was probably not fully downloaded; download it again")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header requires.
+        expected: u64,
+        /// Bytes on disk.
+        actual: u64,
+    },
+    /// mistral.rs refused the model.
+    #[error("could not load {path}: {reason}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// mistral.rs's message.
+        reason: String,
+    },
+    /// The prompt does not fit the model's context window even with all history left out.
+    #[error("the message is too long for this model: {tokens} tokens, but the model's context holds {limit}; shorten it")]
+    PromptTooLong {
+        /// Tokens in the prompt.
+        tokens: usize,
+        /// The model's context length minus the space kept for the reply.
+        limit: usize,
+    },
+    /// Generation failed inside the engine.
+    #[error("the model failed while writing the reply: {0}")]
+    Generation(String),
+    /// The engine's worker stopped without finishing the reply.
+    #[error("the engine stopped unexpectedly; reload the model and try again")]
+    EngineStopped,
+}
+
+/// How a model is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// How many replies may be generated at once (mistral.rs batches them).
+    pub max_parallel_replies: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { max_parallel_replies: 4 }
+    }
+}
+
+/// What is known about a loaded model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    /// The model file.
+    pub path: PathBuf,
+    /// A display name: the GGUF `general.name`, else the file name.
+    pub name: String,
+    /// The model architecture, e.g. `llama`.
+    pub architecture: String,
+    /// Tokens the model can attend to (prompt plus reply).
+    pub context_length: usize,
+    /// Size of the file in bytes.
+    pub file_bytes: u64,
+}
+
+/// How tokens are picked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Softmax temperature; ignored when `greedy`.
+    pub temperature: f64,
+    /// Nucleus sampling mass; ignored when `greedy`.
+    pub top_p: f64,
+    /// Always pick the most likely token (reproducible; for tests and benchmarks).
+    pub greedy: bool,
+    /// Upper bound on the reply's length in tokens.
+    pub max_tokens: usize,
+}
+
+impl Default for Sampling {
+    /// Meta's recommended chat settings for Llama 3.1 (temperature 0.6, top-p 0.9).
+    fn default() -> Self {
+        Self { temperature: 0.6, top_p: 0.9, greedy: false, max_tokens: 2048 }
+    }
+}
+
+impl Sampling {
+    /// Greedy decoding: the same prompt always gives the same reply.
+    pub fn greedy() -> Self {
+        Self { greedy: true, ..Self::default() }
+    }
+}
+
+/// One message of the prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+}
+
+impl PromptMessage {
+    /// A message.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self { role, content: content.into() }
+    }
+}
+
+/// Why a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model finished its answer.
+    Stop,
+    /// The reply reached `max_tokens` or the end of the context.
+    Length,
+    /// The caller cancelled.
+    Cancelled,
+}
+
+/// Measurements of one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct GenerationStats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+    /// From the request to the first text.
+    pub time_to_first_token: Option<Duration>,
+    /// Tokens per second after the first token.
+    pub decode_tokens_per_second: Option<f64>,
+}
+
+/// One step of a streamed reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// More text.
+    Text(String),
+    /// The reply ended.
+    Finished {
+        /// Why.
+        reason: FinishReason,
+        /// Measurements.
+        stats: GenerationStats,
+    },
+}
+
+/// A loaded model, ready to generate. Cheap to clone; clones share the model.
+#[derive(Clone)]
+pub struct Engine {
+    model: Arc<Model>,
+    info: Arc<ModelInfo>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads a GGUF model from a local file, offline.
+    pub async fn load(path: &Path, options: LoadOptions) -> Result<Self, EngineError> {
+        let path = validate_path(path)?;
+        let checked_path = path.clone();
+        let summary = tokio::task::spawn_blocking(move || gguf_check::check(&checked_path))
+            .await
+            .map_err(|e| EngineError::Load { path: path.clone(), reason: panic_message(e) })?
+            .map_err(|problem| match problem {
+                gguf_check::GgufProblem::Truncated { expected, actual } => {
+                    EngineError::Truncated { path: path.clone(), expected, actual }
+                }
+                other => EngineError::InvalidModel { path: path.clone(), reason: other.to_string() },
+            })?;
+        let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+        let load_path = path.clone();
+        let max_seqs = options.max_parallel_replies.max(1);
+        // mistral.rs panics on some bad inputs; a task turns a panic into a JoinError.
+        let model = tokio::spawn(async move { build_model(&load_path, max_seqs).await })
+            .await
+            .map_err(|e| EngineError::Load { path: path.clone(), reason: panic_message(e) })?
+            .map_err(|e| EngineError::Load { path: path.clone(), reason: format!("{e:#}") })?;
+
+        let context_length = model
+            .max_sequence_length()
+            .ok()
+            .flatten()
+            .or(summary.context_length.and_then(|n| usize::try_from(n).ok()))
+            .unwrap_or(4096);
+        let name = summary.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        });
+        let info = ModelInfo {
+            path,
+            name,
+            architecture: summary.architecture.unwrap_or_else(|| "unknown".into()),
+            context_length,
+            file_bytes,
+        };
+        tracing::info!(model = %info.name, context = info.context_length, "model loaded");
+        Ok(Self { model: Arc::new(model), info: Arc::new(info) })
+    }
+
+    /// What is known about the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Tokens that `messages` take once rendered through the model's chat template, including
+    /// the header that opens the assistant's reply.
+    pub async fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<usize, EngineError> {
+        let mut text = TextMessages::new();
+        for m in messages {
+            text = text.add_message(role(m.role), &m.content);
+        }
+        let tokens = self
+            .model
+            .tokenize(Either::Left(text), None, true, true, None)
+            .await
+            .map_err(|e| EngineError::Generation(e.to_string()))?;
+        Ok(tokens.len())
+    }
+
+    /// Streams a reply to `messages`. The receiver yields text pieces, then exactly one
+    /// [`GenerationEvent::Finished`] or one error. Cancelling `cancel` ends the reply at once.
+    pub fn generate(
+        &self,
+        messages: Vec<PromptMessage>,
+        sampling: Sampling,
+        cancel: CancellationToken,
+    ) -> mpsc::Receiver<Result<GenerationEvent, EngineError>> {
+        let (tx, rx) = mpsc::channel(256);
+        let model = Arc::clone(&self.model);
+        tokio::spawn(async move {
+            let result = stream_reply(&model, messages, sampling, &cancel, &tx).await;
+            let _ = match result {
+                Ok((reason, stats)) => tx.send(Ok(GenerationEvent::Finished { reason, stats })).await,
+                Err(e) => tx.send(Err(e)).await,
+            };
+        });
+        rx
+    }
+}
+
+fn validate_path(path: &Path) -> Result<PathBuf, EngineError> {
+    let meta = std::fs::metadata(path).map_err(|_| EngineError::ModelNotFound(path.to_path_buf()))?;
+    if !meta.is_file() {
+        return Err(EngineError::NotAFile(path.to_path_buf()));
+    }
+    // An absolute path: mistral.rs takes anything that is not an existing path for a Hub repo.
+    std::fs::canonicalize(path).map_err(|_| EngineError::ModelNotFound(path.to_path_buf()))
+}
+
+async fn build_model(path: &Path, max_seqs: usize) -> anyhow::Result<Model> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("the model path has no file name"))?;
+    let loader = GGUFLoaderBuilder::new(
+        None,
+        None,
+        dir.to_string_lossy().into_owned(),
+        vec![file],
+        GGUFSpecificConfig { topology: None },
+        false,
+        None,
+    )
+    .build();
+    let device = mistralrs::best_device(false)?;
+    // On the CPU, F32 activations are both faster than F16 (no native F16 arithmetic) and match
+    // llama.cpp's greedy output token for token; GPUs take their best type.
+    let dtype = if matches!(device, Device::Cpu) { ModelDType::F32 } else { ModelDType::Auto };
+    let load_device = device.clone();
+    let pipeline = tokio::task::spawn_blocking(move || {
+        loader.load_model_from_hf(
+            None,
+            TokenSource::None,
+            &dtype,
+            &load_device,
+            true,
+            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+            None,
+            None,
+        )
+    })
+    .await??;
+    let scheduler = SchedulerConfig::DefaultScheduler {
+        method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?),
+    };
+    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
+        .with_prefix_cache_n(16)
+        .build()
+        .await;
+    Ok(Model::new(runner))
+}
+
+fn role(role: Role) -> TextMessageRole {
+    match role {
+        Role::System => TextMessageRole::System,
+        Role::User => TextMessageRole::User,
+        Role::Assistant => TextMessageRole::Assistant,
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .map(|m| format!("the loader crashed: {m}"))
+            .unwrap_or_else(|| "the loader crashed".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+async fn stream_reply(
+    model: &Model,
+    messages: Vec<PromptMessage>,
+    sampling: Sampling,
+    cancel: &CancellationToken,
+    tx: &mpsc::Sender<Result<GenerationEvent, EngineError>>,
+) -> Result<(FinishReason, GenerationStats), EngineError> {
+    let mut request = RequestBuilder::new();
+    for m in &messages {
+        request = request.add_message(role(m.role), &m.content);
+    }
+    let params = if sampling.greedy {
+        SamplingParams { max_len: Some(sampling.max_tokens), ..SamplingParams::deterministic() }
+    } else {
+        SamplingParams {
+            temperature: Some(sampling.temperature),
+            top_p: Some(sampling.top_p),
+            max_len: Some(sampling.max_tokens),
+            ..SamplingParams::neutral()
+        }
+    };
+    let request = request.set_sampling(params);
+
+    let started = Instant::now();
+    let mut stats = GenerationStats::default();
+    let mut first_token_at: Option<Instant> = None;
+    let mut last_token_at = started;
+    let mut stream = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Ok((FinishReason::Cancelled, stats)),
+        s = model.stream_chat_request(request) => s.map_err(|e| EngineError::Generation(e.to_string()))?,
+    };
+    loop {
+        let response = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                // Dropping the stream closes the channel; the engine then ends the sequence.
+                drop(stream);
+                finish_stats(&mut stats, first_token_at, last_token_at);
+                return Ok((FinishReason::Cancelled, stats));
+            }
+            r = stream.next() => r,
+        };
+        let Some(response) = response else {
+            return Err(EngineError::EngineStopped);
+        };
+        match response {
+            Response::Chunk(chunk) => {
+                let now = Instant::now();
+                let Some(choice) = chunk.choices.into_iter().next() else { continue };
+                stats.completion_tokens += 1;
+                last_token_at = now;
+                if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                    if first_token_at.is_none() {
+                        first_token_at = Some(now);
+                        stats.time_to_first_token = Some(now - started);
+                    }
+                    if tx.send(Ok(GenerationEvent::Text(text))).await.is_err() {
+                        // Nobody is listening any more: same as a cancel.
+                        return Ok((FinishReason::Cancelled, stats));
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    if let Some(usage) = chunk.usage {
+                        stats.prompt_tokens = usage.prompt_tokens;
+                        stats.completion_tokens = usage.completion_tokens;
+                    }
+                    finish_stats(&mut stats, first_token_at, last_token_at);
+                    let reason = match reason.as_str() {
+                        "length" => FinishReason::Length,
+                        "canceled" => FinishReason::Cancelled,
+                        _ => FinishReason::Stop,
+                    };
+                    return Ok((reason, stats));
+                }
+            }
+            Response::ModelError(message, _) | Response::CompletionModelError(message, _) => {
+                return Err(EngineError::Generation(message));
+            }
+            Response::InternalError(e) => return Err(EngineError::Generation(e.to_string())),
+            Response::ValidationError(e) => return Err(EngineError::Generation(e.to_string())),
+            Response::Done(done) => {
+                stats.prompt_tokens = done.usage.prompt_tokens;
+                stats.completion_tokens = done.usage.completion_tokens;
+                finish_stats(&mut stats, first_token_at, last_token_at);
+                return Ok((FinishReason::Stop, stats));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn finish_stats(stats: &mut GenerationStats, first: Option<Instant>, last: Instant) {
+    if let Some(first) = first {
+        let decode = last.saturating_duration_since(first).as_secs_f64();
+        // The first token is part of prompt processing; decode speed counts the ones after it.
+        if decode > 0.0 && stats.completion_tokens > 1 {
+            stats.decode_tokens_per_second = Some((stats.completion_tokens - 1) as f64 / decode);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `altiplano-core`: everything in Altiplano that is not GUI.
+//!
+//! The desktop shell (`src-tauri`) and the `altiplano` command-line binary are thin layers over
+//! this crate. The pieces:
+//!
+//! - [`config`]: where data lives (`ALTIPLANO_DATA_DIR` or the platform data directory) and
+//!   which model to start with.
+//! - [`cpu`]: checks at start-up that the CPU has the SIMD features this build was compiled for.
+//! - [`engine`]: loads a local model with mistral.rs, fully offline, and streams replies.
+//! - [`store`]: conversations and messages in SQLite (sqlx), with full-text search.
+//! - [`chat`]: one chat turn end to end — history through the chat template, fitting the
+//!   context window, streaming the reply while saving it.
+//! - [`session`]: the state of a running app — store, loaded model, replies in progress.
+//!
+//! A typical use:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use altiplano_core::{chat, config::DataDir, engine::{Engine, LoadOptions}, store::Store};
+//! let store = Store::open(&DataDir::resolve()?.database_path()).await?;
+//! let engine = Engine::load("model.gguf".as_ref(), LoadOptions::default()).await?;
+//! let turn = chat::Turn::new(None, "Hello!".into(), chat::ChatOptions::default());
+//! let outcome = chat::run(&store, &engine, turn, Default::default(), |_event| {}).await?;
+//! println!("{}", outcome.reply.content);
+//! # Ok(()) }
+//! ```
+
+pub mod chat;
+pub mod config;
+pub mod cpu;
+pub mod engine;
+pub mod session;
+pub mod store;

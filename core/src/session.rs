@@ -1,0 +1,199 @@
+//! The state of a running Altiplano: the store, the loaded model and the replies in progress.
+//!
+//! The desktop app keeps one [`Session`] for its lifetime; each of its commands is a call to
+//! one method here. Models load in the background ([`Session::load_model`]); the model state
+//! can be read at any time and awaited with [`Session::settled_model`]. Each reply runs under
+//! a request id chosen by the caller, so [`Session::stop`] can end it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
+use crate::config::{self, DataDir};
+use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};
+use crate::store::{Store, StoreError};
+
+/// Setting key holding the last model that loaded successfully.
+const LAST_MODEL_KEY: &str = "model.last_path";
+
+/// Where the model stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ModelState {
+    /// No model chosen yet.
+    None,
+    /// Loading this file.
+    Loading {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Ready to chat.
+    Ready {
+        /// The model.
+        info: ModelInfo,
+    },
+    /// The last load failed; the previous model (if any) was unloaded.
+    Failed {
+        /// The file.
+        path: PathBuf,
+        /// Why, in words.
+        message: String,
+    },
+}
+
+/// Errors from session operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Chat was asked for with no model loaded.
+    #[error("no model is loaded; choose a model first")]
+    NoModel,
+    /// A model is still loading.
+    #[error("the model is still loading; wait a moment")]
+    ModelLoading,
+    /// The request id is already running a reply.
+    #[error("request {0} is already running")]
+    DuplicateRequest(u32),
+    /// A chat turn failed.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    /// Loading failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Session {
+    store: Store,
+    data_dir: DataDir,
+    engine: tokio::sync::RwLock<Option<Engine>>,
+    state: watch::Sender<ModelState>,
+    running: Mutex<HashMap<u32, CancellationToken>>,
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+impl Session {
+    /// Opens the store in `data_dir`; no model is loaded yet.
+    pub async fn open(data_dir: DataDir) -> Result<Arc<Self>, SessionError> {
+        let store = Store::open(&data_dir.database_path()).await?;
+        Ok(Arc::new(Self {
+            store,
+            data_dir,
+            engine: tokio::sync::RwLock::new(None),
+            state: watch::channel(ModelState::None).0,
+            running: Mutex::new(HashMap::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The conversation store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    /// Where the model stands now.
+    pub fn model_state(&self) -> ModelState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until no load is in progress, then returns the state.
+    pub async fn settled_model(&self) -> ModelState {
+        let mut rx = self.state.subscribe();
+        let settled = rx.wait_for(|s| !matches!(s, ModelState::Loading { .. })).await;
+        match settled {
+            Ok(state) => state.clone(),
+            Err(_) => self.model_state(),
+        }
+    }
+
+    /// The model to load at start-up: `ALTIPLANO_MODEL` when set, else the last model that
+    /// loaded, else the starter model when it is on disk.
+    pub async fn startup_model(&self) -> Option<PathBuf> {
+        if let Some(path) = std::env::var_os(config::MODEL_ENV).filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+        if let Ok(Some(last)) = self.store.setting(LAST_MODEL_KEY).await {
+            let last = PathBuf::from(last);
+            if last.is_file() {
+                return Some(last);
+            }
+        }
+        config::starter_model().filter(|p| p.is_file())
+    }
+
+    /// Loads the model at `path`, replacing the current one once the new one is ready. On
+    /// success it becomes the start-up model for next time.
+    pub async fn load_model(&self, path: &Path) -> Result<ModelInfo, SessionError> {
+        let _one_at_a_time = self.load_lock.lock().await;
+        self.state.send_replace(ModelState::Loading { path: path.to_path_buf() });
+        match Engine::load(path, LoadOptions::default()).await {
+            Ok(engine) => {
+                let info = engine.info().clone();
+                *self.engine.write().await = Some(engine);
+                self.state.send_replace(ModelState::Ready { info: info.clone() });
+                if let Err(e) = self.store.set_setting(LAST_MODEL_KEY, &info.path.to_string_lossy()).await {
+                    tracing::warn!("could not remember the model: {e}");
+                }
+                Ok(info)
+            }
+            Err(e) => {
+                // Keep serving the previous model if there is one.
+                let previous = self.engine.read().await.as_ref().map(|e| e.info().clone());
+                self.state.send_replace(match previous {
+                    Some(info) => ModelState::Ready { info },
+                    None => ModelState::Failed { path: path.to_path_buf(), message: e.to_string() },
+                });
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs a chat turn under `request_id`; [`Session::stop`] with the same id ends it.
+    pub async fn chat(
+        &self,
+        request_id: u32,
+        turn: Turn,
+        on_event: impl FnMut(ChatEvent),
+    ) -> Result<TurnOutcome, SessionError> {
+        let engine = match self.engine.read().await.clone() {
+            Some(engine) => engine,
+            None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
+            None => return Err(SessionError::NoModel),
+        };
+        let cancel = CancellationToken::new();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.contains_key(&request_id) {
+                return Err(SessionError::DuplicateRequest(request_id));
+            }
+            running.insert(request_id, cancel.clone());
+        }
+        let result = chat::run(&self.store, &engine, turn, cancel, on_event).await;
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
+        Ok(result?)
+    }
+
+    /// Stops the reply running under `request_id`; false when none is.
+    pub fn stop(&self, request_id: u32) -> bool {
+        match self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&request_id) {
+            Some(cancel) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}

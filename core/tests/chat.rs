@@ -1,0 +1,129 @@
+//! Whole chat turns: engine and store together, with the real starter model.
+
+mod common;
+
+use altiplano_core::chat::{self, ChatError, ChatEvent, ChatOptions, Turn};
+use altiplano_core::engine::{CancellationToken, Engine, EngineError, FinishReason, LoadOptions, Sampling};
+use altiplano_core::store::{MessageStatus, Role, Store};
+
+fn greedy(max_tokens: usize) -> ChatOptions {
+    ChatOptions { sampling: Sampling { max_tokens, ..Sampling::greedy() }, system_prompt: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_keeps_its_history_and_regenerates() {
+    let dir = common::data_dir();
+    let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
+    let engine = Engine::load(&common::starter_model(), LoadOptions::default()).await.unwrap();
+
+    let mut streamed = String::new();
+    let mut started = None;
+    let first = chat::run(&store, &engine, Turn::new(None, common::FRANCE.into(), greedy(64)), CancellationToken::new(), |e| match e {
+        ChatEvent::Started { conversation, omitted_messages, .. } => started = Some((conversation, omitted_messages)),
+        ChatEvent::Text(t) => streamed.push_str(&t),
+    })
+    .await
+    .unwrap();
+    let (conversation, omitted) = started.expect("a Started event");
+    assert_eq!(omitted, 0);
+    assert_eq!(conversation.title, common::FRANCE);
+    assert!(streamed.contains("Paris"), "{streamed:?}");
+    assert_eq!(first.reply.content, streamed, "what was shown is what was saved");
+    assert_eq!(first.reply.status, MessageStatus::Complete);
+    assert!(first.reply.stats.decode_tokens_per_second.is_some());
+
+    // A second turn in the same conversation sends the history through the template.
+    let second = chat::run(
+        &store,
+        &engine,
+        Turn::new(Some(conversation.id), "What is 2 + 2?".into(), greedy(32)),
+        CancellationToken::new(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(
+        second.reply.stats.prompt_tokens.unwrap() > first.reply.stats.prompt_tokens.unwrap() + 10,
+        "the second prompt includes the first exchange"
+    );
+    let messages = store.messages(conversation.id).await.unwrap();
+    let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::User, Role::Assistant]);
+
+    // Regenerate replaces the last reply, keeping the question.
+    let again = chat::run(&store, &engine, Turn::regenerate(conversation.id, greedy(32)), CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let after = store.messages(conversation.id).await.unwrap();
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[3].id, again.reply.id);
+    assert_ne!(after[3].id, messages[3].id);
+    assert_eq!(after[2].id, messages[2].id, "the question stays");
+    // Not necessarily the same text: the prefix cache reuses the first run's KV cache, whose
+    // rounding differs from a fresh prefill, and greedy decoding of a tiny model amplifies that.
+    assert!(after[3].content.contains('4'), "{:?}", after[3].content);
+    assert_eq!(after[3].status, MessageStatus::Complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_that_no_longer_fits_is_left_out_and_reported() {
+    let dir = common::data_dir();
+    let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
+    let engine = Engine::load(&common::starter_model(), LoadOptions::default()).await.unwrap();
+    let context = engine.info().context_length;
+
+    // Ten long exchanges, together well over the context window.
+    let c = store.create_conversation("Long").await.unwrap();
+    let filler = "The llama walked slowly across the high plateau. ".repeat(context / 40);
+    for i in 0..10 {
+        store.add_message(c.id, Role::User, &format!("Question {i}: {filler}"), None).await.unwrap();
+        store.add_message(c.id, Role::Assistant, &format!("Answer {i}: {filler}"), None).await.unwrap();
+    }
+
+    // Stop as soon as the reply starts: this test is about the prompt, not the reply.
+    let cancel = CancellationToken::new();
+    let mut report = None;
+    let outcome = chat::run(&store, &engine, Turn::new(Some(c.id), "Summarise.".into(), greedy(256)), cancel.clone(), |e| {
+        if let ChatEvent::Started { omitted_messages, prompt_tokens, .. } = e {
+            report = Some((omitted_messages, prompt_tokens));
+            cancel.cancel();
+        }
+    })
+    .await
+    .unwrap();
+    let (omitted, prompt_tokens) = report.unwrap();
+    assert!(omitted > 0 && omitted < 20, "omitted {omitted}");
+    assert_eq!(omitted % 2, 0, "whole turns are left out");
+    assert!(prompt_tokens <= context - 256, "prompt {prompt_tokens} of {context}");
+    assert_eq!(outcome.omitted_messages, omitted);
+    assert_eq!(outcome.reason, FinishReason::Cancelled);
+    assert_eq!(outcome.reply.status, MessageStatus::Stopped);
+
+    // A single message larger than the context is refused before anything is saved.
+    let before = store.messages(c.id).await.unwrap().len();
+    let huge = "word ".repeat(context * 2);
+    let err = chat::run(&store, &engine, Turn::new(Some(c.id), huge, greedy(64)), CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatError::Engine(EngineError::PromptTooLong { .. })), "{err:?}");
+    assert!(err.to_string().contains("too long"), "{err}");
+    assert_eq!(store.messages(c.id).await.unwrap().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_messages_and_impossible_regenerates_are_refused() {
+    let dir = common::data_dir();
+    let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
+    let engine = Engine::load(&common::starter_model(), LoadOptions::default()).await.unwrap();
+    let err = chat::run(&store, &engine, Turn::new(None, "  \n".into(), greedy(8)), CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatError::EmptyMessage));
+    assert!(store.list_conversations().await.unwrap().is_empty(), "nothing saved");
+
+    let c = store.create_conversation("empty").await.unwrap();
+    let err = chat::run(&store, &engine, Turn::regenerate(c.id, greedy(8)), CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatError::NothingToRegenerate(id) if id == c.id));
+}

@@ -1,0 +1,24 @@
+// Declaring the app's commands makes Tauri generate one permission per command
+// (`allow-<name>`); capabilities/default.json grants the window exactly the ones the UI calls.
+const COMMANDS: &[&str] = &[
+    "get_status",
+    "wait_for_model",
+    "use_starter_model",
+    "choose_model_file",
+    "list_conversations",
+    "get_messages",
+    "search_messages",
+    "rename_conversation",
+    "delete_conversation",
+    "send_message",
+    "regenerate_reply",
+    "stop_reply",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri build script");
+}

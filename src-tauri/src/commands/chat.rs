@@ -1,0 +1,92 @@
+//! Chat turns, streamed over a `tauri::ipc::Channel`.
+
+use std::time::{Duration, Instant};
+
+use altiplano_core::chat::{ChatEvent, ChatOptions, Turn};
+use tauri::ipc::Channel;
+
+use super::SessionState;
+use crate::dto::{ApiError, ChatStreamEvent, TurnResultDto};
+
+/// Text is sent at most this often; tokens arriving faster are batched into one message.
+const BATCH_INTERVAL: Duration = Duration::from_millis(30);
+
+#[tauri::command]
+pub async fn send_message(
+    session: SessionState<'_>,
+    request_id: u32,
+    conversation_id: Option<i64>,
+    text: String,
+    on_event: Channel<ChatStreamEvent>,
+) -> Result<TurnResultDto, ApiError> {
+    let turn = Turn::new(conversation_id, text, ChatOptions::default());
+    run(&session, request_id, turn, on_event).await
+}
+
+#[tauri::command]
+pub async fn regenerate_reply(
+    session: SessionState<'_>,
+    request_id: u32,
+    conversation_id: i64,
+    on_event: Channel<ChatStreamEvent>,
+) -> Result<TurnResultDto, ApiError> {
+    run(&session, request_id, Turn::regenerate(conversation_id, ChatOptions::default()), on_event).await
+}
+
+#[tauri::command]
+pub fn stop_reply(session: SessionState<'_>, request_id: u32) -> bool {
+    session.stop(request_id)
+}
+
+async fn run(
+    session: &SessionState<'_>,
+    request_id: u32,
+    turn: Turn,
+    channel: Channel<ChatStreamEvent>,
+) -> Result<TurnResultDto, ApiError> {
+    let mut batch = TextBatch::new(channel.clone());
+    let result = session
+        .chat(request_id, turn, |event| match event {
+            ChatEvent::Started { conversation, user_message, reply_id, omitted_messages, prompt_tokens } => {
+                let _ = channel.send(ChatStreamEvent::Started {
+                    conversation: conversation.into(),
+                    user_message: user_message.into(),
+                    reply_id,
+                    omitted_messages,
+                    prompt_tokens,
+                });
+            }
+            ChatEvent::Text(text) => batch.push(&text),
+        })
+        .await;
+    batch.flush();
+    Ok(result?.into())
+}
+
+/// Batches streamed text so the webview gets tens of messages a second, not one per token.
+struct TextBatch {
+    channel: Channel<ChatStreamEvent>,
+    pending: String,
+    last_sent: Instant,
+}
+
+impl TextBatch {
+    fn new(channel: Channel<ChatStreamEvent>) -> Self {
+        Self { channel, pending: String::new(), last_sent: Instant::now() - BATCH_INTERVAL }
+    }
+
+    fn push(&mut self, text: &str) {
+        self.pending.push_str(text);
+        if self.last_sent.elapsed() >= BATCH_INTERVAL {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let text = std::mem::take(&mut self.pending);
+            let _ = self.channel.send(ChatStreamEvent::Text { text });
+            self.last_sent = Instant::now();
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The model: status, start-up load, the starter model and the file dialog.
+
+use std::path::PathBuf;
+
+use altiplano_core::config;
+use tauri_plugin_dialog::DialogExt;
+
+use super::SessionState;
+use crate::dto::{ApiError, ErrorCode, ModelDto, ModelStateDto, StatusDto};
+
+fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
+    StatusDto {
+        model,
+        starter_model_available: config::starter_model().is_some_and(|p| p.is_file()),
+        data_dir: session.data_dir().path().display().to_string(),
+    }
+}
+
+#[tauri::command]
+pub fn get_status(session: SessionState<'_>) -> StatusDto {
+    status(&session, session.model_state().into())
+}
+
+/// Waits for a load in progress (such as the start-up load) to end.
+#[tauri::command]
+pub async fn wait_for_model(session: SessionState<'_>) -> Result<StatusDto, ApiError> {
+    let state = session.settled_model().await;
+    Ok(status(&session, state.into()))
+}
+
+#[tauri::command]
+pub async fn use_starter_model(session: SessionState<'_>) -> Result<ModelDto, ApiError> {
+    let path = config::starter_model()
+        .filter(|p| p.is_file())
+        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, "the starter model is not on this computer; run models/fetch-starter.sh"))?;
+    Ok(ModelDto::from(&session.load_model(&path).await?))
+}
+
+/// Opens a file dialog (from Rust, so the webview never names paths) and loads the chosen
+/// GGUF file. `None` when the dialog was cancelled.
+#[tauri::command]
+pub async fn choose_model_file(app: tauri::AppHandle, session: SessionState<'_>) -> Result<Option<ModelDto>, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .file()
+        .set_title("Choose a GGUF model")
+        .add_filter("GGUF model", &["gguf"])
+        .pick_file(move |file| {
+            let _ = tx.send(file.and_then(|f| f.into_path().ok()));
+        });
+    let chosen: Option<PathBuf> = rx.await.unwrap_or(None);
+    match chosen {
+        Some(path) => Ok(Some(ModelDto::from(&session.load_model(&path).await?))),
+        None => Ok(None),
+    }
+}

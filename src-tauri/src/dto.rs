@@ -1,0 +1,339 @@
+//! Data transfer types: what crosses the IPC boundary, in the UI's spelling (camelCase).
+//!
+//! Domain types in `altiplano-core` stay free of transport concerns; these mirror them and
+//! generate TypeScript declarations in `ui/src/lib/api/bindings/` (`cargo test -p
+//! altiplano-app` writes them; CI fails when the committed files drift).
+
+use altiplano_core::chat::{ChatError, TurnOutcome};
+use altiplano_core::engine::{EngineError, FinishReason, ModelInfo};
+use altiplano_core::session::{ModelState, SessionError};
+use altiplano_core::store::{Conversation, Message, MessageStatus, Role, SearchHit, StoreError};
+use serde::Serialize;
+use ts_rs::TS;
+
+/// A loaded model.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct ModelDto {
+    pub path: String,
+    pub name: String,
+    pub architecture: String,
+    #[ts(type = "number")]
+    pub context_length: usize,
+    #[ts(type = "number")]
+    pub file_bytes: u64,
+}
+
+impl From<&ModelInfo> for ModelDto {
+    fn from(info: &ModelInfo) -> Self {
+        Self {
+            path: info.path.display().to_string(),
+            name: info.name.clone(),
+            architecture: info.architecture.clone(),
+            context_length: info.context_length,
+            file_bytes: info.file_bytes,
+        }
+    }
+}
+
+/// Where the model stands.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "state", rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ModelStateDto {
+    None,
+    Loading { path: String },
+    Ready { model: ModelDto },
+    Failed { path: String, message: String },
+}
+
+impl From<ModelState> for ModelStateDto {
+    fn from(state: ModelState) -> Self {
+        match state {
+            ModelState::None => Self::None,
+            ModelState::Loading { path } => Self::Loading { path: path.display().to_string() },
+            ModelState::Ready { info } => Self::Ready { model: ModelDto::from(&info) },
+            ModelState::Failed { path, message } => Self::Failed { path: path.display().to_string(), message },
+        }
+    }
+}
+
+/// What the status bar shows.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct StatusDto {
+    pub model: ModelStateDto,
+    pub starter_model_available: bool,
+    pub data_dir: String,
+}
+
+/// A conversation in the sidebar.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct ConversationDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub title: String,
+    #[ts(type = "number")]
+    pub created_at: i64,
+    #[ts(type = "number")]
+    pub updated_at: i64,
+}
+
+impl From<Conversation> for ConversationDto {
+    fn from(c: Conversation) -> Self {
+        Self { id: c.id, title: c.title, created_at: c.created_at, updated_at: c.updated_at }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum RoleDto {
+    System,
+    User,
+    Assistant,
+}
+
+impl From<Role> for RoleDto {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::System => Self::System,
+            Role::User => Self::User,
+            Role::Assistant => Self::Assistant,
+        }
+    }
+}
+
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum MessageStatusDto {
+    Streaming,
+    Complete,
+    Stopped,
+    Interrupted,
+    Failed,
+}
+
+impl From<MessageStatus> for MessageStatusDto {
+    fn from(s: MessageStatus) -> Self {
+        match s {
+            MessageStatus::Streaming => Self::Streaming,
+            MessageStatus::Complete => Self::Complete,
+            MessageStatus::Stopped => Self::Stopped,
+            MessageStatus::Interrupted => Self::Interrupted,
+            MessageStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A message of a conversation.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct MessageDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    #[ts(type = "number")]
+    pub conversation_id: i64,
+    pub role: RoleDto,
+    pub content: String,
+    pub status: MessageStatusDto,
+    pub model: Option<String>,
+    #[ts(type = "number | null")]
+    pub prompt_tokens: Option<i64>,
+    #[ts(type = "number | null")]
+    pub completion_tokens: Option<i64>,
+    #[ts(type = "number | null")]
+    pub time_to_first_token_ms: Option<i64>,
+    pub decode_tokens_per_second: Option<f64>,
+    pub error: Option<String>,
+    #[ts(type = "number")]
+    pub created_at: i64,
+}
+
+impl From<Message> for MessageDto {
+    fn from(m: Message) -> Self {
+        Self {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            role: m.role.into(),
+            content: m.content,
+            status: m.status.into(),
+            model: m.model,
+            prompt_tokens: m.stats.prompt_tokens,
+            completion_tokens: m.stats.completion_tokens,
+            time_to_first_token_ms: m.stats.time_to_first_token_ms,
+            decode_tokens_per_second: m.stats.decode_tokens_per_second,
+            error: m.error,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// A search result. Matched words in `snippet` sit between U+E000 and U+E001.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct SearchHitDto {
+    #[ts(type = "number")]
+    pub conversation_id: i64,
+    pub conversation_title: String,
+    #[ts(type = "number")]
+    pub message_id: i64,
+    pub role: RoleDto,
+    pub snippet: String,
+}
+
+impl From<SearchHit> for SearchHitDto {
+    fn from(h: SearchHit) -> Self {
+        Self {
+            conversation_id: h.conversation_id,
+            conversation_title: h.conversation_title,
+            message_id: h.message_id,
+            role: h.role.into(),
+            snippet: h.snippet,
+        }
+    }
+}
+
+/// What streams to the UI while a reply is written.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ChatStreamEvent {
+    /// The reply is about to stream.
+    Started {
+        conversation: ConversationDto,
+        user_message: MessageDto,
+        #[ts(type = "number")]
+        reply_id: i64,
+        #[ts(type = "number")]
+        omitted_messages: usize,
+        #[ts(type = "number")]
+        prompt_tokens: usize,
+    },
+    /// More text (batched: several tokens at a time).
+    Text { text: String },
+}
+
+/// Why a reply ended.
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum FinishReasonDto {
+    Stop,
+    Length,
+    Cancelled,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct TurnResultDto {
+    #[ts(type = "number")]
+    pub conversation_id: i64,
+    pub reply: MessageDto,
+    pub finish_reason: FinishReasonDto,
+    #[ts(type = "number")]
+    pub omitted_messages: usize,
+}
+
+impl From<TurnOutcome> for TurnResultDto {
+    fn from(o: TurnOutcome) -> Self {
+        Self {
+            conversation_id: o.conversation_id,
+            reply: o.reply.into(),
+            finish_reason: match o.reason {
+                FinishReason::Stop => FinishReasonDto::Stop,
+                FinishReason::Length => FinishReasonDto::Length,
+                FinishReason::Cancelled => FinishReasonDto::Cancelled,
+            },
+            omitted_messages: o.omitted_messages,
+        }
+    }
+}
+
+/// What kind of failure, for the UI to branch on (never on the message text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ErrorCode {
+    NoModel,
+    ModelLoading,
+    ModelNotFound,
+    InvalidModel,
+    TruncatedModel,
+    ModelLoadFailed,
+    PromptTooLong,
+    EmptyMessage,
+    NothingToRegenerate,
+    NotFound,
+    GenerationFailed,
+    Busy,
+    Internal,
+}
+
+/// An error as the UI sees it.
+#[derive(Debug, Clone, Serialize, TS, thiserror::Error)]
+#[error("{message}")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+fn engine_code(e: &EngineError) -> ErrorCode {
+    match e {
+        EngineError::ModelNotFound(_) | EngineError::NotAFile(_) => ErrorCode::ModelNotFound,
+        EngineError::InvalidModel { .. } => ErrorCode::InvalidModel,
+        EngineError::Truncated { .. } => ErrorCode::TruncatedModel,
+        EngineError::Load { .. } => ErrorCode::ModelLoadFailed,
+        EngineError::PromptTooLong { .. } => ErrorCode::PromptTooLong,
+        _ => ErrorCode::GenerationFailed,
+    }
+}
+
+fn store_code(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::ConversationNotFound(_) | StoreError::MessageNotFound(_) => ErrorCode::NotFound,
+        _ => ErrorCode::Internal,
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        let code = match &e {
+            SessionError::NoModel => ErrorCode::NoModel,
+            SessionError::ModelLoading => ErrorCode::ModelLoading,
+            SessionError::DuplicateRequest(_) => ErrorCode::Busy,
+            SessionError::Engine(e) => engine_code(e),
+            SessionError::Store(e) => store_code(e),
+            SessionError::Chat(ChatError::Engine(e)) => engine_code(e),
+            SessionError::Chat(ChatError::Store(e)) => store_code(e),
+            SessionError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
+            SessionError::Chat(ChatError::NothingToRegenerate(_)) => ErrorCode::NothingToRegenerate,
+            _ => ErrorCode::Internal,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::new(store_code(&e), e.to_string())
+    }
+}

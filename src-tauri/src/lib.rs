@@ -1,0 +1,75 @@
+//! Altiplano's desktop shell: a Tauri 2 window over `altiplano-core`.
+//!
+//! [`run`] opens the session (store in the data directory), starts loading the start-up model
+//! in the background, and serves the UI's commands (see [`commands`]).
+
+pub mod commands;
+pub mod dto;
+
+use std::sync::Arc;
+
+use altiplano_core::config::DataDir;
+use altiplano_core::session::Session;
+use tauri::Manager;
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The CPU lacks features this build needs.
+    #[error(transparent)]
+    Cpu(#[from] altiplano_core::cpu::UnsupportedCpu),
+    /// No usable data directory.
+    #[error(transparent)]
+    Config(#[from] altiplano_core::config::ConfigError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// The store could not open.
+    #[error(transparent)]
+    Session(#[from] altiplano_core::session::SessionError),
+    /// The window could not open.
+    #[error("the window could not start: {0}")]
+    Tauri(#[from] tauri::Error),
+}
+
+/// Starts the app; returns when the window closes.
+pub fn run() -> Result<(), StartupError> {
+    altiplano_core::cpu::check()?;
+    let data_dir = DataDir::resolve()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    tauri::async_runtime::set(runtime.handle().clone());
+    let session = runtime.block_on(Session::open(data_dir))?;
+
+    tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .setup({
+            let session = Arc::clone(&session);
+            move |app| {
+                app.manage(Arc::clone(&session));
+                tauri::async_runtime::spawn(async move {
+                    if let Some(path) = session.startup_model().await {
+                        if let Err(e) = session.load_model(&path).await {
+                            tracing::warn!("start-up model {} did not load: {e}", path.display());
+                        }
+                    }
+                });
+                Ok(())
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::model::get_status,
+            commands::model::wait_for_model,
+            commands::model::use_starter_model,
+            commands::model::choose_model_file,
+            commands::conversations::list_conversations,
+            commands::conversations::get_messages,
+            commands::conversations::search_messages,
+            commands::conversations::rename_conversation,
+            commands::conversations::delete_conversation,
+            commands::chat::send_message,
+            commands::chat::regenerate_reply,
+            commands::chat::stop_reply,
+        ])
+        .run(tauri::generate_context!())?;
+    Ok(())
+}

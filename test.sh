@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One command runs every test: installs what is missing, then runs the Rust tests (engine,
+# store, chat, CLI with the real starter model), the UI tests, and the end-to-end test of the
+# real app under Xvfb. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+scripts/deps.sh test
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "formatting"
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo "rustfmt not installed; skipped"; fi
+
+step "UI: type check and unit tests"
+npm --prefix ui run check
+npm --prefix ui test
+
+step "UI: build (the app embeds it)"
+npm --prefix ui run build
+
+step "Rust tests (real model, real SQLite, real processes)"
+cargo test --workspace --no-fail-fast
+
+step "generated TypeScript bindings match the Rust types"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  if ! git diff --exit-code -- ui/src/lib/api/bindings || [ -n "$(git ls-files --others --exclude-standard ui/src/lib/api/bindings)" ]; then
+    echo "ui/src/lib/api/bindings changed: commit the regenerated files" >&2
+    exit 1
+  fi
+fi
+
+step "end to end: the real app under Xvfb"
+cargo build -p altiplano-app
+export ALTIPLANO_APP_BINARY="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/altiplano-app"
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test --test-concurrency=1 tests/e2e/
+echo "screenshots: tests/artifacts/"

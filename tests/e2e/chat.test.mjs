@@ -1,0 +1,87 @@
+// End to end: the real app in its real webview (WebKitGTK), driven through tauri-driver.
+// Sends a message to the real starter model, watches the reply stream in, restarts the app
+// and checks that the conversation is still listed. Saves a screenshot to tests/artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { WebDriver, KEY_ENTER } from './webdriver.mjs';
+
+const root = resolve(import.meta.dirname, '../..');
+const application = process.env.ALTIPLANO_APP_BINARY;
+const artifacts = join(root, 'tests/artifacts');
+const question = 'What is the capital of France? Answer in one word.';
+
+let driver;
+let driverProcess;
+let dataDir;
+
+before(async () => {
+  assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
+  mkdirSync(artifacts, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'altiplano-e2e-'));
+  driverProcess = spawn('tauri-driver', ['--port', '4444', '--native-driver', '/usr/bin/WebKitWebDriver'], {
+    env: {
+      ...process.env,
+      ALTIPLANO_DATA_DIR: dataDir,
+      ALTIPLANO_STARTER_MODEL: join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf'),
+      WEBKIT_DISABLE_COMPOSITING_MODE: '1',
+      WEBKIT_DISABLE_DMABUF_RENDERER: '1',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  driver = new WebDriver();
+  await driver.ready();
+});
+
+after(async () => {
+  await driver?.quit();
+  driverProcess?.kill('SIGTERM');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function modelReady() {
+  const [status] = await driver.texts('[data-testid="model-status"]');
+  return status && status.includes('context') ? status : null;
+}
+
+test('send a message, watch the reply stream, and find it again after a restart', async () => {
+  await driver.start(application);
+  const status = await driver.until('the starter model to load', modelReady);
+  assert.match(status, /SmolLM2|smollm/i);
+
+  const [input] = await driver.findAll('#composer-input');
+  await driver.type(input, question + KEY_ENTER);
+
+  // The user's message shows at once, then the reply streams in.
+  await driver.until('the user message', async () => (await driver.texts('[data-testid="user-message"]')).length === 1);
+  const reply = await driver.until('a reply naming Paris', async () => {
+    const stats = await driver.texts('[data-testid="reply-stats"]');
+    const replies = await driver.texts('[data-testid="assistant-message"]');
+    return stats.length === 1 && replies.length === 1 && replies[0].includes('Paris') ? replies[0] : null;
+  });
+  assert.match(reply, /Paris/);
+  const [stats] = await driver.texts('[data-testid="reply-stats"]');
+  assert.match(stats, /tok\/s/);
+  assert.match(stats, /to first token/);
+
+  // Markup the model might produce is never live in the page.
+  const scripts = await driver.execute('return document.querySelectorAll(".markdown script, .markdown img").length');
+  assert.equal(scripts, 0);
+
+  writeFileSync(join(artifacts, 'chat.png'), await driver.screenshot());
+  const listed = await driver.texts('[data-testid="conversation-list"] .title');
+  assert.deepEqual(listed, [question]);
+  await driver.quit();
+
+  // A fresh start of the app with the same data folder lists the conversation.
+  await driver.start(application);
+  const after = await driver.until('the conversation list', async () => {
+    const titles = await driver.texts('[data-testid="conversation-list"] .title');
+    return titles.length > 0 ? titles : null;
+  });
+  assert.deepEqual(after, [question]);
+  writeFileSync(join(artifacts, 'after-restart.png'), await driver.screenshot());
+});

@@ -1,0 +1,106 @@
+// A minimal W3C WebDriver client over fetch, enough to drive the app through tauri-driver.
+const ELEMENT = 'element-6066-11e4-a23e-4161b6d9b2b8';
+
+export class WebDriver {
+  constructor(base = 'http://127.0.0.1:4444') {
+    this.base = base;
+    this.sessionId = null;
+  }
+
+  async request(method, path, body) {
+    const response = await fetch(`${this.base}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json.value ?? json)}`);
+      error.webdriver = json.value;
+      throw error;
+    }
+    return json.value;
+  }
+
+  /** Waits until the driver answers /status. */
+  async ready(timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const r = await fetch(`${this.base}/status`);
+        if (r.ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error('tauri-driver did not start');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async start(application) {
+    const value = await this.request('POST', '/session', {
+      capabilities: { alwaysMatch: { 'tauri:options': { application } } },
+    });
+    this.sessionId = value.sessionId;
+  }
+
+  async quit() {
+    if (this.sessionId) {
+      await this.request('DELETE', `/session/${this.sessionId}`).catch(() => {});
+      this.sessionId = null;
+    }
+  }
+
+  s(path) {
+    return `/session/${this.sessionId}${path}`;
+  }
+
+  async findAll(css) {
+    const found = await this.request('POST', this.s('/elements'), { using: 'css selector', value: css });
+    return found.map((e) => e[ELEMENT]);
+  }
+
+  async text(element) {
+    return this.request('GET', this.s(`/element/${element}/text`));
+  }
+
+  async type(element, text) {
+    await this.request('POST', this.s(`/element/${element}/value`), { text });
+  }
+
+  async click(element) {
+    await this.request('POST', this.s(`/element/${element}/click`), {});
+  }
+
+  async screenshot() {
+    return Buffer.from(await this.request('GET', this.s('/screenshot')), 'base64');
+  }
+
+  async execute(script, args = []) {
+    return this.request('POST', this.s('/execute/sync'), { script, args });
+  }
+
+  /** Polls `probe` until it returns a truthy value (the event we wait for) or time runs out. */
+  async until(what, probe, timeoutMs = 120_000) {
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    for (;;) {
+      try {
+        last = await probe();
+        if (last) return last;
+      } catch (e) {
+        last = e;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Texts of all elements matching `css`. */
+  async texts(css) {
+    const elements = await this.findAll(css);
+    return Promise.all(elements.map((e) => this.text(e)));
+  }
+}
+
+export const KEY_ENTER = '\uE007';

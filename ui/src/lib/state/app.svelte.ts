@@ -1,0 +1,164 @@
+// The app's shared state: conversations, the open conversation, the reply being written, and
+// the model. Components read these fields and call the methods; only this file and
+// lib/api talk about commands.
+import * as api from '../api';
+import type { ApiError, ConversationDto, MessageDto, SearchHitDto, StatusDto } from '../api';
+
+/** A notice shown above the composer (errors, left-out history). */
+export interface Notice {
+  kind: 'error' | 'info';
+  text: string;
+  code?: string;
+}
+
+export class AppState {
+  status = $state<StatusDto | null>(null);
+  conversations = $state<ConversationDto[]>([]);
+  currentId = $state<number | null>(null);
+  messages = $state<MessageDto[]>([]);
+  /** Text of the reply being written, shown as it streams. */
+  streamingText = $state('');
+  streaming = $state(false);
+  searchQuery = $state('');
+  searchHits = $state<SearchHitDto[]>([]);
+  notice = $state<Notice | null>(null);
+  /** The composer's text; kept when sending fails so nothing is lost. */
+  draft = $state('');
+
+  private replyRequest: number | null = null;
+  private searchSeq = 0;
+
+  current = $derived(this.conversations.find((c) => c.id === this.currentId) ?? null);
+  modelReady = $derived(this.status?.model.state === 'ready');
+
+  async start(): Promise<void> {
+    this.status = await api.getStatus();
+    await this.refreshConversations();
+    if (this.status.model.state === 'loading') {
+      this.status = await api.waitForModel();
+    }
+  }
+
+  async refreshConversations(): Promise<void> {
+    this.conversations = await api.listConversations();
+  }
+
+  async open(conversationId: number | null): Promise<void> {
+    if (this.streaming) return;
+    this.currentId = conversationId;
+    this.notice = null;
+    this.messages = conversationId === null ? [] : await api.getMessages(conversationId);
+  }
+
+  newConversation(): Promise<void> {
+    return this.open(null);
+  }
+
+  async send(): Promise<void> {
+    const text = this.draft;
+    if (this.streaming || text.trim() === '') return;
+    this.draft = '';
+    await this.runReply((onEvent) => api.sendMessage(this.currentId, text, onEvent), text);
+  }
+
+  async regenerate(): Promise<void> {
+    if (this.streaming || this.currentId === null) return;
+    const last = this.messages.at(-1);
+    if (last?.role === 'assistant') this.messages = this.messages.slice(0, -1);
+    const id = this.currentId;
+    await this.runReply((onEvent) => api.regenerateReply(id, onEvent), null);
+  }
+
+  async stop(): Promise<void> {
+    if (this.replyRequest !== null) await api.stopReply(this.replyRequest);
+  }
+
+  private async runReply(
+    start: (onEvent: (e: api.ChatStreamEvent) => void) => api.ReplyHandle,
+    sentText: string | null,
+  ): Promise<void> {
+    this.streaming = true;
+    this.streamingText = '';
+    this.notice = null;
+    let started = false;
+    const handle = start((event) => {
+      if (event.kind === 'started') {
+        started = true;
+        if (this.currentId !== event.conversation.id) {
+          this.currentId = event.conversation.id;
+        }
+        if (sentText !== null) this.messages = [...this.messages, event.userMessage];
+        if (event.omittedMessages > 0) {
+          this.notice = {
+            kind: 'info',
+            text: `The ${event.omittedMessages} oldest messages no longer fit the model's context and were left out of this reply.`,
+          };
+        }
+        void this.refreshConversations();
+      } else {
+        this.streamingText += event.text;
+      }
+    });
+    this.replyRequest = handle.requestId;
+    try {
+      const result = await handle.done;
+      this.messages = [...this.messages, result.reply];
+    } catch (e) {
+      const error: ApiError = api.asApiError(e);
+      this.notice = { kind: 'error', text: error.message, code: error.code };
+      // Nothing typed is lost: a message that never started goes back into the composer.
+      if (!started && sentText !== null && this.draft === '') this.draft = sentText;
+      if (this.currentId !== null) this.messages = await api.getMessages(this.currentId);
+    } finally {
+      this.streaming = false;
+      this.streamingText = '';
+      this.replyRequest = null;
+      await this.refreshConversations();
+    }
+  }
+
+  async search(query: string): Promise<void> {
+    this.searchQuery = query;
+    const seq = ++this.searchSeq;
+    const hits = query.trim() === '' ? [] : await api.searchMessages(query);
+    // Only the answer to the latest query is shown.
+    if (seq === this.searchSeq) this.searchHits = hits;
+  }
+
+  async rename(conversationId: number, title: string): Promise<void> {
+    try {
+      await api.renameConversation(conversationId, title);
+    } catch (e) {
+      this.notice = { kind: 'error', text: api.asApiError(e).message };
+    }
+    await this.refreshConversations();
+  }
+
+  async remove(conversationId: number): Promise<void> {
+    await api.deleteConversation(conversationId);
+    if (this.currentId === conversationId) await this.open(null);
+    await this.refreshConversations();
+  }
+
+  async useStarterModel(): Promise<void> {
+    await this.loadModel(() => api.useStarterModel());
+  }
+
+  async chooseModelFile(): Promise<void> {
+    await this.loadModel(() => api.chooseModelFile());
+  }
+
+  private async loadModel(load: () => Promise<unknown>): Promise<void> {
+    this.notice = null;
+    const loading = load();
+    this.status = await api.getStatus();
+    try {
+      await loading;
+    } catch (e) {
+      this.notice = { kind: 'error', text: api.asApiError(e).message, code: api.asApiError(e).code };
+    }
+    this.status = await api.getStatus();
+  }
+}
+
+export const app = new AppState();
