@@ -23,7 +23,8 @@ async fn main() -> anyhow::Result<()> {
     let mut to_next_token = Vec::new();
     for _ in 0..10 {
         let cancel = CancellationToken::new();
-        let mut rx = engine.generate(story.clone(), Sampling { max_tokens: 1000, ..Sampling::greedy() }, cancel.clone());
+        let mut rx =
+            engine.generate(story.clone(), Sampling { max_tokens: 1000, ..Sampling::greedy() }, cancel.clone());
         let mut seen = 0;
         let mut cancelled_at = None;
         while let Some(event) = rx.recv().await {
@@ -41,7 +42,11 @@ async fn main() -> anyhow::Result<()> {
         let cancelled_at = cancelled_at.ok_or_else(|| anyhow::anyhow!("the reply ended before 8 tokens"))?;
         to_finished.push(cancelled_at.elapsed().as_secs_f64() * 1000.0);
 
-        let mut next = engine.generate(question.clone(), Sampling { max_tokens: 4, ..Sampling::greedy() }, CancellationToken::new());
+        let mut next = engine.generate(
+            question.clone(),
+            Sampling { max_tokens: 4, ..Sampling::greedy() },
+            CancellationToken::new(),
+        );
         while let Some(event) = next.recv().await {
             if let GenerationEvent::Text(_) = event? {
                 to_next_token.push(cancelled_at.elapsed().as_secs_f64() * 1000.0);

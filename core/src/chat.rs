@@ -286,9 +286,7 @@ async fn fit_context(
     };
 
     // Points where a turn starts: leaving out everything before one of them keeps whole turns.
-    let mut cuts: Vec<usize> = (0..usable.len())
-        .filter(|&i| i == 0 || usable[i].role == Role::User)
-        .collect();
+    let mut cuts: Vec<usize> = (0..usable.len()).filter(|&i| i == 0 || usable[i].role == Role::User).collect();
     cuts.push(usable.len());
 
     let full = build(0);

@@ -64,8 +64,7 @@ impl DataDir {
     /// A data directory at an explicit path; created if missing.
     pub fn at(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
         let path = path.into();
-        std::fs::create_dir_all(&path)
-            .map_err(|source| ConfigError::CreateDataDir { path: path.clone(), source })?;
+        std::fs::create_dir_all(&path).map_err(|source| ConfigError::CreateDataDir { path: path.clone(), source })?;
         Ok(Self(path))
     }
 

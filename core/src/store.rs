@@ -209,9 +209,7 @@ pub struct Store {
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -257,15 +255,13 @@ impl Store {
     pub async fn create_conversation(&self, title: &str) -> Result<Conversation, StoreError> {
         let title = clean_title(title)?;
         let now = now_ms();
-        let id = sqlx::query(
-            "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)",
-        )
-        .bind(&title)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
+        let id = sqlx::query("INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)")
+            .bind(&title)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
         Ok(Conversation { id, title, created_at: now, updated_at: now })
     }
 
@@ -307,11 +303,8 @@ impl Store {
 
     /// Deletes a conversation and all its messages.
     pub async fn delete_conversation(&self, id: i64) -> Result<(), StoreError> {
-        let changed = sqlx::query("DELETE FROM conversations WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let changed =
+            sqlx::query("DELETE FROM conversations WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected();
         if changed == 0 {
             return Err(StoreError::ConversationNotFound(id));
         }
@@ -321,12 +314,11 @@ impl Store {
     /// The messages of a conversation, oldest first.
     pub async fn messages(&self, conversation_id: i64) -> Result<Vec<Message>, StoreError> {
         self.conversation(conversation_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id"
-        ))
-        .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id"))
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(message_from_row).collect()
     }
 
@@ -354,8 +346,7 @@ impl Store {
     /// Adds an empty assistant reply in the `streaming` state, to be filled with
     /// [`Store::update_streaming`] and closed with [`Store::finish_message`].
     pub async fn begin_reply(&self, conversation_id: i64, model: &str) -> Result<Message, StoreError> {
-        self.insert_message(conversation_id, Role::Assistant, "", MessageStatus::Streaming, Some(model))
-            .await
+        self.insert_message(conversation_id, Role::Assistant, "", MessageStatus::Streaming, Some(model)).await
     }
 
     async fn insert_message(
@@ -492,10 +483,7 @@ impl Store {
 
     /// A setting's value, if set.
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
     }
 
     /// Sets a setting.

@@ -18,12 +18,17 @@ async fn a_conversation_keeps_its_history_and_regenerates() {
 
     let mut streamed = String::new();
     let mut started = None;
-    let first = chat::run(&store, &engine, Turn::new(None, common::FRANCE.into(), greedy(64)), CancellationToken::new(), |e| match e {
-        ChatEvent::Started { conversation, omitted_messages, .. } => started = Some((conversation, omitted_messages)),
-        ChatEvent::Text(t) => streamed.push_str(&t),
-    })
-    .await
-    .unwrap();
+    let first =
+        chat::run(&store, &engine, Turn::new(None, common::FRANCE.into(), greedy(64)), CancellationToken::new(), |e| {
+            match e {
+                ChatEvent::Started { conversation, omitted_messages, .. } => {
+                    started = Some((conversation, omitted_messages))
+                }
+                ChatEvent::Text(t) => streamed.push_str(&t),
+            }
+        })
+        .await
+        .unwrap();
     let (conversation, omitted) = started.expect("a Started event");
     assert_eq!(omitted, 0);
     assert_eq!(conversation.title, common::FRANCE);
@@ -51,9 +56,10 @@ async fn a_conversation_keeps_its_history_and_regenerates() {
     assert_eq!(roles, [Role::User, Role::Assistant, Role::User, Role::Assistant]);
 
     // Regenerate replaces the last reply, keeping the question.
-    let again = chat::run(&store, &engine, Turn::regenerate(conversation.id, greedy(32)), CancellationToken::new(), |_| {})
-        .await
-        .unwrap();
+    let again =
+        chat::run(&store, &engine, Turn::regenerate(conversation.id, greedy(32)), CancellationToken::new(), |_| {})
+            .await
+            .unwrap();
     let after = store.messages(conversation.id).await.unwrap();
     assert_eq!(after.len(), 4);
     assert_eq!(after[3].id, again.reply.id);
@@ -83,14 +89,15 @@ async fn history_that_no_longer_fits_is_left_out_and_reported() {
     // Stop as soon as the reply starts: this test is about the prompt, not the reply.
     let cancel = CancellationToken::new();
     let mut report = None;
-    let outcome = chat::run(&store, &engine, Turn::new(Some(c.id), "Summarise.".into(), greedy(256)), cancel.clone(), |e| {
-        if let ChatEvent::Started { omitted_messages, prompt_tokens, .. } = e {
-            report = Some((omitted_messages, prompt_tokens));
-            cancel.cancel();
-        }
-    })
-    .await
-    .unwrap();
+    let outcome =
+        chat::run(&store, &engine, Turn::new(Some(c.id), "Summarise.".into(), greedy(256)), cancel.clone(), |e| {
+            if let ChatEvent::Started { omitted_messages, prompt_tokens, .. } = e {
+                report = Some((omitted_messages, prompt_tokens));
+                cancel.cancel();
+            }
+        })
+        .await
+        .unwrap();
     let (omitted, prompt_tokens) = report.unwrap();
     assert!(omitted > 0 && omitted < 20, "omitted {omitted}");
     assert_eq!(omitted % 2, 0, "whole turns are left out");

@@ -18,12 +18,7 @@ fn altiplano(data_dir: &Path) -> Command {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("altiplano runs");
-    assert!(
-        out.status.success(),
-        "altiplano failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "altiplano failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
@@ -35,7 +30,8 @@ fn chat_streams_saves_and_is_searchable() {
     let out = run_ok(altiplano(dir.path()).arg("chat").arg("--model").arg(&model).arg("--greedy").arg(common::FRANCE));
     assert!(out.contains("Paris"), "{out}");
 
-    let list: Value = serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "list", "--json"]))).unwrap();
+    let list: Value =
+        serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "list", "--json"]))).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
     let id = list[0]["id"].as_i64().unwrap();
@@ -55,14 +51,16 @@ fn chat_streams_saves_and_is_searchable() {
     assert!(json["time_to_first_token_ms"].as_i64().is_some(), "{json}");
 
     let shown: Value =
-        serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "show", &id.to_string(), "--json"]))).unwrap();
+        serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "show", &id.to_string(), "--json"])))
+            .unwrap();
     let messages = shown["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 4);
     assert!(messages[1]["content"].as_str().unwrap().contains("Paris"));
     assert_eq!(messages[1]["status"], "complete");
 
     let hits: Value =
-        serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "search", "paris", "--json"]))).unwrap();
+        serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "search", "paris", "--json"])))
+            .unwrap();
     assert!(hits.as_array().unwrap().iter().any(|h| h["conversation_id"] == id), "{hits}");
 
     run_ok(altiplano(dir.path()).args(["conversations", "rename", &id.to_string(), "Capitals"]));
@@ -137,7 +135,8 @@ fn killing_the_process_mid_reply_keeps_what_was_shown() {
     assert!(shown.starts_with(&saved), "what was saved ({saved:?}) was shown first ({shown:?})");
 
     // The next start marks it interrupted and keeps the text.
-    let json: Value = serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "show", "1", "--json"]))).unwrap();
+    let json: Value =
+        serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "show", "1", "--json"]))).unwrap();
     let reply = &json["messages"][1];
     assert_eq!(reply["status"], "interrupted");
     let kept = reply["content"].as_str().unwrap();

@@ -15,7 +15,11 @@ async fn load() -> Engine {
 }
 
 /// Collects a whole reply: its text and how it finished.
-async fn reply(engine: &Engine, prompt: &str, sampling: Sampling) -> (String, FinishReason, altiplano_core::engine::GenerationStats) {
+async fn reply(
+    engine: &Engine,
+    prompt: &str,
+    sampling: Sampling,
+) -> (String, FinishReason, altiplano_core::engine::GenerationStats) {
     let mut rx = engine.generate(vec![PromptMessage::new(Role::User, prompt)], sampling, CancellationToken::new());
     let mut text = String::new();
     while let Some(event) = rx.recv().await {

@@ -88,10 +88,7 @@ async fn conversations_can_be_renamed_and_deleted() {
     assert!(store.list_conversations().await.unwrap().is_empty());
     assert!(matches!(store.messages(c.id).await, Err(StoreError::ConversationNotFound(id)) if id == c.id));
     assert!(matches!(store.delete_conversation(c.id).await, Err(StoreError::ConversationNotFound(_))));
-    assert!(matches!(
-        store.add_message(c.id, Role::User, "x", None).await,
-        Err(StoreError::ConversationNotFound(_))
-    ));
+    assert!(matches!(store.add_message(c.id, Role::User, "x", None).await, Err(StoreError::ConversationNotFound(_))));
 }
 
 #[tokio::test]

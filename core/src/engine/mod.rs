@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use either::Either;
 use mistralrs::core::{GGUFLoaderBuilder, GGUFSpecificConfig, MistralRsBuilder};
 use mistralrs::{
-    AutoDeviceMapParams, DefaultSchedulerMethod, Device, DeviceMapSetting, Model, ModelDType,
-    RequestBuilder, Response, SamplingParams, SchedulerConfig, TextMessageRole, TextMessages, TokenSource,
+    AutoDeviceMapParams, DefaultSchedulerMethod, Device, DeviceMapSetting, Model, ModelDType, RequestBuilder, Response,
+    SamplingParams, SchedulerConfig, TextMessageRole, TextMessages, TokenSource,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -48,7 +48,9 @@ pub enum EngineError {
         reason: String,
     },
     /// The file is shorter than its header says: usually an unfinished download.
-    #[error("{path} is incomplete ({actual} of {expected} bytes): it was probably not fully downloaded; download it again")]
+    #[error(
+        "{path} is incomplete ({actual} of {expected} bytes): it was probably not fully downloaded; download it again"
+    )]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -66,7 +68,9 @@ pub enum EngineError {
         reason: String,
     },
     /// The prompt does not fit the model's context window even with all history left out.
-    #[error("the message is too long for this model: {tokens} tokens, but the model's context holds {limit}; shorten it")]
+    #[error(
+        "the message is too long for this model: {tokens} tokens, but the model's context holds {limit}; shorten it"
+    )]
     PromptTooLong {
         /// Tokens in the prompt.
         tokens: usize,
@@ -234,9 +238,10 @@ impl Engine {
             .flatten()
             .or(summary.context_length.and_then(|n| usize::try_from(n).ok()))
             .unwrap_or(4096);
-        let name = summary.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
-            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
-        });
+        let name = summary
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
         let info = ModelInfo {
             path,
             name,
@@ -332,13 +337,8 @@ async fn build_model(path: &Path, max_seqs: usize) -> anyhow::Result<Model> {
         )
     })
     .await??;
-    let scheduler = SchedulerConfig::DefaultScheduler {
-        method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?),
-    };
-    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
-        .with_prefix_cache_n(16)
-        .build()
-        .await;
+    let scheduler = SchedulerConfig::DefaultScheduler { method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?) };
+    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None).with_prefix_cache_n(16).build().await;
     Ok(Model::new(runner))
 }
 

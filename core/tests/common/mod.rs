@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 /// The starter model fetched by `models/fetch-starter.sh`.
 pub fn starter_model() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/starter/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         path.is_file(),
         "the starter model is missing at {}; run models/fetch-starter.sh (the test command does)",

@@ -30,9 +30,12 @@ pub async fn wait_for_model(session: SessionState<'_>) -> Result<StatusDto, ApiE
 
 #[tauri::command]
 pub async fn use_starter_model(session: SessionState<'_>) -> Result<ModelDto, ApiError> {
-    let path = config::starter_model()
-        .filter(|p| p.is_file())
-        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, "the starter model is not on this computer; run models/fetch-starter.sh"))?;
+    let path = config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ModelNotFound,
+            "the starter model is not on this computer; run models/fetch-starter.sh",
+        )
+    })?;
     Ok(ModelDto::from(&session.load_model(&path).await?))
 }
 
@@ -41,13 +44,9 @@ pub async fn use_starter_model(session: SessionState<'_>) -> Result<ModelDto, Ap
 #[tauri::command]
 pub async fn choose_model_file(app: tauri::AppHandle, session: SessionState<'_>) -> Result<Option<ModelDto>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog()
-        .file()
-        .set_title("Choose a GGUF model")
-        .add_filter("GGUF model", &["gguf"])
-        .pick_file(move |file| {
-            let _ = tx.send(file.and_then(|f| f.into_path().ok()));
-        });
+    app.dialog().file().set_title("Choose a GGUF model").add_filter("GGUF model", &["gguf"]).pick_file(move |file| {
+        let _ = tx.send(file.and_then(|f| f.into_path().ok()));
+    });
     let chosen: Option<PathBuf> = rx.await.unwrap_or(None);
     match chosen {
         Some(path) => Ok(Some(ModelDto::from(&session.load_model(&path).await?))),

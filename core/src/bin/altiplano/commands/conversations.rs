@@ -1,5 +1,6 @@
 //! `altiplano conversations …`: the saved history.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use altiplano_core::store::{MessageStatus, Role, Store, MATCH_END, MATCH_START};
@@ -52,12 +53,10 @@ pub async fn run(store: &Store, command: ConversationsCommand) -> anyhow::Result
             } else if hits.is_empty() {
                 println!("no messages match {text:?}");
             } else {
+                // Matches in bold on a terminal; plain text when piped.
+                let (bold, plain) = if std::io::stdout().is_terminal() { ("\x1b[1m", "\x1b[0m") } else { ("", "") };
                 for hit in hits {
-                    let snippet = hit
-                        .snippet
-                        .replace(MATCH_START, "\x1b[1m")
-                        .replace(MATCH_END, "\x1b[0m")
-                        .replace('\n', " ");
+                    let snippet = hit.snippet.replace(MATCH_START, bold).replace(MATCH_END, plain).replace('\n', " ");
                     println!("{:>6}  {}\n        {snippet}", hit.conversation_id, hit.conversation_title);
                 }
             }
