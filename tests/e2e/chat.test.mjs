@@ -72,14 +72,14 @@ test('send a message, watch the reply stream, and find it again after a restart'
   assert.equal(scripts, 0);
 
   writeFileSync(join(artifacts, 'chat.png'), await driver.screenshot());
-  const listed = await driver.texts('[data-testid="conversation-list"] .title');
+  const listed = await driver.textContents('[data-testid="conversation-list"] .title');
   assert.deepEqual(listed, [question]);
   await driver.quit();
 
   // A fresh start of the app with the same data folder lists the conversation.
   await driver.start(application);
   const after = await driver.until('the conversation list', async () => {
-    const titles = await driver.texts('[data-testid="conversation-list"] .title');
+    const titles = await driver.textContents('[data-testid="conversation-list"] .title');
     return titles.length > 0 ? titles : null;
   });
   assert.deepEqual(after, [question]);

@@ -1,5 +1,5 @@
 // A minimal W3C WebDriver client over fetch, enough to drive the app through tauri-driver.
-const ELEMENT = 'element-6066-11e4-a23e-4161b6d9b2b8';
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 
 export class WebDriver {
   constructor(base = 'http://127.0.0.1:4444') {
@@ -94,6 +94,11 @@ export class WebDriver {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last}`);
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /** textContent of all elements matching `css` (unlike `texts`, includes text clipped by CSS). */
+  async textContents(css) {
+    return this.execute('return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent);', [css]);
   }
 
   /** Texts of all elements matching `css`. */

@@ -103,7 +103,7 @@ impl Default for LoadOptions {
 pub struct ModelInfo {
     /// The model file.
     pub path: PathBuf,
-    /// A display name: the GGUF `general.name`, else the file name.
+    /// A display name: the file name without `.gguf`.
     pub name: String,
     /// The model architecture, e.g. `llama`.
     pub architecture: String,
@@ -238,10 +238,12 @@ impl Engine {
             .flatten()
             .or(summary.context_length.and_then(|n| usize::try_from(n).ok()))
             .unwrap_or(4096);
-        let name = summary
-            .name
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+        // The file name says more than `general.name`, which often omits the quantization.
+        let name = path
+            .file_stem()
+            .map(|f| f.to_string_lossy().into_owned())
+            .or(summary.name)
+            .unwrap_or_else(|| "model".into());
         let info = ModelInfo {
             path,
             name,
