@@ -10,6 +10,13 @@ if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c 'import llama_
   # Same SIMD level as our build (x86-64-v3), no OpenMP differences to worry about: native.
   CMAKE_ARGS="-DGGML_NATIVE=ON" bench/.venv/bin/pip install --quiet "llama-cpp-python==0.3.36"
 fi
-cargo build -p altiplano-core --bin altiplano
+# The workspace build is the one the tests and the app use (same features, so nothing rebuilds).
+cargo build --workspace --all-targets
 target="${CARGO_TARGET_DIR:-target}"
-bench/.venv/bin/python bench/chat_vs_llamacpp.py --altiplano "$target/debug/altiplano" --threads "$(nproc)" "$@"
+echo "==> stop latency"
+stop_json="$(mktemp)"
+"$target/debug/examples/stop_latency" | tail -n1 > "$stop_json"
+cat "$stop_json"
+echo "==> altiplano chat against llama.cpp"
+bench/.venv/bin/python bench/chat_vs_llamacpp.py --altiplano "$target/debug/altiplano" --threads "$(nproc)" \
+  --stop-latency "$stop_json" "$@"

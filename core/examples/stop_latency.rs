@@ -19,6 +19,24 @@ async fn main() -> anyhow::Result<()> {
     let engine = Engine::load(&model, LoadOptions::default()).await?;
     let story = vec![PromptMessage::new(Role::User, "Write a long story about a dragon who learns to bake bread.")];
     let question = vec![PromptMessage::new(Role::User, "What is 2 + 2?")];
+    // Baseline: time to first token of the follow-up question on an idle engine.
+    let mut idle_first_token = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut rx = engine.generate(
+            question.clone(),
+            Sampling { max_tokens: 4, ..Sampling::greedy() },
+            CancellationToken::new(),
+        );
+        let mut first = None;
+        while let Some(event) = rx.recv().await {
+            if let GenerationEvent::Text(_) = event? {
+                first.get_or_insert(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        idle_first_token.extend(first);
+    }
+    eprintln!("idle first-token times (ms): {idle_first_token:?}");
     let mut to_finished = Vec::new();
     let mut to_next_token = Vec::new();
     for _ in 0..10 {
@@ -61,11 +79,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let worst = |v: &Vec<f64>| v.iter().copied().fold(0.0, f64::max);
     println!(
-        "{{\"cancel_to_finished_ms_median\": {:.2}, \"cancel_to_finished_ms_max\": {:.2}, \"cancel_to_next_first_token_ms_median\": {:.1}, \"cancel_to_next_first_token_ms_max\": {:.1}}}",
+        "{{\"cancel_to_finished_ms_median\": {:.2}, \"cancel_to_finished_ms_max\": {:.2}, \"cancel_to_next_first_token_ms_median\": {:.1}, \"cancel_to_next_first_token_ms_max\": {:.1}, \"idle_first_token_ms_median\": {:.1}}}",
         median(&mut to_finished),
         worst(&to_finished),
         median(&mut to_next_token),
-        worst(&to_next_token)
+        worst(&to_next_token),
+        median(&mut idle_first_token)
     );
     Ok(())
 }
