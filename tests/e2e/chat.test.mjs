@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebDriver, KEY_ENTER } from './webdriver.mjs';
+import { WebDriver, KEY_ENTER, KEY_ESCAPE } from './webdriver.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const application = process.env.ALTIPLANO_APP_BINARY;
@@ -72,8 +72,25 @@ test('send a message, watch the reply stream, and find it again after a restart'
   assert.equal(scripts, 0);
 
   writeFileSync(join(artifacts, 'chat.png'), await driver.screenshot());
+
+  // Esc stops a long reply mid-stream; the partial reply stays, marked stopped.
+  await driver.type(input, 'Write a long story about a dragon who learns to bake bread.' + KEY_ENTER);
+  await driver.until('the second reply to start streaming', async () => {
+    const replies = await driver.texts('[data-testid="assistant-message"]');
+    return replies.length === 2 && replies[1].split(/\s+/).length > 6;
+  });
+  await driver.type(input, KEY_ESCAPE);
+  const stopped = await driver.until('the reply to be marked stopped', async () => {
+    const stats = await driver.texts('[data-testid="reply-stats"]');
+    return stats.length === 2 && stats[1].includes('stopped') ? stats[1] : null;
+  });
+  assert.match(stopped, /stopped/);
+  const [, partial] = await driver.texts('[data-testid="assistant-message"]');
+  assert.ok(partial.split(/\s+/).length > 6, `the partial reply is kept: ${partial}`);
+  assert.equal((await driver.findAll('[data-testid="send"]')).length, 1, 'Send is back after Stop');
+
   const listed = await driver.textContents('[data-testid="conversation-list"] .title');
-  assert.deepEqual(listed, [question]);
+  assert.deepEqual(listed, [question], 'one conversation, titled after its first message');
   await driver.quit();
 
   // A fresh start of the app with the same data folder lists the conversation.

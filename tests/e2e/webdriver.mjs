@@ -109,3 +109,4 @@ export class WebDriver {
 }
 
 export const KEY_ENTER = '\uE007';
+export const KEY_ESCAPE = '\uE00C';
