@@ -73,6 +73,11 @@ impl DataDir {
         &self.0
     }
 
+    /// Where downloaded models are kept.
+    pub fn models_dir(&self) -> PathBuf {
+        self.0.join("models")
+    }
+
     /// The SQLite database of conversations and settings.
     pub fn database_path(&self) -> PathBuf {
         self.0.join("altiplano.sqlite3")

@@ -7,6 +7,7 @@
 //!   which model to start with.
 //! - [`cpu`]: checks at start-up that the CPU has the SIMD features this build was compiled for.
 //! - [`engine`]: loads a local model with mistral.rs, fully offline, and streams replies.
+//! - [`hardware`]: what this machine has (CPU, memory, disk, NVIDIA and Apple GPUs).
 //! - [`store`]: conversations and messages in SQLite (sqlx), with full-text search.
 //! - [`chat`]: one chat turn end to end — history through the chat template, fitting the
 //!   context window, streaming the reply while saving it.
@@ -29,5 +30,6 @@ pub mod chat;
 pub mod config;
 pub mod cpu;
 pub mod engine;
+pub mod hardware;
 pub mod session;
 pub mod store;

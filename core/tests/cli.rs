@@ -142,3 +142,17 @@ fn killing_the_process_mid_reply_keeps_what_was_shown() {
     let kept = reply["content"].as_str().unwrap();
     assert!(kept.len() >= saved.len() && shown.starts_with(kept), "kept {kept:?}, shown {shown:?}");
 }
+
+#[test]
+fn hardware_prints_a_profile_the_planner_can_read() {
+    let dir = common::data_dir();
+    let json = run_ok(altiplano(dir.path()).args(["hardware", "--json"]));
+    let profile = altiplano_core::hardware::HardwareProfile::from_json(&json).expect("a valid profile");
+    assert!(profile.ram_bytes > 0 && profile.cpu.threads > 0);
+    assert_eq!(profile.nodes, 1);
+    // No store is created just to look at the hardware.
+    assert!(!dir.path().join("altiplano.sqlite3").exists());
+
+    let text = run_ok(altiplano(dir.path()).arg("hardware"));
+    assert!(text.contains("CPU") && text.contains("Memory") && text.contains("GPU"), "{text}");
+}

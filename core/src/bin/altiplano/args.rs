@@ -23,6 +23,12 @@ pub enum Command {
     /// List, show, search, rename or delete saved conversations.
     #[command(subcommand)]
     Conversations(ConversationsCommand),
+    /// Show what this machine has: CPU, memory, free disk, GPUs.
+    Hardware {
+        /// Print the hardware profile as JSON (the format `plan --hardware` reads).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod chat;
 mod conversations;
+mod hardware;
 
 use std::process::ExitCode;
 
@@ -15,10 +16,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
+    if let Command::Hardware { json } = cli.command {
+        return hardware::run(&data_dir, json);
+    }
     let store = Store::open(&data_dir.database_path()).await?;
     let result = match cli.command {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
+        Command::Hardware { .. } => unreachable!("handled above, without opening the store"),
     };
     store.close().await;
     result
