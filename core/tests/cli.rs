@@ -156,3 +156,17 @@ fn hardware_prints_a_profile_the_planner_can_read() {
     let text = run_ok(altiplano(dir.path()).arg("hardware"));
     assert!(text.contains("CPU") && text.contains("Memory") && text.contains("GPU"), "{text}");
 }
+
+/// A profile that `altiplano hardware --json` printed on a real machine with an NVIDIA H200
+/// (NVML loaded at run time), checked against `nvidia-smi` on the same machine:
+/// "NVIDIA H200, 143771 MiB total, 143156 MiB free, compute capability 9.0".
+#[test]
+fn a_profile_detected_on_a_real_h200_reads_back() {
+    let text = include_str!("fixtures/hardware/h200-detected.json");
+    let profile = altiplano_core::hardware::HardwareProfile::from_json(text).unwrap();
+    let gpu = &profile.gpus[0];
+    assert_eq!(gpu.vendor, altiplano_core::hardware::GpuVendor::Nvidia);
+    assert_eq!(gpu.name, "NVIDIA H200");
+    assert_eq!(gpu.memory_bytes / (1 << 20), 143_771, "NVML total equals nvidia-smi's MiB");
+    assert_eq!(gpu.compute_capability(), Some((9, 0)));
+}
