@@ -9,6 +9,7 @@
 //! - [`cpu`]: checks at start-up that the CPU has the SIMD features this build was compiled for.
 //! - [`engine`]: loads a local model with mistral.rs, fully offline, and streams replies.
 //! - [`hardware`]: what this machine has (CPU, memory, disk, NVIDIA and Apple GPUs).
+//! - [`planner`]: which catalog variant fits this machine, how, and how fast.
 //! - [`store`]: conversations and messages in SQLite (sqlx), with full-text search.
 //! - [`chat`]: one chat turn end to end — history through the chat template, fitting the
 //!   context window, streaming the reply while saving it.
@@ -33,5 +34,6 @@ pub mod config;
 pub mod cpu;
 pub mod engine;
 pub mod hardware;
+pub mod planner;
 pub mod session;
 pub mod store;

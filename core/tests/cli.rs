@@ -170,3 +170,35 @@ fn a_profile_detected_on_a_real_h200_reads_back() {
     assert_eq!(gpu.memory_bytes / (1 << 20), 143_771, "NVML total equals nvidia-smi's MiB");
     assert_eq!(gpu.compute_capability(), Some((9, 0)));
 }
+
+#[test]
+fn plan_reads_a_hardware_file_and_prints_json() {
+    let dir = common::data_dir();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hardware/h200-detected.json");
+    let json: Value =
+        serde_json::from_str(&run_ok(altiplano(dir.path()).arg("plan").arg("--hardware").arg(&fixture).arg("--json")))
+            .unwrap();
+    let best = &json["recommended"];
+    assert_eq!(best["model"], "llama-3.1-70b-instruct");
+    assert_eq!(best["quant"], "FP8");
+    assert_eq!(best["backend"], "cuda");
+    assert_eq!(best["fit"], "gpu");
+    assert!(best["tokens_per_second_estimate"].as_f64().unwrap() > 0.0);
+    let device = &best["devices"][0];
+    for field in ["device", "budget_bytes", "weights_bytes", "kv_cache_bytes", "overhead_bytes"] {
+        assert!(!device[field].is_null(), "{field} missing: {device}");
+    }
+    assert_eq!(json["candidates"].as_array().unwrap().len(), 18, "3 models × 6 variants");
+    assert!(json["reason_if_none"].is_null());
+
+    // This machine, in words.
+    let text = run_ok(altiplano(dir.path()).arg("plan"));
+    assert!(text.contains("llama-3.1-405b-instruct") && text.contains("too large"), "{text}");
+
+    // A broken profile is a one-line error naming the field.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"os": "linux"}"#).unwrap();
+    let out = altiplano(dir.path()).arg("plan").arg("--hardware").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing field `cpu`"));
+}

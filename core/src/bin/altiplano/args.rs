@@ -23,6 +23,8 @@ pub enum Command {
     /// List, show, search, rename or delete saved conversations.
     #[command(subcommand)]
     Conversations(ConversationsCommand),
+    /// Recommend the Llama 3.1 variant that fits this machine (or a described one), and why.
+    Plan(PlanArgs),
     /// Show what this machine has: CPU, memory, free disk, GPUs.
     Hardware {
         /// Print the hardware profile as JSON (the format `plan --hardware` reads).
@@ -59,6 +61,23 @@ pub struct ChatArgs {
     pub json: bool,
     /// The message.
     pub prompt: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan for the machine in this hardware profile (JSON, as `hardware --json` prints)
+    /// instead of this one.
+    #[arg(long, value_name = "FILE")]
+    pub hardware: Option<PathBuf>,
+    /// Context length to plan for, in tokens.
+    #[arg(long, default_value_t = 8192)]
+    pub context: u32,
+    /// Among variants of the largest model that fits: highest quality or fastest.
+    #[arg(long, value_enum, default_value_t = altiplano_core::planner::Preference::Quality)]
+    pub prefer: altiplano_core::planner::Preference,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod chat;
 mod conversations;
 mod hardware;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -16,14 +17,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
-    if let Command::Hardware { json } = cli.command {
-        return hardware::run(&data_dir, json);
-    }
+    // Looking at hardware and planning need no database.
+    let command = match cli.command {
+        Command::Hardware { json } => return hardware::run(&data_dir, json),
+        Command::Plan(args) => return plan::run(&data_dir, args),
+        other => other,
+    };
     let store = Store::open(&data_dir.database_path()).await?;
-    let result = match cli.command {
+    let result = match command {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
-        Command::Hardware { .. } => unreachable!("handled above, without opening the store"),
+        Command::Hardware { .. } | Command::Plan(_) => unreachable!("handled above, without opening the store"),
     };
     store.close().await;
     result

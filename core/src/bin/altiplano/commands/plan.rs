@@ -1,0 +1,55 @@
+//! `altiplano plan`: which Llama 3.1 variant fits, how, and why.
+
+use std::process::ExitCode;
+
+use altiplano_core::catalog::Catalog;
+use altiplano_core::config::DataDir;
+use altiplano_core::hardware::{self, HardwareProfile};
+use altiplano_core::planner::{self, Fit, PlanOptions};
+
+use crate::args::PlanArgs;
+
+pub fn run(data_dir: &DataDir, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let profile = match &args.hardware {
+        Some(file) => HardwareProfile::from_file(file)?,
+        None => hardware::detect(&data_dir.models_dir()),
+    };
+    let catalog = Catalog::builtin()?;
+    let plan = planner::plan(&profile, &catalog, PlanOptions { context_tokens: args.context, prefer: args.prefer });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match (&plan.recommended, &plan.reason_if_none) {
+        (Some(best), _) => {
+            let name = catalog.model(&best.model).map(|m| m.name.as_str()).unwrap_or(&best.model);
+            println!("Recommended: {name} {}\n{}\n", best.quant.as_str(), best.explanation);
+            for line in &best.node_settings {
+                println!("  {line}");
+            }
+        }
+        (None, Some(reason)) => println!("{reason}\n"),
+        (None, None) => {}
+    }
+    println!("{:<24} {:<7} {:<6} {:<10} {:>9} {:>9}", "model", "quant", "where", "fit", "context", "tok/s");
+    for c in &plan.candidates {
+        let fit = match c.fit {
+            Fit::Gpu => "gpu",
+            Fit::Partial => "partial",
+            Fit::Cpu => "cpu",
+            Fit::TooLarge => "too large",
+        };
+        let speed = if c.fit == Fit::TooLarge { "–".into() } else { format!("{:.1}", c.tokens_per_second_estimate) };
+        let context = if c.fit == Fit::TooLarge { "–".into() } else { c.max_context_tokens.to_string() };
+        println!(
+            "{:<24} {:<7} {:<6} {:<10} {:>9} {:>9}",
+            c.model,
+            c.quant.as_str(),
+            format!("{:?}", c.backend).to_lowercase(),
+            fit,
+            context,
+            speed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

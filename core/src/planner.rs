@@ -1,0 +1,660 @@
+//! What fits where: ranks every catalog variant for a machine and recommends one.
+//!
+//! For each model and variant the planner finds the best placement the hardware allows — one
+//! GPU, tensor parallelism over a power-of-two number of GPUs (and over nodes for a cluster),
+//! layers split between GPUs and the CPU, or the CPU alone — and checks it against every
+//! device's budget: weights, KV cache at the requested context, runtime overhead, and headroom
+//! left free. Nothing is ever placed over budget. Each candidate carries the largest context
+//! that fits, an estimated decode speed (memory bandwidth ÷ bytes read per token, with the
+//! bandwidth it assumed) and a plain-language explanation.
+//!
+//! The recommendation is the largest model whose best placement fits and decodes at a usable
+//! speed; among its variants, the highest precision (`prefer = quality`) or the fastest
+//! (`prefer = speed`).
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Format, Model, Quant, Variant};
+use crate::hardware::{Gpu, GpuVendor, HardwareProfile};
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// mistral.rs's GGUF path has no llama3 RoPE scaling, so long contexts degrade past this.
+pub const GGUF_CONTEXT_CAP: u32 = 8192;
+/// Below this estimated decode speed (slower than reading) a placement is listed but not
+/// recommended.
+pub const USABLE_TOKENS_PER_SECOND: f64 = 4.0;
+
+/// What to optimise for among variants of the recommended model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preference {
+    /// Highest precision that fits.
+    #[default]
+    Quality,
+    /// Fastest decode.
+    Speed,
+}
+
+/// Planning options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Context the user wants, in tokens.
+    pub context_tokens: u32,
+    /// Quality or speed.
+    pub prefer: Preference,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self { context_tokens: 8192, prefer: Preference::Quality }
+    }
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// NVIDIA GPUs.
+    Cuda,
+    /// Apple Silicon GPU.
+    Metal,
+    /// CPU only.
+    Cpu,
+}
+
+/// How well it fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// Entirely on GPUs.
+    Gpu,
+    /// Layers split between GPUs and the CPU.
+    Partial,
+    /// On the CPU.
+    Cpu,
+    /// Does not fit this machine.
+    TooLarge,
+}
+
+/// How the model is laid out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Placement {
+    /// One GPU.
+    SingleGpu,
+    /// Tensor parallelism over GPUs (NCCL), possibly over several nodes.
+    TensorParallel {
+        /// GPUs per node.
+        gpus_per_node: u32,
+        /// Nodes.
+        nodes: u32,
+    },
+    /// Layers split between GPUs and the CPU.
+    LayerSplit {
+        /// Layers on GPUs.
+        gpu_layers: u32,
+        /// Layers on the CPU.
+        cpu_layers: u32,
+    },
+    /// The CPU alone.
+    Cpu,
+    /// Nothing fits.
+    None,
+}
+
+/// Memory on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceUse {
+    /// `cpu`, `cuda:0`, `metal`.
+    pub device: String,
+    /// What may be used: free memory less headroom.
+    pub budget_bytes: u64,
+    /// Weights placed here.
+    pub weights_bytes: u64,
+    /// KV cache at the planned context.
+    pub kv_cache_bytes: u64,
+    /// Runtime overhead (CUDA context, activations, buffers).
+    pub overhead_bytes: u64,
+    /// Left free on purpose: budget's margin below free memory.
+    pub headroom_bytes: u64,
+}
+
+impl DeviceUse {
+    fn used(&self) -> u64 {
+        self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
+    }
+}
+
+/// One way to run one variant on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Catalog model id.
+    pub model: String,
+    /// Precision.
+    pub quant: Quant,
+    /// Backend.
+    pub backend: Backend,
+    /// Layout.
+    pub placement: Placement,
+    /// Fit status.
+    pub fit: Fit,
+    /// Context planned for (the request, capped by the model and format).
+    pub context_tokens: u32,
+    /// Largest context that fits this placement.
+    pub max_context_tokens: u32,
+    /// Whether the planned context is the one asked for (GGUF variants are capped); a candidate
+    /// that falls short is listed but not recommended.
+    pub meets_requested_context: bool,
+    /// Estimated decode speed.
+    pub tokens_per_second_estimate: f64,
+    /// Memory bandwidth the estimate assumed, bytes/s (per device).
+    pub bandwidth_bytes_per_second: f64,
+    /// Weights size (exact where the catalog knows it).
+    pub weights_bytes: u64,
+    /// Memory per device.
+    pub devices: Vec<DeviceUse>,
+    /// Environment each node needs for multi-node tensor parallelism, `NAME=value`.
+    pub node_settings: Vec<String>,
+    /// Why, in words.
+    pub explanation: String,
+}
+
+/// The result of planning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The best candidate, if any fits.
+    pub recommended: Option<Candidate>,
+    /// All candidates, best first.
+    pub candidates: Vec<Candidate>,
+    /// Why nothing is recommended, and what would fit.
+    pub reason_if_none: Option<String>,
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / GIB as f64)
+}
+
+/// Margin kept free on a device: 5 % of it, at least 512 MiB.
+fn headroom(total: u64) -> u64 {
+    (total / 20).max(512 * MIB)
+}
+
+fn cpu_budget(p: &HardwareProfile) -> (u64, u64) {
+    // The OS and other programs keep running: 10 % of RAM, at least 1 GiB, stays free.
+    let margin = (p.ram_bytes / 10).max(GIB);
+    (p.ram_available_bytes.saturating_sub(margin), margin)
+}
+
+fn gpu_budget(g: &Gpu) -> (u64, u64) {
+    let margin = headroom(g.memory_bytes);
+    (g.memory_free_bytes.saturating_sub(margin), margin)
+}
+
+/// Runtime overhead on a GPU: the CUDA/Metal context and activation buffers.
+fn gpu_overhead(model: &Model, weights_here: u64) -> u64 {
+    GIB / 2 + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
+}
+
+/// Runtime overhead on the CPU.
+fn cpu_overhead(model: &Model, weights_here: u64) -> u64 {
+    256 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
+}
+
+/// Peak memory bandwidth of a GPU, bytes/s, from its name.
+pub fn gpu_bandwidth(g: &Gpu) -> f64 {
+    let name = g.name.to_lowercase();
+    let tb = |x: f64| x * 1e12;
+    let gb = |x: f64| x * 1e9;
+    match g.vendor {
+        GpuVendor::Apple => {
+            let table: &[(&str, f64)] = &[
+                ("m4 max", 546.0),
+                ("m4 pro", 273.0),
+                ("m4", 120.0),
+                ("m3 ultra", 819.0),
+                ("m3 max", 400.0),
+                ("m3 pro", 150.0),
+                ("m3", 100.0),
+                ("m2 ultra", 800.0),
+                ("m2 max", 400.0),
+                ("m2 pro", 200.0),
+                ("m2", 100.0),
+                ("m1 ultra", 800.0),
+                ("m1 max", 400.0),
+                ("m1 pro", 200.0),
+                ("m1", 68.0),
+            ];
+            gb(table.iter().find(|(k, _)| name.contains(k)).map(|(_, v)| *v).unwrap_or(100.0))
+        }
+        GpuVendor::Nvidia => {
+            let table: &[(&str, f64)] = &[
+                ("h200", 4.8),
+                ("h100 pcie", 2.0),
+                ("h100", 3.35),
+                ("a100-sxm4-80gb", 2.04),
+                ("a100 80gb", 2.0),
+                ("a100", 1.55),
+                ("l40s", 0.864),
+                ("a6000", 0.768),
+                ("4090", 1.008),
+                ("4080", 0.717),
+                ("3090", 0.936),
+                ("3080", 0.760),
+                ("4070", 0.504),
+                ("3060", 0.360),
+                ("4060", 0.272),
+            ];
+            tb(table.iter().find(|(k, _)| name.contains(k)).map(|(_, v)| *v).unwrap_or(0.5))
+        }
+    }
+}
+
+/// Memory bandwidth assumed for the CPU: dual-channel DDR4/DDR5 for desktops and laptops, more
+/// for many-core servers.
+pub fn cpu_bandwidth(p: &HardwareProfile) -> f64 {
+    if p.cpu.threads >= 64 {
+        200e9
+    } else if p.cpu.threads >= 24 {
+        80e9
+    } else {
+        50e9
+    }
+}
+
+/// Share of peak bandwidth decoding really reaches.
+const EFFICIENCY: f64 = 0.6;
+
+struct Setting<'a> {
+    model: &'a Model,
+    variant: &'a Variant,
+    weights: u64,
+    context: u32,
+    context_cap: u32,
+}
+
+impl Setting<'_> {
+    fn kv(&self, context: u32) -> u64 {
+        self.model.kv_bytes_per_token() * u64::from(context)
+    }
+}
+
+/// Plans `catalog`'s Llama models for the machine `profile` describes.
+pub fn plan(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) -> Plan {
+    let mut candidates = Vec::new();
+    for model in catalog.models.iter().filter(|m| !m.starter) {
+        for variant in &model.variants {
+            candidates.push(place(profile, model, variant, options));
+        }
+    }
+    candidates.sort_by(|a, b| rank(a, b, catalog, options.prefer));
+    let recommended = candidates.iter().find(|c| usable(c)).cloned();
+    let reason_if_none = recommended.is_none().then(|| no_fit_reason(profile, catalog, options));
+    Plan { recommended, candidates, reason_if_none }
+}
+
+fn usable(c: &Candidate) -> bool {
+    c.fit != Fit::TooLarge && c.tokens_per_second_estimate >= USABLE_TOKENS_PER_SECOND && c.meets_requested_context
+}
+
+fn parameters(catalog: &Catalog, id: &str) -> u64 {
+    catalog.model(id).map(|m| m.parameters).unwrap_or(0)
+}
+
+/// Best first: usable before not; larger models first; all-GPU before split before CPU (a
+/// split is much slower); then precision or speed.
+fn rank(a: &Candidate, b: &Candidate, catalog: &Catalog, prefer: Preference) -> std::cmp::Ordering {
+    usable(b)
+        .cmp(&usable(a))
+        .then((a.fit == Fit::TooLarge).cmp(&(b.fit == Fit::TooLarge)))
+        .then(parameters(catalog, &b.model).cmp(&parameters(catalog, &a.model)))
+        .then(a.fit.cmp(&b.fit))
+        .then_with(|| match prefer {
+            Preference::Quality => a.quant.cmp(&b.quant),
+            Preference::Speed => b.tokens_per_second_estimate.total_cmp(&a.tokens_per_second_estimate),
+        })
+}
+
+fn place(profile: &HardwareProfile, model: &Model, variant: &Variant, options: PlanOptions) -> Candidate {
+    let context_cap =
+        if variant.format == Format::Gguf { GGUF_CONTEXT_CAP.min(model.max_context) } else { model.max_context };
+    let s = Setting {
+        model,
+        variant,
+        weights: model.weights_bytes(variant),
+        context: options.context_tokens.clamp(1, context_cap),
+        context_cap,
+    };
+    let nvidia: Vec<&Gpu> = profile.gpus.iter().filter(|g| g.vendor == GpuVendor::Nvidia).collect();
+    let apple = profile.gpus.iter().find(|g| g.vendor == GpuVendor::Apple);
+
+    let mut options_found = Vec::new();
+    if !nvidia.is_empty() {
+        options_found.extend(on_nvidia(profile, &s, &nvidia));
+    }
+    if let Some(apple) = apple {
+        options_found.extend(on_metal(&s, apple));
+    }
+    options_found.extend(on_cpu(profile, &s));
+    options_found
+        .sort_by(|a, b| a.fit.cmp(&b.fit).then(b.tokens_per_second_estimate.total_cmp(&a.tokens_per_second_estimate)));
+    let mut best = options_found.into_iter().next().unwrap_or_else(|| too_large(profile, &s));
+    best.meets_requested_context = s.context >= options.context_tokens.min(model.max_context);
+    best.explanation = explain(&s, &best, options.context_tokens);
+    best
+}
+
+fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, devices: Vec<DeviceUse>) -> Candidate {
+    Candidate {
+        model: s.model.id.clone(),
+        quant: s.variant.quant,
+        backend,
+        placement,
+        fit,
+        context_tokens: s.context,
+        max_context_tokens: 0,
+        meets_requested_context: true,
+        tokens_per_second_estimate: 0.0,
+        bandwidth_bytes_per_second: 0.0,
+        weights_bytes: s.weights,
+        devices,
+        node_settings: Vec::new(),
+        explanation: String::new(),
+    }
+}
+
+/// Largest context such that every device stays within budget, given per-device KV shares.
+fn max_context(s: &Setting<'_>, devices: &[DeviceUse], kv_share: &[f64]) -> u32 {
+    let per_token = s.model.kv_bytes_per_token() as f64;
+    let mut best = f64::from(s.context_cap);
+    for (d, share) in devices.iter().zip(kv_share) {
+        if *share <= 0.0 {
+            continue;
+        }
+        let room = d.budget_bytes.saturating_sub(d.weights_bytes + d.overhead_bytes) as f64;
+        best = best.min(room / (per_token * share));
+    }
+    (best.max(0.0) as u32).min(s.context_cap)
+}
+
+fn fits(devices: &[DeviceUse]) -> bool {
+    devices.iter().all(|d| d.used() <= d.budget_bytes)
+}
+
+fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<Candidate> {
+    let mut found = Vec::new();
+    // FP8 needs native FP8 (Ada, Hopper: compute capability 8.9 and up) on every GPU used.
+    let fp8_ok = gpus.iter().all(|g| g.compute_capability().is_some_and(|cc| cc >= (8, 9)));
+    if s.variant.quant == Quant::Fp8 && !fp8_ok {
+        return found;
+    }
+    let bandwidth = gpus.iter().map(|g| gpu_bandwidth(g)).fold(f64::INFINITY, f64::min);
+
+    // Tensor parallelism over the largest power of two of GPUs (NCCL needs a power of two),
+    // across all nodes for a cluster; a single GPU when there is one.
+    let per_node = if gpus.len() >= 2 { 1u32 << (31 - (gpus.len() as u32).leading_zeros()) } else { 1 };
+    let nodes = profile.nodes.max(1);
+    let world = per_node * nodes;
+    let mut devices = Vec::new();
+    for (i, g) in gpus.iter().take(per_node as usize).enumerate() {
+        let (budget, margin) = gpu_budget(g);
+        let weights = s.weights.div_ceil(u64::from(world));
+        devices.push(DeviceUse {
+            device: format!("cuda:{i}"),
+            budget_bytes: budget,
+            weights_bytes: weights,
+            kv_cache_bytes: s.kv(s.context).div_ceil(u64::from(world)),
+            overhead_bytes: gpu_overhead(s.model, weights),
+            headroom_bytes: margin,
+        });
+    }
+    if fits(&devices) {
+        let placement = if world == 1 {
+            Placement::SingleGpu
+        } else {
+            Placement::TensorParallel { gpus_per_node: per_node, nodes }
+        };
+        let mut c = candidate(s, Backend::Cuda, placement, Fit::Gpu, devices);
+        let share = vec![1.0 / f64::from(world); c.devices.len()];
+        c.max_context_tokens = max_context(s, &c.devices, &share);
+        // Tensor parallelism reads each GPU's slice in parallel; communication costs ~15 %.
+        let speedup = if world > 1 { f64::from(world) * 0.85 } else { 1.0 };
+        c.tokens_per_second_estimate = EFFICIENCY * bandwidth * speedup / s.weights as f64;
+        c.bandwidth_bytes_per_second = bandwidth;
+        if nodes > 1 {
+            c.node_settings = multinode_settings(per_node, nodes);
+        }
+        found.push(c);
+        return found;
+    }
+
+    // Layers split: as many as fit on the GPUs (filled in order), the rest on the CPU. FP8 is
+    // GPU-only; clusters are not split with the CPU.
+    if s.variant.quant == Quant::Fp8 || nodes > 1 {
+        return found;
+    }
+    let layers = u64::from(s.model.layers);
+    let layer_weights = s.weights.div_ceil(layers);
+    let layer_kv = s.kv(s.context).div_ceil(layers);
+    let mut devices = Vec::new();
+    let mut gpu_layers = 0u64;
+    for (i, g) in gpus.iter().enumerate() {
+        let (budget, margin) = gpu_budget(g);
+        let overhead = gpu_overhead(s.model, 0) + layer_weights * 2;
+        let room = budget.saturating_sub(overhead);
+        let n = (room / (layer_weights + layer_kv)).min(layers - gpu_layers);
+        gpu_layers += n;
+        devices.push(DeviceUse {
+            device: format!("cuda:{i}"),
+            budget_bytes: budget,
+            weights_bytes: n * layer_weights,
+            kv_cache_bytes: n * layer_kv,
+            overhead_bytes: overhead,
+            headroom_bytes: margin,
+        });
+    }
+    let cpu_layers = layers - gpu_layers;
+    if gpu_layers == 0 || cpu_layers == 0 {
+        return found;
+    }
+    let (budget, margin) = cpu_budget(profile);
+    let cpu_weights = cpu_layers * layer_weights;
+    devices.push(DeviceUse {
+        device: "cpu".into(),
+        budget_bytes: budget,
+        weights_bytes: cpu_weights,
+        kv_cache_bytes: cpu_layers * layer_kv,
+        overhead_bytes: cpu_overhead(s.model, cpu_weights),
+        headroom_bytes: margin,
+    });
+    if fits(&devices) {
+        let gpu_bytes = (gpu_layers * layer_weights) as f64;
+        let seconds = gpu_bytes / (EFFICIENCY * bandwidth) + cpu_weights as f64 / (EFFICIENCY * cpu_bandwidth(profile));
+        let placement = Placement::LayerSplit { gpu_layers: gpu_layers as u32, cpu_layers: cpu_layers as u32 };
+        let mut c = candidate(s, Backend::Cuda, placement, Fit::Partial, devices);
+        let share: Vec<f64> =
+            c.devices.iter().map(|d| d.kv_cache_bytes as f64 / s.kv(s.context).max(1) as f64).collect();
+        c.max_context_tokens = max_context(s, &c.devices, &share);
+        c.tokens_per_second_estimate = 1.0 / seconds;
+        c.bandwidth_bytes_per_second = cpu_bandwidth(profile);
+        found.push(c);
+    }
+    found
+}
+
+fn on_metal(s: &Setting<'_>, gpu: &Gpu) -> Vec<Candidate> {
+    if s.variant.quant == Quant::Fp8 {
+        return Vec::new();
+    }
+    let (budget, margin) = gpu_budget(gpu);
+    let devices = vec![DeviceUse {
+        device: "metal".into(),
+        budget_bytes: budget,
+        weights_bytes: s.weights,
+        kv_cache_bytes: s.kv(s.context),
+        overhead_bytes: gpu_overhead(s.model, s.weights),
+        headroom_bytes: margin,
+    }];
+    if !fits(&devices) {
+        return Vec::new();
+    }
+    let bandwidth = gpu_bandwidth(gpu);
+    let mut c = candidate(s, Backend::Metal, Placement::SingleGpu, Fit::Gpu, devices);
+    c.max_context_tokens = max_context(s, &c.devices, &[1.0]);
+    c.tokens_per_second_estimate = EFFICIENCY * bandwidth / s.weights as f64;
+    c.bandwidth_bytes_per_second = bandwidth;
+    vec![c]
+}
+
+fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Vec<Candidate> {
+    if s.variant.quant == Quant::Fp8 {
+        return Vec::new();
+    }
+    let (budget, margin) = cpu_budget(profile);
+    let devices = vec![DeviceUse {
+        device: "cpu".into(),
+        budget_bytes: budget,
+        weights_bytes: s.weights,
+        kv_cache_bytes: s.kv(s.context),
+        overhead_bytes: cpu_overhead(s.model, s.weights),
+        headroom_bytes: margin,
+    }];
+    if !fits(&devices) {
+        return Vec::new();
+    }
+    let bandwidth = cpu_bandwidth(profile);
+    let mut c = candidate(s, Backend::Cpu, Placement::Cpu, Fit::Cpu, devices);
+    c.max_context_tokens = max_context(s, &c.devices, &[1.0]);
+    c.tokens_per_second_estimate = EFFICIENCY * bandwidth / s.weights as f64;
+    c.bandwidth_bytes_per_second = bandwidth;
+    vec![c]
+}
+
+fn too_large(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
+    let (budget, margin) = cpu_budget(profile);
+    let devices = vec![DeviceUse {
+        device: "cpu".into(),
+        budget_bytes: budget,
+        weights_bytes: s.weights,
+        kv_cache_bytes: s.kv(s.context),
+        overhead_bytes: cpu_overhead(s.model, s.weights),
+        headroom_bytes: margin,
+    }];
+    candidate(s, Backend::Cpu, Placement::None, Fit::TooLarge, devices)
+}
+
+/// The settings each node of a cluster needs for mistral.rs multi-node tensor parallelism.
+fn multinode_settings(per_node: u32, nodes: u32) -> Vec<String> {
+    let mut out = vec![
+        format!("all nodes: MISTRALRS_MN_GLOBAL_WORLD_SIZE={}", per_node * nodes),
+        format!("all nodes: MISTRALRS_MN_LOCAL_WORLD_SIZE={per_node}"),
+        format!("head node (id 0): MISTRALRS_MN_HEAD_NUM_WORKERS={}", nodes - 1),
+        "head node (id 0): MISTRALRS_MN_HEAD_PORT=<a free TCP port, e.g. 50000>".to_string(),
+    ];
+    for id in 1..nodes {
+        out.push(format!("worker node {id}: MISTRALRS_MN_WORKER_ID={}", id - 1));
+        out.push(format!("worker node {id}: MISTRALRS_MN_WORKER_SERVER_ADDR=<head address>:<head port>"));
+    }
+    out
+}
+
+fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
+    let name = &s.model.name;
+    let q = s.variant.quant.as_str();
+    let estimate = if s.variant.bytes.is_some() { "" } else { " (estimated from the parameter count)" };
+    let mut text = match (&c.placement, c.backend) {
+        (Placement::None, _) if s.variant.quant == Quant::Fp8 => {
+            return format!(
+                "{name} FP8 needs NVIDIA GPUs with native FP8 (compute capability 8.9 or newer: RTX 40xx, L40S, H100, \
+                 H200) with room for {} of weights{estimate}; this machine has none that qualify.",
+                gib(s.weights)
+            );
+        }
+        (Placement::None, _) => {
+            let need = s.weights + s.kv(s.context);
+            return format!(
+                "{name} {q} does not fit: it needs about {} for weights{estimate} and KV cache at {} tokens, more than any \
+                 device here offers.",
+                gib(need),
+                s.context
+            );
+        }
+        (Placement::SingleGpu, Backend::Metal) => {
+            format!("{name} {q} runs on the Apple GPU in {} of unified memory", gib(c.devices[0].budget_bytes))
+        }
+        (Placement::SingleGpu, _) => format!("{name} {q} fits on one GPU ({})", c.devices[0].device),
+        (Placement::TensorParallel { gpus_per_node, nodes }, _) if *nodes > 1 => format!(
+            "{name} {q} runs tensor-parallel over {} GPUs on {nodes} nodes (mistral.rs multi-node; each node needs the \
+             settings listed)",
+            gpus_per_node * nodes
+        ),
+        (Placement::TensorParallel { gpus_per_node, .. }, _) => {
+            format!("{name} {q} runs tensor-parallel over {gpus_per_node} GPUs (NCCL)")
+        }
+        (Placement::LayerSplit { gpu_layers, cpu_layers }, _) => format!(
+            "{name} {q} is too large for the GPUs alone: {gpu_layers} layers run on the GPUs and {cpu_layers} on the CPU, \
+             which slows decoding"
+        ),
+        (Placement::Cpu, _) => format!("{name} {q} runs on the CPU"),
+    };
+    text.push_str(&format!(
+        ": weights {}{estimate}, KV cache {} at {} tokens; about {:.0} tokens/s (assuming {:.0} GB/s memory bandwidth).",
+        gib(s.weights),
+        gib(s.kv(s.context)),
+        s.context,
+        c.tokens_per_second_estimate,
+        c.bandwidth_bytes_per_second / 1e9
+    ));
+    if s.variant.format == Format::Gguf {
+        text.push_str(&format!(
+            " GGUF context is capped at {GGUF_CONTEXT_CAP} tokens: mistral.rs's GGUF loader lacks Llama 3.1's RoPE \
+             scaling, so quality drops beyond it."
+        ));
+    }
+    if requested > s.context {
+        text.push_str(&format!(
+            " You asked for {requested} tokens; this variant plans {}, so it is not recommended for that.",
+            s.context
+        ));
+    }
+    if s.variant.quant == Quant::Fp8 {
+        text.push_str(" FP8 uses the GPUs' native FP8 (compute capability 8.9+).");
+    }
+    if s.variant.quant == Quant::Bf16 && c.backend == Backend::Cuda {
+        text.push_str(" GPUs older than compute capability 8.0 run it as F16.");
+    }
+    if c.tokens_per_second_estimate < USABLE_TOKENS_PER_SECOND {
+        text.push_str(" Too slow to recommend.");
+    }
+    text
+}
+
+fn no_fit_reason(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) -> String {
+    let smallest = catalog
+        .models
+        .iter()
+        .filter(|m| !m.starter)
+        .flat_map(|m| m.variants.iter().map(move |v| (m, v)))
+        .filter(|(_, v)| v.quant != Quant::Fp8)
+        .min_by_key(|(m, v)| m.weights_bytes(v));
+    match smallest {
+        Some((m, v)) => {
+            let context = options.context_tokens.min(GGUF_CONTEXT_CAP);
+            let need =
+                m.weights_bytes(v) + m.kv_bytes_per_token() * u64::from(context) + cpu_overhead(m, m.weights_bytes(v));
+            let (budget, _) = cpu_budget(profile);
+            format!(
+                "No Llama 3.1 variant fits: the smallest, {} {}, needs about {} with {context} tokens of context, and this \
+                 machine offers {} (RAM available less a safety margin). A machine with {} or more of RAM, or a GPU with as \
+                 much memory, would run it.",
+                m.name,
+                v.quant.as_str(),
+                gib(need),
+                gib(budget),
+                gib((need + GIB + (profile.ram_bytes / 10).max(GIB)).div_ceil(GIB) * GIB)
+            )
+        }
+        None => "The catalog lists no Llama 3.1 variants.".into(),
+    }
+}

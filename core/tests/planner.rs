@@ -1,0 +1,267 @@
+//! The planner against machines from a CPU-only laptop to a cluster: what it recommends, and
+//! rules that must hold for any machine (property tests).
+
+use altiplano_core::catalog::{Catalog, Quant};
+use altiplano_core::hardware::{Cpu, Gpu, GpuVendor, HardwareProfile, Os};
+use altiplano_core::planner::{plan, Backend, Fit, Placement, PlanOptions, Preference};
+use proptest::prelude::*;
+
+const GIB: u64 = 1 << 30;
+const GB: u64 = 1_000_000_000;
+
+fn cpu(threads: u32) -> Cpu {
+    Cpu { name: "test CPU".into(), cores: threads / 2 + 1, threads, features: vec!["avx2".into(), "fma".into()] }
+}
+
+/// A PC with `ram_gib` of RAM (three quarters available) and the given GPUs.
+fn pc(ram_gib: u64, threads: u32, gpus: Vec<Gpu>) -> HardwareProfile {
+    HardwareProfile {
+        os: Os::Linux,
+        cpu: cpu(threads),
+        ram_bytes: ram_gib * GIB,
+        ram_available_bytes: ram_gib * GIB / 4 * 3,
+        disk_free_bytes: 2000 * GB,
+        gpus,
+        nodes: 1,
+    }
+}
+
+fn nvidia(name: &str, memory_gib: u64, cc: &str, count: usize) -> Vec<Gpu> {
+    (0..count)
+        .map(|_| Gpu {
+            vendor: GpuVendor::Nvidia,
+            name: name.into(),
+            memory_bytes: memory_gib * GIB,
+            memory_free_bytes: memory_gib * GIB - GIB / 2,
+            compute_capability: Some(cc.into()),
+        })
+        .collect()
+}
+
+fn mac(chip: &str, ram_gib: u64) -> HardwareProfile {
+    let budget = altiplano_core::hardware::apple_metal_budget(ram_gib * GIB);
+    HardwareProfile {
+        os: Os::Macos,
+        cpu: Cpu { name: chip.into(), cores: 8, threads: 8, features: vec!["neon".into()] },
+        ram_bytes: ram_gib * GIB,
+        ram_available_bytes: ram_gib * GIB / 4 * 3,
+        disk_free_bytes: 1000 * GB,
+        gpus: vec![Gpu {
+            vendor: GpuVendor::Apple,
+            name: chip.into(),
+            memory_bytes: budget,
+            memory_free_bytes: budget.min(ram_gib * GIB / 4 * 3),
+            compute_capability: None,
+        }],
+        nodes: 1,
+    }
+}
+
+/// Checks the recommendation: model, quant, backend and fit (None when nothing should fit).
+fn check(profile: &HardwareProfile, expected: Option<(&str, &str, Backend, Fit)>) {
+    let catalog = Catalog::builtin().unwrap();
+    let plan = plan(profile, &catalog, PlanOptions::default());
+    let got = plan.recommended.as_ref().map(|c| (c.model.as_str(), c.quant.as_str(), c.backend, c.fit));
+    assert_eq!(got, expected, "explanation: {:?}", plan.recommended.as_ref().map(|c| &c.explanation));
+    match &plan.recommended {
+        Some(c) => {
+            assert!(plan.reason_if_none.is_none());
+            assert!(c.max_context_tokens >= c.context_tokens, "{c:?}");
+            assert!(!c.explanation.is_empty());
+        }
+        None => assert!(plan.reason_if_none.as_deref().is_some_and(|r| r.contains("would run it")), "{plan:?}"),
+    }
+}
+
+#[test]
+fn cpu_only_laptops() {
+    check(&pc(8, 8, vec![]), None);
+    check(&pc(16, 8, vec![]), Some(("llama-3.1-8b-instruct", "Q6_K", Backend::Cpu, Fit::Cpu)));
+    check(&pc(32, 16, vec![]), Some(("llama-3.1-8b-instruct", "Q6_K", Backend::Cpu, Fit::Cpu)));
+}
+
+#[test]
+fn apple_silicon() {
+    check(&mac("Apple M1", 8), None);
+    check(&mac("Apple M1", 16), Some(("llama-3.1-8b-instruct", "Q8_0", Backend::Metal, Fit::Gpu)));
+    check(&mac("Apple M2 Pro", 32), Some(("llama-3.1-8b-instruct", "BF16", Backend::Metal, Fit::Gpu)));
+    check(&mac("Apple M3 Max", 128), Some(("llama-3.1-70b-instruct", "Q6_K", Backend::Metal, Fit::Gpu)));
+}
+
+#[test]
+fn consumer_gpus() {
+    check(
+        &pc(32, 16, nvidia("NVIDIA GeForce RTX 3060", 12, "8.6", 1)),
+        Some(("llama-3.1-8b-instruct", "Q8_0", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(64, 16, nvidia("NVIDIA GeForce RTX 4090", 24, "8.9", 1)),
+        Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(64, 16, nvidia("NVIDIA GeForce RTX 3090", 24, "8.6", 2)),
+        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
+    );
+}
+
+#[test]
+fn data_centre_gpus() {
+    check(
+        &pc(128, 32, nvidia("NVIDIA A100-PCIE-40GB", 40, "8.0", 1)),
+        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
+    );
+    check(
+        &pc(256, 32, nvidia("NVIDIA A100 80GB PCIe", 80, "8.0", 1)),
+        Some(("llama-3.1-70b-instruct", "Q8_0", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1)),
+        Some(("llama-3.1-70b-instruct", "FP8", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(512, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 2)),
+        Some(("llama-3.1-70b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(1024, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4)),
+        Some(("llama-3.1-405b-instruct", "Q5_K_M", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(2048, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 8)),
+        Some(("llama-3.1-405b-instruct", "FP8", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(2048, 128, nvidia("NVIDIA H200", 141, "9.0", 8)),
+        Some(("llama-3.1-405b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
+    );
+}
+
+#[test]
+fn a_real_h200_as_detected() {
+    let profile = HardwareProfile::from_json(include_str!("fixtures/hardware/h200-detected.json")).unwrap();
+    check(&profile, Some(("llama-3.1-70b-instruct", "FP8", Backend::Cuda, Fit::Gpu)));
+}
+
+#[test]
+fn a_cluster_runs_405b_in_bf16_and_says_how_to_set_up_each_node() {
+    let mut cluster = pc(2048, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 8));
+    cluster.nodes = 2;
+    check(&cluster, Some(("llama-3.1-405b-instruct", "BF16", Backend::Cuda, Fit::Gpu)));
+    let plan = plan(&cluster, &Catalog::builtin().unwrap(), PlanOptions::default());
+    let best = plan.recommended.unwrap();
+    assert_eq!(best.placement, Placement::TensorParallel { gpus_per_node: 8, nodes: 2 });
+    let settings = best.node_settings.join("\n");
+    for needed in [
+        "MISTRALRS_MN_GLOBAL_WORLD_SIZE=16",
+        "MISTRALRS_MN_LOCAL_WORLD_SIZE=8",
+        "MISTRALRS_MN_HEAD_NUM_WORKERS=1",
+        "MISTRALRS_MN_WORKER_ID=0",
+        "MISTRALRS_MN_WORKER_SERVER_ADDR",
+        "MISTRALRS_MN_HEAD_PORT",
+    ] {
+        assert!(settings.contains(needed), "{needed} missing from {settings}");
+    }
+}
+
+#[test]
+fn fp8_only_on_gpus_with_native_fp8() {
+    let catalog = Catalog::builtin().unwrap();
+    let a100 = pc(256, 32, nvidia("NVIDIA A100 80GB PCIe", 80, "8.0", 1));
+    let plan = plan(&a100, &catalog, PlanOptions::default());
+    assert!(
+        plan.candidates.iter().filter(|c| c.quant == Quant::Fp8).all(|c| c.fit == Fit::TooLarge),
+        "no FP8 on compute capability 8.0"
+    );
+    let laptop = pc(64, 16, vec![]);
+    let plan = altiplano_core::planner::plan(&laptop, &catalog, PlanOptions::default());
+    assert!(plan.candidates.iter().filter(|c| c.quant == Quant::Fp8).all(|c| c.fit == Fit::TooLarge));
+}
+
+#[test]
+fn gguf_context_is_capped_and_the_explanation_says_why() {
+    let catalog = Catalog::builtin().unwrap();
+    let profile = pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1));
+    let plan = plan(&profile, &catalog, PlanOptions { context_tokens: 32768, prefer: Preference::Quality });
+    let gguf = plan.candidates.iter().find(|c| c.model == "llama-3.1-8b-instruct" && c.quant == Quant::Q4KM).unwrap();
+    assert_eq!(gguf.context_tokens, 8192);
+    assert_eq!(gguf.max_context_tokens, 8192);
+    assert!(gguf.explanation.contains("capped at 8192"), "{}", gguf.explanation);
+    let bf16 = plan.candidates.iter().find(|c| c.model == "llama-3.1-8b-instruct" && c.quant == Quant::Bf16).unwrap();
+    assert_eq!(bf16.context_tokens, 32768);
+    assert!(bf16.max_context_tokens > 32768, "an 80 GB GPU holds more than 32k of 8B context");
+}
+
+#[test]
+fn a_longer_context_needs_more_memory_and_can_change_the_answer() {
+    let catalog = Catalog::builtin().unwrap();
+    let h100 = pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1));
+    let short = plan(&h100, &catalog, PlanOptions { context_tokens: 4096, prefer: Preference::Quality });
+    let long = plan(&h100, &catalog, PlanOptions { context_tokens: 131072, prefer: Preference::Quality });
+    let kv = |p: &altiplano_core::planner::Plan| {
+        p.recommended.as_ref().unwrap().devices.iter().map(|d| d.kv_cache_bytes).sum::<u64>()
+    };
+    assert_eq!(short.recommended.as_ref().unwrap().model, "llama-3.1-70b-instruct");
+    // 70B at 128k needs 40 GiB of KV cache on top of its weights: no longer fits one H100.
+    assert_eq!(long.recommended.as_ref().unwrap().model, "llama-3.1-8b-instruct");
+    assert!(kv(&long) > kv(&short));
+}
+
+#[test]
+fn speed_preference_picks_the_fastest_variant_of_the_same_model() {
+    let catalog = Catalog::builtin().unwrap();
+    let rtx = pc(64, 16, nvidia("NVIDIA GeForce RTX 4090", 24, "8.9", 1));
+    let fast =
+        plan(&rtx, &catalog, PlanOptions { context_tokens: 8192, prefer: Preference::Speed }).recommended.unwrap();
+    assert_eq!((fast.model.as_str(), fast.quant), ("llama-3.1-8b-instruct", Quant::Q4KM));
+}
+
+fn arb_profile() -> impl Strategy<Value = HardwareProfile> {
+    let gpu = (
+        prop::sample::select(vec![
+            ("NVIDIA H100 80GB HBM3", "9.0"),
+            ("NVIDIA GeForce RTX 3090", "8.6"),
+            ("NVIDIA A100 80GB PCIe", "8.0"),
+            ("NVIDIA GeForce RTX 4090", "8.9"),
+        ]),
+        4u64..200,
+    );
+    (4u64..2048, 2u32..256, prop::option::of((gpu, 1usize..9)), 1u32..3).prop_map(|(ram, threads, gpus, nodes)| {
+        let gpus = gpus.map(|(((name, cc), mem), n)| nvidia(name, mem, cc, n)).unwrap_or_default();
+        let mut p = pc(ram, threads, gpus);
+        p.nodes = if p.gpus.is_empty() { 1 } else { nodes };
+        p
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_candidate_exceeds_any_device_budget(profile in arb_profile(), context in 512u32..131072) {
+        let catalog = Catalog::builtin().unwrap();
+        let plan = plan(&profile, &catalog, PlanOptions { context_tokens: context, prefer: Preference::Quality });
+        for c in plan.candidates.iter().filter(|c| c.fit != Fit::TooLarge) {
+            for d in &c.devices {
+                prop_assert!(d.weights_bytes + d.kv_cache_bytes + d.overhead_bytes <= d.budget_bytes, "{} {} over budget on {}: {:?}", c.model, c.quant.as_str(), d.device, d);
+            }
+            prop_assert!(c.max_context_tokens >= c.context_tokens, "{:?}", c);
+        }
+    }
+
+    #[test]
+    fn more_memory_never_recommends_a_smaller_model(profile in arb_profile(), extra_ram in 0u64..512, extra_gpu in 0u64..80) {
+        let catalog = Catalog::builtin().unwrap();
+        let params = |p: &HardwareProfile| plan(p, &catalog, PlanOptions::default())
+            .recommended
+            .map(|c| catalog.model(&c.model).unwrap().parameters)
+            .unwrap_or(0);
+        let mut bigger = profile.clone();
+        bigger.ram_bytes += extra_ram * GIB;
+        bigger.ram_available_bytes += extra_ram * GIB;
+        for g in &mut bigger.gpus {
+            g.memory_bytes += extra_gpu * GIB;
+            g.memory_free_bytes += extra_gpu * GIB;
+        }
+        prop_assert!(params(&bigger) >= params(&profile));
+    }
+}
