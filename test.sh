@@ -29,8 +29,7 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   fi
 fi
 
-step "end to end: the real app under Xvfb"
+step "end to end: the real app under Xvfb (screenshots go to tests/artifacts/)"
 cargo build --workspace --all-targets
 export ALTIPLANO_APP_BINARY="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/altiplano-app"
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test --test-concurrency=1 tests/e2e/
-echo "screenshots: tests/artifacts/"

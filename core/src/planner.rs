@@ -483,52 +483,41 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
     found
 }
 
-fn on_metal(s: &Setting<'_>, gpu: &Gpu) -> Vec<Candidate> {
-    if s.variant.quant == Quant::Fp8 {
-        return Vec::new();
-    }
-    let (budget, margin) = gpu_budget(gpu);
+/// All of the model on one device (the Apple GPU or the CPU), if it fits.
+fn whole_on(
+    s: &Setting<'_>,
+    device: &str,
+    (budget, margin): (u64, u64),
+    overhead: u64,
+    backend: Backend,
+    bandwidth: f64,
+) -> Option<Candidate> {
     let devices = vec![DeviceUse {
-        device: "metal".into(),
+        device: device.into(),
         budget_bytes: budget,
         weights_bytes: s.weights,
         kv_cache_bytes: s.kv(s.context),
-        overhead_bytes: gpu_overhead(s.model, s.weights),
+        overhead_bytes: overhead,
         headroom_bytes: margin,
     }];
-    if !fits(&devices) {
-        return Vec::new();
+    if s.variant.quant == Quant::Fp8 || !fits(&devices) {
+        return None;
     }
-    let bandwidth = gpu_bandwidth(gpu);
-    let mut c = candidate(s, Backend::Metal, Placement::SingleGpu, Fit::Gpu, devices);
+    let (placement, fit) =
+        if backend == Backend::Cpu { (Placement::Cpu, Fit::Cpu) } else { (Placement::SingleGpu, Fit::Gpu) };
+    let mut c = candidate(s, backend, placement, fit, devices);
     c.max_context_tokens = max_context(s, &c.devices, &[1.0]);
     c.tokens_per_second_estimate = EFFICIENCY * bandwidth / s.weights as f64;
     c.bandwidth_bytes_per_second = bandwidth;
-    vec![c]
+    Some(c)
 }
 
-fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Vec<Candidate> {
-    if s.variant.quant == Quant::Fp8 {
-        return Vec::new();
-    }
-    let (budget, margin) = cpu_budget(profile);
-    let devices = vec![DeviceUse {
-        device: "cpu".into(),
-        budget_bytes: budget,
-        weights_bytes: s.weights,
-        kv_cache_bytes: s.kv(s.context),
-        overhead_bytes: cpu_overhead(s.model, s.weights),
-        headroom_bytes: margin,
-    }];
-    if !fits(&devices) {
-        return Vec::new();
-    }
-    let bandwidth = cpu_bandwidth(profile);
-    let mut c = candidate(s, Backend::Cpu, Placement::Cpu, Fit::Cpu, devices);
-    c.max_context_tokens = max_context(s, &c.devices, &[1.0]);
-    c.tokens_per_second_estimate = EFFICIENCY * bandwidth / s.weights as f64;
-    c.bandwidth_bytes_per_second = bandwidth;
-    vec![c]
+fn on_metal(s: &Setting<'_>, gpu: &Gpu) -> Option<Candidate> {
+    whole_on(s, "metal", gpu_budget(gpu), gpu_overhead(s.model, s.weights), Backend::Metal, gpu_bandwidth(gpu))
+}
+
+fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Option<Candidate> {
+    whole_on(s, "cpu", cpu_budget(profile), cpu_overhead(s.model, s.weights), Backend::Cpu, cpu_bandwidth(profile))
 }
 
 fn too_large(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
