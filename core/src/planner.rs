@@ -202,6 +202,13 @@ fn cpu_overhead(model: &Model, weights_here: u64) -> u64 {
     256 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
 }
 
+/// Memory the planner expects a variant to take on the CPU at `context` tokens: weights, KV
+/// cache and runtime overhead (what the CPU budget is checked against).
+pub fn cpu_memory_estimate(model: &Model, variant: &Variant, context: u32) -> u64 {
+    let weights = model.weights_bytes(variant);
+    weights + model.kv_bytes_per_token() * u64::from(context) + cpu_overhead(model, weights)
+}
+
 /// Peak memory bandwidth of a GPU, bytes/s, from its name.
 pub fn gpu_bandwidth(g: &Gpu) -> f64 {
     let name = g.name.to_lowercase();

@@ -1,0 +1,43 @@
+//! The planner's memory estimate against the real thing: load the starter model, generate, and
+//! compare the growth of this process's resident memory with what the planner predicts.
+
+mod common;
+
+use altiplano_core::catalog::Catalog;
+use altiplano_core::engine::{CancellationToken, Engine, GenerationEvent, LoadOptions, PromptMessage, Sampling};
+use altiplano_core::planner;
+use altiplano_core::store::Role;
+
+/// Resident memory of this process (Linux), bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cpu_estimate_for_the_starter_model_is_within_15_percent_of_what_loading_it_takes() {
+    let before = resident_bytes();
+    let engine = Engine::load(&common::starter_model(), LoadOptions { max_parallel_replies: 1 }).await.unwrap();
+    let sampling = Sampling { max_tokens: 64, ..Sampling::greedy() };
+    let mut rx =
+        engine.generate(vec![PromptMessage::new(Role::User, common::STORY)], sampling, CancellationToken::new());
+    let mut context = 0;
+    while let Some(event) = rx.recv().await {
+        if let GenerationEvent::Finished { stats, .. } = event.unwrap() {
+            context = stats.prompt_tokens + stats.completion_tokens;
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+
+    let catalog = Catalog::builtin().unwrap();
+    let starter = catalog.models.iter().find(|m| m.starter).unwrap();
+    let estimate = planner::cpu_memory_estimate(starter, &starter.variants[0], context as u32);
+    let ratio = estimate as f64 / grown as f64;
+    eprintln!("resident growth {grown} bytes, estimate {estimate} bytes, ratio {ratio:.3}, context {context}");
+    assert!((0.85..=1.15).contains(&ratio), "estimate {estimate} vs measured {grown} (ratio {ratio:.3})");
+}
