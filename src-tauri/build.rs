@@ -5,6 +5,7 @@ const COMMANDS: &[&str] = &[
     "wait_for_model",
     "use_starter_model",
     "choose_model_file",
+    "plan_models",
     "list_conversations",
     "get_messages",
     "search_messages",

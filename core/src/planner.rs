@@ -297,7 +297,7 @@ pub fn plan(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) 
     }
     candidates.sort_by(|a, b| rank(a, b, catalog, options.prefer));
     let recommended = candidates.iter().find(|c| usable(c)).cloned();
-    let reason_if_none = recommended.is_none().then(|| no_fit_reason(profile, catalog, options));
+    let reason_if_none = recommended.is_none().then(|| why_none(&candidates, profile, catalog, options));
     Plan { recommended, candidates, reason_if_none }
 }
 
@@ -626,7 +626,37 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
     text
 }
 
-fn no_fit_reason(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) -> String {
+/// Why nothing is recommended: variants that fit but fall short of the context asked for or
+/// of a usable speed are named as such; otherwise nothing fits at all.
+fn why_none(candidates: &[Candidate], profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) -> String {
+    let fitting: Vec<&Candidate> = candidates.iter().filter(|c| c.fit != Fit::TooLarge).collect();
+    let name = |c: &Candidate| {
+        format!("{} {}", catalog.model(&c.model).map(|m| m.name.as_str()).unwrap_or(&c.model), c.quant.as_str())
+    };
+    if let Some(capped) = fitting.iter().find(|c| !c.meets_requested_context) {
+        return format!(
+            "Nothing here holds {} tokens of context: what fits ({} and other GGUF variants) is capped at {GGUF_CONTEXT_CAP} \
+             tokens. Plan for {GGUF_CONTEXT_CAP} tokens or fewer, or use a machine with room for a safetensors variant \
+             at {} tokens.",
+            options.context_tokens,
+            name(capped),
+            options.context_tokens
+        );
+    }
+    if let Some(fastest) =
+        fitting.iter().max_by(|a, b| a.tokens_per_second_estimate.total_cmp(&b.tokens_per_second_estimate))
+    {
+        return format!(
+            "{} fits, but would decode at about {:.1} tokens/s, slower than the {USABLE_TOKENS_PER_SECOND:.0} tokens/s \
+             Altiplano recommends. A machine with a GPU that holds it, or faster memory, would run it well.",
+            name(fastest),
+            fastest.tokens_per_second_estimate
+        );
+    }
+    nothing_fits(profile, catalog, options)
+}
+
+fn nothing_fits(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) -> String {
     let smallest = catalog
         .models
         .iter()

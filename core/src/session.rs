@@ -12,9 +12,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::catalog::{Catalog, CatalogError};
 use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::config::{self, DataDir};
 use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};
+use crate::hardware::{self, HardwareProfile};
+use crate::planner::{self, Plan, PlanOptions};
 use crate::store::{Store, StoreError};
 
 /// Setting key holding the last model that loaded successfully.
@@ -67,6 +70,9 @@ pub enum SessionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The built-in model catalog is malformed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
 }
 
 /// See the module documentation.
@@ -78,6 +84,7 @@ pub struct Session {
     state: watch::Sender<ModelState>,
     running: Mutex<HashMap<u32, CancellationToken>>,
     load_lock: tokio::sync::Mutex<()>,
+    hardware: tokio::sync::OnceCell<HardwareProfile>,
 }
 
 impl Session {
@@ -91,6 +98,7 @@ impl Session {
             state: watch::channel(ModelState::None).0,
             running: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
+            hardware: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -102,6 +110,27 @@ impl Session {
     /// The data folder.
     pub fn data_dir(&self) -> &DataDir {
         &self.data_dir
+    }
+
+    /// This machine's hardware, detected once per session (detection loads NVML).
+    pub async fn hardware(&self) -> HardwareProfile {
+        let models_dir = self.data_dir.models_dir();
+        self.hardware
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || hardware::detect(&models_dir))
+                    .await
+                    .unwrap_or_else(|_| hardware::detect(Path::new(".")))
+            })
+            .await
+            .clone()
+    }
+
+    /// Plans the built-in catalog for this machine.
+    pub async fn plan(&self, options: PlanOptions) -> Result<(HardwareProfile, Catalog, Plan), SessionError> {
+        let profile = self.hardware().await;
+        let catalog = Catalog::builtin()?;
+        let plan = planner::plan(&profile, &catalog, options);
+        Ok((profile, catalog, plan))
     }
 
     /// Where the model stands now.

@@ -265,3 +265,17 @@ proptest! {
         prop_assert!(params(&bigger) >= params(&profile));
     }
 }
+
+#[test]
+fn when_nothing_is_recommended_the_reason_matches_the_cause() {
+    let catalog = Catalog::builtin().unwrap();
+    // Fits, but only GGUF, which is capped below the context asked for.
+    let laptop = pc(24, 8, vec![]);
+    let long = plan(&laptop, &catalog, PlanOptions { context_tokens: 131072, prefer: Preference::Quality });
+    assert!(long.recommended.is_none());
+    let reason = long.reason_if_none.unwrap();
+    assert!(reason.contains("capped at 8192") && reason.contains("131072"), "{reason}");
+    // Nothing fits at all: says what would.
+    let tiny = plan(&pc(4, 4, vec![]), &catalog, PlanOptions::default());
+    assert!(tiny.reason_if_none.unwrap().contains("would run it"));
+}

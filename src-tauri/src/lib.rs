@@ -61,6 +61,7 @@ pub fn run() -> Result<(), StartupError> {
             commands::model::wait_for_model,
             commands::model::use_starter_model,
             commands::model::choose_model_file,
+            commands::model::plan_models,
             commands::conversations::list_conversations,
             commands::conversations::get_messages,
             commands::conversations::search_messages,

@@ -101,4 +101,24 @@ test('send a message, watch the reply stream, and find it again after a restart'
   });
   assert.deepEqual(after, [question]);
   writeFileSync(join(artifacts, 'after-restart.png'), await driver.screenshot());
+
+  // The Models page: this computer, a recommendation with its reason, every variant planned.
+  const [modelsTab] = await driver.findAll('[data-testid="tab-models"]');
+  await driver.click(modelsTab);
+  const recommendation = await driver.until('a recommendation', async () => {
+    const [text] = await driver.texts('[data-testid="recommendation"]');
+    return text && text.includes('Llama 3.1') ? text : null;
+  });
+  assert.match(recommendation, /tokens\/s/);
+  const rows = await driver.findAll('[data-testid="variants"] tbody tr');
+  assert.equal(rows.length, 18, '3 models × 6 variants');
+  // A 128k context re-plans at once: GGUF variants are capped at 8192 tokens and say so.
+  await driver.execute(
+    'const s = document.querySelector(\'[data-testid="context"]\'); s.value = "131072"; s.dispatchEvent(new Event("change"));',
+  );
+  await driver.until('the grid to re-plan for 131072 tokens', async () => {
+    const cells = await driver.textContents('[data-testid="variants"] tbody td');
+    return cells.some((c) => c.includes('(capped)'));
+  });
+  writeFileSync(join(artifacts, 'models.png'), await driver.screenshot());
 });

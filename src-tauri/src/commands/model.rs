@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use altiplano_core::config;
+use altiplano_core::planner::PlanOptions;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, ErrorCode, ModelDto, ModelStateDto, StatusDto};
+use crate::dto::{ApiError, ErrorCode, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto};
 
 fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
     StatusDto {
@@ -52,4 +53,15 @@ pub async fn choose_model_file(app: tauri::AppHandle, session: SessionState<'_>)
         Some(path) => Ok(Some(ModelDto::from(&session.load_model(&path).await?))),
         None => Ok(None),
     }
+}
+
+/// This machine's hardware and every catalog variant planned for it at `context_tokens`.
+#[tauri::command]
+pub async fn plan_models(
+    session: SessionState<'_>,
+    context_tokens: u32,
+    prefer: PreferenceDto,
+) -> Result<ModelsPageDto, ApiError> {
+    let (profile, catalog, plan) = session.plan(PlanOptions { context_tokens, prefer: prefer.into() }).await?;
+    Ok(ModelsPageDto::new(&profile, &catalog, &plan))
 }

@@ -10,9 +10,13 @@ import type { ModelDto } from './bindings/ModelDto';
 import type { SearchHitDto } from './bindings/SearchHitDto';
 import type { StatusDto } from './bindings/StatusDto';
 import type { TurnResultDto } from './bindings/TurnResultDto';
+import type { ModelsPageDto } from './bindings/ModelsPageDto';
+import type { PreferenceDto } from './bindings/PreferenceDto';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings/ErrorCode';
+export type { ModelsPageDto, PreferenceDto };
+export type { CandidateDto } from './bindings/CandidateDto';
 export type { ModelStateDto } from './bindings/ModelStateDto';
 
 /** Narrows what a failed command rejected with to an ApiError. */
@@ -27,6 +31,8 @@ export const getStatus = (): Promise<StatusDto> => invoke('get_status');
 export const waitForModel = (): Promise<StatusDto> => invoke('wait_for_model');
 export const useStarterModel = (): Promise<ModelDto> => invoke('use_starter_model');
 export const chooseModelFile = (): Promise<ModelDto | null> => invoke('choose_model_file');
+export const planModels = (contextTokens: number, prefer: PreferenceDto): Promise<ModelsPageDto> =>
+  invoke('plan_models', { contextTokens, prefer });
 
 export const listConversations = (): Promise<ConversationDto[]> => invoke('list_conversations');
 export const getMessages = (conversationId: number): Promise<MessageDto[]> =>
