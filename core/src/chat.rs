@@ -35,18 +35,12 @@ pub enum ChatError {
 }
 
 /// Settings for a turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatOptions {
     /// How tokens are picked.
     pub sampling: Sampling,
     /// Instructions sent before the history, if any.
     pub system_prompt: Option<String>,
-}
-
-impl Default for ChatOptions {
-    fn default() -> Self {
-        Self { sampling: Sampling::default(), system_prompt: None }
-    }
 }
 
 /// What to do.

@@ -499,14 +499,7 @@ fn whole_on(
     backend: Backend,
     bandwidth: f64,
 ) -> Option<Candidate> {
-    let devices = vec![DeviceUse {
-        device: device.into(),
-        budget_bytes: budget,
-        weights_bytes: s.weights,
-        kv_cache_bytes: s.kv(s.context),
-        overhead_bytes: overhead,
-        headroom_bytes: margin,
-    }];
+    let devices = vec![whole_device(s, device, (budget, margin), overhead)];
     if s.variant.quant == Quant::Fp8 || !fits(&devices) {
         return None;
     }
@@ -527,16 +520,21 @@ fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Option<Candidate> {
     whole_on(s, "cpu", cpu_budget(profile), cpu_overhead(s.model, s.weights), Backend::Cpu, cpu_bandwidth(profile))
 }
 
-fn too_large(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
-    let (budget, margin) = cpu_budget(profile);
-    let devices = vec![DeviceUse {
-        device: "cpu".into(),
+/// The whole model on one device: weights, KV cache at the planned context, overhead.
+fn whole_device(s: &Setting<'_>, device: &str, (budget, margin): (u64, u64), overhead: u64) -> DeviceUse {
+    DeviceUse {
+        device: device.into(),
         budget_bytes: budget,
         weights_bytes: s.weights,
         kv_cache_bytes: s.kv(s.context),
-        overhead_bytes: cpu_overhead(s.model, s.weights),
+        overhead_bytes: overhead,
         headroom_bytes: margin,
-    }];
+    }
+}
+
+/// Nothing fits: the CPU's view of what the model would need, for the explanation.
+fn too_large(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
+    let devices = vec![whole_device(s, "cpu", cpu_budget(profile), cpu_overhead(s.model, s.weights))];
     candidate(s, Backend::Cpu, Placement::None, Fit::TooLarge, devices)
 }
 
