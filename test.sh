@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command runs every test: installs what is missing, then runs the Rust tests (engine,
-# store, chat, CLI with the real starter model), the UI tests, and the end-to-end test of the
+# store, chat, CLI with the real starter model, downloads against a local HTTP server, the
+# keyring in a private Secret Service), the UI tests, and the end-to-end test of the
 # real app under Xvfb. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -18,8 +19,8 @@ npm --prefix ui test
 step "UI: build (the app embeds it)"
 npm --prefix ui run build
 
-step "Rust tests (real model, real SQLite, real processes)"
-cargo test --workspace --no-fail-fast
+step "Rust tests (real model, real SQLite, real processes, a real HTTP server, a real keyring)"
+scripts/with-keyring.sh cargo test --workspace --no-fail-fast
 
 step "generated TypeScript bindings match the Rust types"
 if git rev-parse --git-dir >/dev/null 2>&1; then

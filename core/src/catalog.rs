@@ -185,6 +185,24 @@ impl Catalog {
         self.models.iter().find(|m| m.id == id)
     }
 
+    /// The id of a variant: `model-id:quant` in lower case, e.g. `llama-3.1-8b-instruct:q4_k_m`.
+    pub fn variant_id(model: &Model, variant: &Variant) -> String {
+        format!("{}:{}", model.id, variant.quant.as_str().to_ascii_lowercase())
+    }
+
+    /// A variant by its id (case-insensitive).
+    pub fn find_variant(&self, id: &str) -> Option<(&Model, &Variant)> {
+        let (model_id, quant) = id.split_once(':')?;
+        let model = self.model(model_id)?;
+        let variant = model.variants.iter().find(|v| v.quant.as_str().eq_ignore_ascii_case(quant))?;
+        Some((model, variant))
+    }
+
+    /// Every variant id, in catalog order.
+    pub fn variant_ids(&self) -> Vec<String> {
+        self.models.iter().flat_map(|m| m.variants.iter().map(move |v| Self::variant_id(m, v))).collect()
+    }
+
     fn validate(&self) -> Result<(), CatalogError> {
         let bad = |msg: String| Err(CatalogError::Invalid(msg));
         if self.schema != 1 {
@@ -262,6 +280,18 @@ mod tests {
         }
         let starter = c.models.iter().find(|m| m.starter).unwrap();
         assert_eq!(starter.variants[0].bytes, Some(98_362_432));
+    }
+
+    #[test]
+    fn variants_are_found_by_their_id() {
+        let c = Catalog::builtin().unwrap();
+        let (model, variant) = c.find_variant("llama-3.1-8b-instruct:Q4_K_M").expect("found case-insensitively");
+        assert_eq!(model.id, "llama-3.1-8b-instruct");
+        assert_eq!(variant.files, ["Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"]);
+        assert_eq!(Catalog::variant_id(model, variant), "llama-3.1-8b-instruct:q4_k_m");
+        assert!(c.variant_ids().contains(&"llama-3.1-405b-instruct:fp8".to_owned()));
+        assert!(c.find_variant("llama-3.1-8b-instruct:q3").is_none());
+        assert!(c.find_variant("no-such-model:q8_0").is_none());
     }
 
     #[test]

@@ -190,6 +190,11 @@ pub fn detect(models_dir: &Path) -> HardwareProfile {
     }
 }
 
+/// Free bytes on the disk that holds `dir` (or its nearest existing ancestor); 0 when unknown.
+pub fn free_space(dir: &Path) -> u64 {
+    disk_free(&sysinfo::Disks::new_with_refreshed_list(), dir)
+}
+
 /// Free space on the disk holding `dir`: the mounted disk with the longest mount point that is
 /// a prefix of the path (or of its nearest existing ancestor).
 fn disk_free(disks: &sysinfo::Disks, dir: &Path) -> u64 {

@@ -10,6 +10,10 @@
 //! - [`engine`]: loads a local model with mistral.rs, fully offline, and streams replies.
 //! - [`hardware`]: what this machine has (CPU, memory, disk, NVIDIA and Apple GPUs).
 //! - [`planner`]: which catalog variant fits this machine, how, and how fast.
+//! - [`download`]: resumable, verified downloads from a Hugging Face endpoint into the hub
+//!   cache, with a persistent queue.
+//! - [`library`]: the models on disk (downloaded or imported), validated.
+//! - [`secrets`]: the Hugging Face token in the OS keyring.
 //! - [`store`]: conversations and messages in SQLite (sqlx), with full-text search.
 //! - [`chat`]: one chat turn end to end — history through the chat template, fitting the
 //!   context window, streaming the reply while saving it.
@@ -32,8 +36,11 @@ pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod cpu;
+pub mod download;
 pub mod engine;
 pub mod hardware;
+pub mod library;
 pub mod planner;
+pub mod secrets;
 pub mod session;
 pub mod store;

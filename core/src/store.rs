@@ -207,6 +207,14 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+impl Store {
+    /// The connection pool, for the other modules that keep tables in this database
+    /// ([`crate::library`], [`crate::download::queue`]).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -11,7 +11,7 @@
 //!
 //! Nothing but this module touches mistralrs.
 
-mod gguf_check;
+pub(crate) mod gguf_check;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -25,6 +25,9 @@ pub enum Command {
     Conversations(ConversationsCommand),
     /// Recommend the Llama 3.1 variant that fits this machine (or a described one), and why.
     Plan(PlanArgs),
+    /// Download, import, list and remove models; manage the Hugging Face token.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Show what this machine has: CPU, memory, free disk, GPUs.
     Hardware {
         /// Print the hardware profile as JSON (the format `plan --hardware` reads).
@@ -119,4 +122,55 @@ pub enum ConversationsCommand {
         /// Conversation id.
         id: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Models on disk, and downloads not finished yet.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a catalog variant (e.g. llama-3.1-8b-instruct:q4_k_m) or a Hugging Face repo
+    /// (org/name). Interrupted downloads continue where they stopped.
+    Pull(PullArgs),
+    /// Remove a model: downloaded files are deleted, imported ones only forgotten.
+    Rm {
+        /// Model id (from `models list`).
+        id: i64,
+    },
+    /// Register a GGUF file or a safetensors folder already on disk, after checking it.
+    Import {
+        /// The file or folder.
+        path: PathBuf,
+    },
+    /// The Hugging Face access token, kept in the OS keyring.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// A catalog variant id (see `altiplano plan`) or a repo id (org/name).
+    pub target: String,
+    /// A file of the repo to fetch (repeatable); default: the repo's model files.
+    #[arg(long = "file", value_name = "NAME")]
+    pub files: Vec<String>,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// Print the result as JSON instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Store a token (read from the terminal without echo, or from standard input).
+    Set,
+    /// Remove the stored token.
+    Clear,
+    /// Say whether a token is set, and where it comes from (never the token itself).
+    Status,
 }

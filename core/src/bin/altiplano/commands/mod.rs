@@ -3,6 +3,7 @@
 mod chat;
 mod conversations;
 mod hardware;
+mod models;
 mod plan;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let result = match command {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
+        Command::Models(command) => models::run(&store, command).await,
         Command::Hardware { .. } | Command::Plan(_) => unreachable!("handled above, without opening the store"),
     };
     store.close().await;

@@ -1,0 +1,185 @@
+//! `altiplano models …`: downloads, imports, the model list and the Hugging Face token.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use altiplano_core::catalog::Catalog;
+use altiplano_core::download::queue::{DownloadManager, JobState};
+use altiplano_core::download::{self, human_bytes, DownloadOptions, HubCache, PullProgress};
+use altiplano_core::library::Library;
+use altiplano_core::secrets;
+use altiplano_core::store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+use crate::args::{ModelsCommand, PullArgs, TokenCommand};
+
+pub async fn run(store: &Store, command: ModelsCommand) -> anyhow::Result<ExitCode> {
+    let library = Library::new(store.clone());
+    match command {
+        ModelsCommand::List { json } => list(store, &library, json).await,
+        ModelsCommand::Pull(args) => pull(store, args).await,
+        ModelsCommand::Rm { id } => {
+            let model = library.remove(id, &HubCache::from_env()).await?;
+            println!("removed model {id} ({})", model.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Import { path } => {
+            let model = library.import(&path).await?;
+            println!(
+                "imported model {}: {} ({}, {})",
+                model.id,
+                model.name,
+                format_name(&model),
+                human_bytes(model.size_bytes)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Token(command) => token(command).await,
+    }
+}
+
+fn format_name(model: &altiplano_core::library::LocalModel) -> &'static str {
+    match model.format {
+        altiplano_core::library::ModelFormat::Gguf => "GGUF",
+        altiplano_core::library::ModelFormat::Safetensors => "safetensors",
+    }
+}
+
+async fn list(store: &Store, library: &Library, json: bool) -> anyhow::Result<ExitCode> {
+    let models = library.list().await?;
+    let manager = DownloadManager::new(store.clone(), HubCache::from_env(), DownloadOptions::default());
+    let unfinished: Vec<_> = manager
+        .list()
+        .await?
+        .into_iter()
+        .filter(|j| !matches!(j.state, JobState::Completed | JobState::Cancelled))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "models": models, "downloads": unfinished }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if models.is_empty() {
+        println!("no models yet; `altiplano models pull VARIANT` downloads one (`altiplano plan` says which fits)");
+    }
+    for m in &models {
+        println!(
+            "{:>4}  {:<48} {:<11} {:>10}  {}",
+            m.id,
+            m.name,
+            format_name(m),
+            human_bytes(m.size_bytes),
+            m.path.display()
+        );
+    }
+    if !unfinished.is_empty() {
+        println!("\nunfinished downloads (run the same `models pull` again to continue):");
+        for j in unfinished {
+            let what = if j.files.is_empty() { j.repo.clone() } else { format!("{} {}", j.repo, j.files.join(", ")) };
+            let error = j.error.map(|e| format!(" — {}", e.message)).unwrap_or_default();
+            println!(
+                "  {:<9} {}/{}  {what}{error}",
+                format!("{:?}", j.state).to_lowercase(),
+                human_bytes(j.bytes_done),
+                human_bytes(j.bytes_total)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pull(store: &Store, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::builtin()?;
+    let (spec, variant) = download::spec_for_target(&catalog, &args.target, &args.files, &args.revision)?;
+    let manager = DownloadManager::new(store.clone(), HubCache::from_env(), DownloadOptions::default());
+    let id = manager.add(&spec, variant.as_deref()).await?;
+    let (tx, rx) = watch::channel(PullProgress::default());
+    let show_bar = !args.json && std::io::stderr().is_terminal();
+    let renderer = tokio::spawn(render(rx, show_bar));
+    let run = manager.run(id, tx);
+    tokio::pin!(run);
+    let outcome = tokio::select! {
+        outcome = &mut run => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            manager.pause(id).await?;
+            let _ = run.await;
+            renderer.abort();
+            eprintln!("altiplano: paused; run the same command again to continue from the bytes already fetched");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    renderer.abort();
+    let model = outcome?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&model)?);
+    } else {
+        println!("model {}: {} ({})\n{}", model.id, model.name, human_bytes(model.size_bytes), model.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on a terminal; otherwise a line every few seconds.
+async fn render(mut rx: watch::Receiver<PullProgress>, bar: bool) {
+    let progress = if bar { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    progress.set_style(
+        ProgressStyle::with_template("{msg:30!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut last_line = std::time::Instant::now();
+    while rx.changed().await.is_ok() {
+        let p = rx.borrow_and_update().clone();
+        let current = p
+            .files
+            .iter()
+            .find(|f| f.bytes_done < f.bytes_total)
+            .or(p.files.last())
+            .map(|f| f.path.rsplit('/').next().unwrap_or(&f.path).to_owned())
+            .unwrap_or_default();
+        progress.set_length(p.bytes_total);
+        progress.set_position(p.bytes_done);
+        progress.set_message(current.clone());
+        if !bar && last_line.elapsed() >= Duration::from_secs(5) && p.bytes_total > 0 {
+            eprintln!(
+                "{current}: {} of {} ({:.0}%), {}/s",
+                human_bytes(p.bytes_done),
+                human_bytes(p.bytes_total),
+                p.bytes_done as f64 * 100.0 / p.bytes_total as f64,
+                human_bytes(p.bytes_per_second as u64)
+            );
+            last_line = std::time::Instant::now();
+        }
+    }
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Set => {
+            let token = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password("Hugging Face access token (input hidden): ")?
+            } else {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line
+            };
+            secrets::set_hf_token(&token).await?;
+            println!("token stored in the system keyring (service \"{}\")", secrets::SERVICE);
+        }
+        TokenCommand::Clear => {
+            secrets::clear_hf_token().await?;
+            println!("token removed from the system keyring");
+        }
+        TokenCommand::Status => match secrets::hf_token().await {
+            Some((_, secrets::TokenSource::Environment)) => {
+                println!("a token is set by the HF_TOKEN environment variable")
+            }
+            Some((_, secrets::TokenSource::Keyring)) => println!("a token is stored in the system keyring"),
+            None => println!("no token; gated models (Meta's Llama) need one: `altiplano models token set`"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}

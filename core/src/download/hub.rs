@@ -1,0 +1,281 @@
+//! Talking to a Hugging Face–compatible endpoint: which files a repo has, what one file's
+//! commit, size and hash are, and where its bytes are served.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, ACCEPT_ENCODING, AUTHORIZATION};
+use reqwest::{Client, StatusCode};
+use serde::Deserialize;
+
+use super::DownloadError;
+use crate::secrets::HfToken;
+
+/// The public Hugging Face Hub.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+/// Environment variable naming another endpoint (a mirror), as Hugging Face's tools read it.
+pub const ENDPOINT_ENV: &str = "HF_ENDPOINT";
+
+/// A Hub endpoint and the token to show it.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    endpoint: String,
+    token: Option<HfToken>,
+    http: Client,
+}
+
+/// One file of a repo, as the Hub describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Path inside the repo (`/`-separated).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// What the cache names the blob: the SHA-256 of large (LFS) files, the git blob id of
+    /// small ones.
+    pub etag: String,
+}
+
+/// A repo at one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoListing {
+    /// The commit the revision resolved to.
+    pub commit: String,
+    /// Its files.
+    pub files: Vec<RemoteFile>,
+}
+
+#[derive(Deserialize)]
+struct ApiRevision {
+    sha: String,
+    #[serde(default)]
+    siblings: Vec<ApiSibling>,
+}
+
+#[derive(Deserialize)]
+struct ApiSibling {
+    rfilename: String,
+    size: Option<u64>,
+    #[serde(rename = "blobId")]
+    blob_id: Option<String>,
+    lfs: Option<ApiLfs>,
+}
+
+#[derive(Deserialize)]
+struct ApiLfs {
+    sha256: String,
+    size: u64,
+}
+
+impl HubClient {
+    /// A client for `endpoint` (no trailing slash needed).
+    pub fn new(endpoint: &str, token: Option<HfToken>) -> Result<Self, DownloadError> {
+        let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(DownloadError::BadEndpoint(endpoint));
+        }
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(concat!("altiplano/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DownloadError::Network { url: endpoint.clone(), message: e.to_string() })?;
+        Ok(Self { endpoint, token, http })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Whether requests carry a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The page where a gated repo's licence is read and accepted.
+    pub fn licence_url(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.endpoint)
+    }
+
+    /// The URL that serves a file's bytes (possibly by redirecting elsewhere).
+    pub fn resolve_url(&self, repo: &str, revision: &str, file: &str) -> String {
+        format!(
+            "{}/{repo}/resolve/{}/{}",
+            self.endpoint,
+            encode(revision),
+            file.split('/').map(encode).collect::<Vec<_>>().join("/")
+        )
+    }
+
+    /// A GET carrying the token (reqwest drops it when a redirect leaves the host).
+    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.get(url).header(ACCEPT_ENCODING, "identity");
+        match &self.token {
+            Some(token) => request.header(AUTHORIZATION, format!("Bearer {}", token.expose())),
+            None => request,
+        }
+    }
+
+    /// Every file of `repo` at `revision`, with sizes and hashes.
+    pub async fn list(&self, repo: &str, revision: &str) -> Result<RepoListing, DownloadError> {
+        let url = format!("{}/api/models/{repo}/revision/{}?blobs=true", self.endpoint, encode(revision));
+        let response = self.get(&url).send().await.map_err(|e| network(&url, &e))?;
+        let response = self.check(repo, revision, None, response)?;
+        let body: ApiRevision = response
+            .json()
+            .await
+            .map_err(|e| DownloadError::Protocol(format!("{url} answered with an unexpected file list: {e}")))?;
+        let mut files = Vec::new();
+        for sibling in body.siblings {
+            let (size, etag) = match (sibling.lfs, sibling.size, sibling.blob_id) {
+                (Some(lfs), _, _) => (lfs.size, lfs.sha256),
+                (None, Some(size), Some(blob)) => (size, blob),
+                _ => {
+                    return Err(DownloadError::Protocol(format!(
+                        "{url} gave no size or hash for {}; the endpoint may not support `blobs=true`",
+                        sibling.rfilename
+                    )))
+                }
+            };
+            files.push(RemoteFile { path: sibling.rfilename, size, etag: etag.to_ascii_lowercase() });
+        }
+        Ok(RepoListing { commit: body.sha, files })
+    }
+
+    /// One file's commit, size and hash, from the headers of a HEAD request on its resolve URL
+    /// (the redirect is not followed: the Hub's own answer carries `X-Repo-Commit`,
+    /// `X-Linked-Etag` and `X-Linked-Size`).
+    pub async fn file_metadata(
+        &self,
+        repo: &str,
+        revision: &str,
+        file: &str,
+    ) -> Result<(String, RemoteFile), DownloadError> {
+        let url = self.resolve_url(repo, revision, file);
+        let no_redirects = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| network(&url, &e))?;
+        let mut request = no_redirects.head(&url).header(ACCEPT_ENCODING, "identity");
+        if let Some(token) = &self.token {
+            request = request.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
+        let response = request.send().await.map_err(|e| network(&url, &e))?;
+        let response = self.check(repo, revision, Some(file), response)?;
+        let headers = response.headers();
+        let commit = header(headers, "x-repo-commit").ok_or_else(|| {
+            DownloadError::Protocol(format!("{url} did not say which commit it serves (X-Repo-Commit)"))
+        })?;
+        let etag = header(headers, "x-linked-etag")
+            .or_else(|| header(headers, "etag"))
+            .map(|e| normalize_etag(&e))
+            .ok_or_else(|| DownloadError::Protocol(format!("{url} gave no ETag")))?;
+        let size = header(headers, "x-linked-size")
+            .or_else(|| header(headers, "content-length"))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| DownloadError::Protocol(format!("{url} gave no size")))?;
+        Ok((commit, RemoteFile { path: file.to_owned(), size, etag }))
+    }
+
+    /// Turns an error status into the error a person can act on.
+    pub(crate) fn check(
+        &self,
+        repo: &str,
+        revision: &str,
+        file: Option<&str>,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, DownloadError> {
+        let status = response.status();
+        if status.is_success() || status.is_redirection() {
+            return Ok(response);
+        }
+        let code = header(response.headers(), "x-error-code").unwrap_or_default();
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DownloadError::Gated {
+                repo: repo.to_owned(),
+                licence_url: self.licence_url(repo),
+                had_token: self.has_token(),
+            },
+            StatusCode::NOT_FOUND => DownloadError::NotFound(match (code.as_str(), file) {
+                ("RevisionNotFound", _) => format!("{repo} has no revision {revision:?}"),
+                ("EntryNotFound", Some(file)) => format!("{repo} has no file {file:?} at revision {revision:?}"),
+                (_, Some(file)) if code != "RepoNotFound" => {
+                    format!("{repo} has no file {file:?} at revision {revision:?} (or the repo does not exist)")
+                }
+                _ => format!("there is no model repo {repo:?} on {}; check the spelling (org/name)", self.endpoint),
+            }),
+            _ => DownloadError::Http { url: response.url().to_string(), status: status.as_u16() },
+        })
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// `W/"abc"` → `abc`.
+pub(crate) fn normalize_etag(etag: &str) -> String {
+    etag.trim().trim_start_matches("W/").trim_matches('"').to_ascii_lowercase()
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+pub(crate) fn network(url: &str, e: &reqwest::Error) -> DownloadError {
+    // reqwest's Display hides the cause ("error sending request"); the source says why.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    DownloadError::Network { url: url.to_owned(), message }
+}
+
+/// Checks `org/name`.
+pub fn validate_repo_id(repo: &str) -> Result<(), DownloadError> {
+    let ok_part = |p: &str| {
+        !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    match repo.split_once('/') {
+        Some((org, name)) if ok_part(org) && ok_part(name) => Ok(()),
+        _ => Err(DownloadError::BadRepoId(repo.to_owned())),
+    }
+}
+
+/// Checks a file path inside a repo: relative, no `..`, no empty parts.
+pub fn validate_repo_path(path: &str) -> Result<(), DownloadError> {
+    let ok = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && path.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(DownloadError::Protocol(format!("refusing the unsafe file path {path:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids_and_paths_that_could_escape_the_cache_are_refused() {
+        assert!(validate_repo_id("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF").is_ok());
+        for bad in ["noslash", "a/b/c", "../x", "a/..", "a/b c", "/a"] {
+            assert!(validate_repo_id(bad).is_err(), "{bad}");
+        }
+        assert!(validate_repo_path("sub/w.gguf").is_ok());
+        for bad in ["../w", "/etc/passwd", "a//b", "a/./b", "a\\b", ""] {
+            assert!(validate_repo_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn etags_lose_weak_markers_and_quotes() {
+        assert_eq!(normalize_etag("W/\"ABC\""), "abc");
+        assert_eq!(normalize_etag("\"0123\""), "0123");
+    }
+}
