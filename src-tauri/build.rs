@@ -14,6 +14,19 @@ const COMMANDS: &[&str] = &[
     "send_message",
     "regenerate_reply",
     "stop_reply",
+    "list_downloads",
+    "watch_downloads",
+    "start_download",
+    "pause_download",
+    "resume_download",
+    "cancel_download",
+    "forget_download",
+    "set_hf_token",
+    "clear_hf_token",
+    "set_download_endpoint",
+    "import_model",
+    "remove_model",
+    "load_local_model",
 ];
 
 fn main() {

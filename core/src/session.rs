@@ -15,8 +15,11 @@ use tokio::sync::watch;
 use crate::catalog::{Catalog, CatalogError};
 use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::config::{self, DataDir};
+use crate::download::queue::DownloadManager;
+use crate::download::{DownloadOptions, HubCache};
 use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
+use crate::library::Library;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::store::{Store, StoreError};
 
@@ -85,13 +88,24 @@ pub struct Session {
     running: Mutex<HashMap<u32, CancellationToken>>,
     load_lock: tokio::sync::Mutex<()>,
     hardware: tokio::sync::OnceCell<HardwareProfile>,
+    downloads: DownloadManager,
+    library: Library,
 }
 
 impl Session {
-    /// Opens the store in `data_dir`; no model is loaded yet.
+    /// Opens the store in `data_dir`; no model is loaded yet. Downloads that were running when
+    /// the last process ended start again.
     pub async fn open(data_dir: DataDir) -> Result<Arc<Self>, SessionError> {
         let store = Store::open(&data_dir.database_path()).await?;
+        let downloads = DownloadManager::new(store.clone(), HubCache::from_env(), DownloadOptions::default());
+        match downloads.resume_interrupted().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("continuing {n} interrupted download(s)"),
+            Err(e) => tracing::warn!("cannot read the download queue: {e}"),
+        }
         Ok(Arc::new(Self {
+            library: Library::new(store.clone()),
+            downloads,
             store,
             data_dir,
             engine: tokio::sync::RwLock::new(None),
@@ -105,6 +119,16 @@ impl Session {
     /// The conversation store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The download queue.
+    pub fn downloads(&self) -> &DownloadManager {
+        &self.downloads
+    }
+
+    /// The models on disk.
+    pub fn library(&self) -> &Library {
+        &self.library
     }
 
     /// The data folder.

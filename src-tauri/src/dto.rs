@@ -6,9 +6,13 @@
 
 use altiplano_core::catalog::Catalog;
 use altiplano_core::chat::{ChatError, TurnOutcome};
+use altiplano_core::download::queue::{DownloadJob, QueueError};
+use altiplano_core::download::DownloadError;
 use altiplano_core::engine::{EngineError, FinishReason, ModelInfo};
 use altiplano_core::hardware::{GpuVendor, HardwareProfile};
+use altiplano_core::library::{LibraryError, LocalModel, ModelFormat, ModelSource};
 use altiplano_core::planner::{Backend, Candidate, Fit, Placement, Plan, Preference};
+use altiplano_core::secrets::SecretError;
 use altiplano_core::session::{ModelState, SessionError};
 use altiplano_core::store::{Conversation, Message, MessageStatus, Role, SearchHit, StoreError};
 use serde::{Deserialize, Serialize};
@@ -458,6 +462,18 @@ pub enum ErrorCode {
     NotFound,
     GenerationFailed,
     Busy,
+    /// A gated repo: accept the licence and add a token.
+    Gated,
+    /// Not enough disk space.
+    DiskFull,
+    /// The network or the server failed; retry.
+    Network,
+    /// A download's file failed its checksum twice.
+    Checksum,
+    /// The request is malformed (a bad repo id or endpoint).
+    Invalid,
+    /// The OS keyring is not available.
+    Keyring,
     Internal,
 }
 
@@ -516,4 +532,208 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::new(store_code(&e), e.to_string())
     }
+}
+
+/// How a download or model-library error reads in the UI.
+pub fn download_code(code: &str) -> ErrorCode {
+    match code {
+        "gated" => ErrorCode::Gated,
+        "disk_full" => ErrorCode::DiskFull,
+        "network" => ErrorCode::Network,
+        "checksum" => ErrorCode::Checksum,
+        "not_found" => ErrorCode::NotFound,
+        "invalid" => ErrorCode::Invalid,
+        _ => ErrorCode::Internal,
+    }
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(e: DownloadError) -> Self {
+        Self::new(download_code(e.code()), e.to_string())
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Download(d) => d.into(),
+            QueueError::NotFound(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            other => Self::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
+}
+
+impl From<LibraryError> for ApiError {
+    fn from(e: LibraryError) -> Self {
+        let code = match &e {
+            LibraryError::Missing(_) => ErrorCode::ModelNotFound,
+            LibraryError::Invalid { .. } => ErrorCode::InvalidModel,
+            LibraryError::NotFound(_) => ErrorCode::NotFound,
+            _ => ErrorCode::Internal,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(e: SecretError) -> Self {
+        let code = match &e {
+            SecretError::Empty => ErrorCode::Invalid,
+            _ => ErrorCode::Keyring,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+/// Where one file of a download stands.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct FileProgressDto {
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes_done: u64,
+    #[ts(type = "number")]
+    pub bytes_total: u64,
+    pub bytes_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    /// waiting, downloading, verifying, done, reused or waiting_for_other_process.
+    pub state: String,
+}
+
+/// One download in the list.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct DownloadJobDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub repo: String,
+    pub revision: String,
+    /// Catalog variant id, when it is one.
+    pub variant: Option<String>,
+    /// queued, running, paused, completed, failed or cancelled.
+    pub state: String,
+    #[ts(type = "number")]
+    pub bytes_done: u64,
+    #[ts(type = "number")]
+    pub bytes_total: u64,
+    pub bytes_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    pub files: Vec<FileProgressDto>,
+    pub error: Option<ApiError>,
+    #[ts(type = "number | null")]
+    pub model_id: Option<i64>,
+}
+
+impl From<DownloadJob> for DownloadJobDto {
+    fn from(job: DownloadJob) -> Self {
+        let state =
+            serde_json::to_value(job.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let (files, rate, eta) = match &job.progress {
+            Some(p) => (
+                p.files
+                    .iter()
+                    .map(|f| FileProgressDto {
+                        path: f.path.clone(),
+                        bytes_done: f.bytes_done,
+                        bytes_total: f.bytes_total,
+                        bytes_per_second: f.bytes_per_second,
+                        eta_seconds: f.eta_seconds,
+                        state: serde_json::to_value(f.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+                p.bytes_per_second,
+                p.eta_seconds,
+            ),
+            None => (
+                job.files
+                    .iter()
+                    .map(|f| FileProgressDto {
+                        path: f.clone(),
+                        bytes_done: 0,
+                        bytes_total: 0,
+                        bytes_per_second: 0.0,
+                        eta_seconds: None,
+                        state: "waiting".into(),
+                    })
+                    .collect(),
+                0.0,
+                None,
+            ),
+        };
+        Self {
+            id: job.id,
+            repo: job.repo,
+            revision: job.revision,
+            variant: job.variant,
+            state,
+            bytes_done: job.bytes_done,
+            bytes_total: job.bytes_total,
+            bytes_per_second: rate,
+            eta_seconds: eta,
+            files,
+            error: job.error.map(|e| ApiError::new(download_code(&e.code), e.message)),
+            model_id: job.model_id,
+        }
+    }
+}
+
+/// A model on disk.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct LocalModelDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub name: String,
+    /// gguf or safetensors.
+    pub format: String,
+    pub path: String,
+    /// hub (downloaded) or import.
+    pub source: String,
+    pub variant: Option<String>,
+    #[ts(type = "number")]
+    pub size_bytes: u64,
+}
+
+impl From<LocalModel> for LocalModelDto {
+    fn from(m: LocalModel) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            format: match m.format {
+                ModelFormat::Gguf => "gguf".into(),
+                ModelFormat::Safetensors => "safetensors".into(),
+            },
+            path: m.path.display().to_string(),
+            source: match m.source {
+                ModelSource::Hub => "hub".into(),
+                ModelSource::Import => "import".into(),
+            },
+            variant: m.variant,
+            size_bytes: m.size_bytes,
+        }
+    }
+}
+
+/// Everything the downloads panel shows.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct DownloadsDto {
+    pub jobs: Vec<DownloadJobDto>,
+    pub models: Vec<LocalModelDto>,
+    /// A Hugging Face token is available.
+    pub has_token: bool,
+    /// environment (HF_TOKEN) or keyring, when there is one.
+    pub token_source: Option<String>,
+    pub endpoint: String,
+    /// HF_ENDPOINT is set, so the setting is not used.
+    pub endpoint_from_environment: bool,
+    /// The Hugging Face cache folder.
+    pub cache_dir: String,
 }

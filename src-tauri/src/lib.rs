@@ -70,6 +70,19 @@ pub fn run() -> Result<(), StartupError> {
             commands::chat::send_message,
             commands::chat::regenerate_reply,
             commands::chat::stop_reply,
+            commands::downloads::list_downloads,
+            commands::downloads::watch_downloads,
+            commands::downloads::start_download,
+            commands::downloads::pause_download,
+            commands::downloads::resume_download,
+            commands::downloads::cancel_download,
+            commands::downloads::forget_download,
+            commands::downloads::set_hf_token,
+            commands::downloads::clear_hf_token,
+            commands::downloads::set_download_endpoint,
+            commands::downloads::import_model,
+            commands::downloads::remove_model,
+            commands::downloads::load_local_model,
         ])
         .run(tauri::generate_context!())?;
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod conversations;
+pub mod downloads;
 pub mod model;
 
 use std::sync::Arc;

@@ -1,0 +1,154 @@
+//! Downloads, the models on disk and the Hugging Face token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use altiplano_core::catalog::Catalog;
+use altiplano_core::download::hub::ENDPOINT_ENV;
+use altiplano_core::library::ModelFormat;
+use altiplano_core::secrets::{self, TokenSource};
+use tauri::ipc::Channel;
+use tauri_plugin_dialog::DialogExt;
+
+use super::SessionState;
+use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, ErrorCode, LocalModelDto, ModelDto};
+
+/// Updates are sent at most this often while a download runs.
+const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
+
+async fn snapshot(session: &SessionState<'_>) -> Result<DownloadsDto, ApiError> {
+    let downloads = session.downloads();
+    let token = secrets::hf_token().await;
+    Ok(DownloadsDto {
+        jobs: downloads.list().await?.into_iter().map(DownloadJobDto::from).collect(),
+        models: session.library().list().await?.into_iter().map(LocalModelDto::from).collect(),
+        has_token: token.is_some(),
+        token_source: token.map(|(_, source)| match source {
+            TokenSource::Environment => "environment".into(),
+            TokenSource::Keyring => "keyring".into(),
+        }),
+        endpoint: downloads.endpoint().await?,
+        endpoint_from_environment: std::env::var(ENDPOINT_ENV).is_ok_and(|v| !v.trim().is_empty()),
+        cache_dir: downloads.cache().root().display().to_string(),
+    })
+}
+
+#[tauri::command]
+pub async fn list_downloads(session: SessionState<'_>) -> Result<DownloadsDto, ApiError> {
+    snapshot(&session).await
+}
+
+/// Sends the downloads panel's state now and whenever it changes (at most four times a
+/// second), until the UI drops the channel.
+#[tauri::command]
+pub async fn watch_downloads(session: SessionState<'_>, on_update: Channel<DownloadsDto>) -> Result<(), ApiError> {
+    let mut changes = session.downloads().subscribe();
+    loop {
+        if on_update.send(snapshot(&session).await?).is_err() {
+            return Ok(());
+        }
+        tokio::time::sleep(UPDATE_INTERVAL).await;
+        if changes.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Starts a download: a catalog variant id, or a repo id with an optional file.
+#[tauri::command]
+pub async fn start_download(
+    session: SessionState<'_>,
+    target: String,
+    file: Option<String>,
+    revision: Option<String>,
+) -> Result<DownloadJobDto, ApiError> {
+    let catalog = Catalog::builtin().map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let files: Vec<String> = file.into_iter().map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+    let revision = revision.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| "main".into());
+    let (spec, variant) = altiplano_core::download::spec_for_target(&catalog, &target, &files, &revision)?;
+    Ok(session.downloads().enqueue(&spec, variant.as_deref()).await?.into())
+}
+
+#[tauri::command]
+pub async fn pause_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
+    Ok(session.downloads().pause(id).await?)
+}
+
+#[tauri::command]
+pub async fn resume_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
+    Ok(session.downloads().resume(id).await?)
+}
+
+#[tauri::command]
+pub async fn cancel_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
+    Ok(session.downloads().cancel(id).await?)
+}
+
+/// Removes a finished, failed or cancelled download from the list.
+#[tauri::command]
+pub async fn forget_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
+    Ok(session.downloads().forget(id).await?)
+}
+
+#[tauri::command]
+pub async fn set_hf_token(token: String) -> Result<(), ApiError> {
+    Ok(secrets::set_hf_token(&token).await?)
+}
+
+#[tauri::command]
+pub async fn clear_hf_token() -> Result<(), ApiError> {
+    Ok(secrets::clear_hf_token().await?)
+}
+
+/// Chooses the endpoint (a Hugging Face mirror); empty means the Hub itself.
+#[tauri::command]
+pub async fn set_download_endpoint(session: SessionState<'_>, endpoint: String) -> Result<(), ApiError> {
+    Ok(session.downloads().set_endpoint(&endpoint).await?)
+}
+
+/// Opens a dialog (from Rust, so the webview never names paths) for a GGUF file or a
+/// safetensors folder, checks it and adds it to the library. `None` when cancelled.
+#[tauri::command]
+pub async fn import_model(
+    app: tauri::AppHandle,
+    session: SessionState<'_>,
+    folder: bool,
+) -> Result<Option<LocalModelDto>, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let dialog = app.dialog().file();
+    if folder {
+        dialog.set_title("Choose a safetensors model folder").pick_folder(move |f| {
+            let _ = tx.send(f.and_then(|f| f.into_path().ok()));
+        });
+    } else {
+        dialog.set_title("Choose a GGUF model").add_filter("GGUF model", &["gguf"]).pick_file(move |f| {
+            let _ = tx.send(f.and_then(|f| f.into_path().ok()));
+        });
+    }
+    let chosen: Option<PathBuf> = rx.await.unwrap_or(None);
+    match chosen {
+        Some(path) => Ok(Some(session.library().import(&path).await?.into())),
+        None => Ok(None),
+    }
+}
+
+/// Removes a model: downloaded files are deleted, imported ones only forgotten.
+#[tauri::command]
+pub async fn remove_model(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
+    let cache = session.downloads().cache().clone();
+    session.library().remove(id, &cache).await?;
+    Ok(())
+}
+
+/// Loads a model from the library as the chat model.
+#[tauri::command]
+pub async fn load_local_model(session: SessionState<'_>, id: i64) -> Result<ModelDto, ApiError> {
+    let model = session.library().get(id).await?;
+    if model.format == ModelFormat::Safetensors {
+        return Err(ApiError::new(
+            ErrorCode::InvalidModel,
+            "this build chats with GGUF models; safetensors folders are kept for loading with in-situ quantization",
+        ));
+    }
+    Ok(ModelDto::from(&session.load_model(&model.path).await?))
+}
