@@ -13,7 +13,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -114,10 +114,15 @@ pub(crate) async fn fetch(job: FileFetch<'_>) -> Result<Fetched, DownloadError> 
         let sidecar = load_or_plan(&incomplete, &sidecar_path, file, job.options)?;
         job.done.store(sidecar.done(), Ordering::Relaxed);
         set_state(job.state, FileState::Downloading);
-        download(&job, &incomplete, &sidecar_path, sidecar).await?;
+        let started = std::time::Instant::now();
+        let hashed = download(&job, &incomplete, &sidecar_path, sidecar).await?;
+        tracing::debug!(file = %file.path, elapsed = ?started.elapsed(), "all bytes on disk");
 
         set_state(job.state, FileState::Verifying);
-        match verify(&incomplete, file, job.cancel).await? {
+        let started = std::time::Instant::now();
+        let verified = verify(&incomplete, file, job.cancel, hashed).await?;
+        tracing::debug!(file = %file.path, elapsed = ?started.elapsed(), "checksum computed");
+        match verified {
             Ok(()) => {
                 std::fs::rename(&incomplete, &blob).map_err(io(&blob))?;
                 let _ = std::fs::remove_file(&sidecar_path);
@@ -263,11 +268,11 @@ async fn download(
     incomplete: &Path,
     sidecar_path: &Path,
     sidecar: Sidecar,
-) -> Result<(), DownloadError> {
+) -> Result<(Running, u64), DownloadError> {
     let mut sidecar = sidecar;
     loop {
         match download_parts(job, incomplete, sidecar_path, sidecar.clone()).await {
-            Ok(()) => return Ok(()),
+            Ok(hashed) => return Ok(hashed),
             Err(Failure::NoRanges) => {
                 tracing::info!(file = %job.file.path, "the server ignores ranges; fetching the file from the start");
                 sidecar.parts = vec![Part { start: 0, end: job.file.size, done: 0 }];
@@ -289,10 +294,11 @@ async fn download_parts(
     incomplete: &Path,
     sidecar_path: &Path,
     sidecar: Sidecar,
-) -> Result<(), Failure> {
+) -> Result<(Running, u64), Failure> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(incomplete)
         .map_err(|source| Failure::Fatal(DownloadError::Io { path: incomplete.to_path_buf(), source }))?;
@@ -301,7 +307,8 @@ async fn download_parts(
         let sidecar = sidecar.clone();
         let sidecar_path = sidecar_path.to_path_buf();
         let interval = job.options.save_interval;
-        tokio::task::spawn_blocking(move || write_chunks(file, rx, sidecar, &sidecar_path, interval))
+        let running = Running::for_etag(&job.file.etag, job.file.size);
+        tokio::task::spawn_blocking(move || write_chunks(file, rx, sidecar, &sidecar_path, interval, running))
     };
     let url = job.client.resolve_url(job.repo, job.commit, &job.file.path);
     let parts = sidecar
@@ -316,36 +323,107 @@ async fn download_parts(
         Failure::Fatal(DownloadError::Io { path: incomplete.to_path_buf(), source: std::io::Error::other(e) })
     })?;
     // A disk error is the real cause even when the parts then failed to hand over their data.
-    if let Err(source) = written {
-        return Err(Failure::Fatal(DownloadError::from_write(incomplete, source)));
-    }
-    result.map(|_| ())
+    let hashed = written.map_err(|source| Failure::Fatal(DownloadError::from_write(incomplete, source)))?;
+    result.map(|_| hashed)
 }
 
-/// The disk side: writes each chunk at its offset, and records progress after flushing.
+/// The disk side: writes each chunk at its offset. A second thread records progress every
+/// `interval`: it copies the progress, flushes the file, then saves the copy — so the record
+/// never claims a byte that is not on disk, and writing never waits for the flush. A third
+/// hashes the file's complete prefix as it grows, so little is left to hash at the end; it
+/// returns the running hash and how far it got.
 fn write_chunks(
     file: File,
     mut rx: mpsc::Receiver<Chunk>,
-    mut sidecar: Sidecar,
+    sidecar: Sidecar,
     sidecar_path: &Path,
     interval: Duration,
-) -> std::io::Result<()> {
-    let mut last_save = Instant::now();
-    let mut dirty = false;
-    while let Some(chunk) = rx.blocking_recv() {
-        write_at(&file, &chunk.data, chunk.offset)?;
-        sidecar.parts[chunk.part].done += chunk.data.len() as u64;
-        dirty = true;
-        if last_save.elapsed() >= interval {
-            file.sync_data()?;
-            save_sidecar(sidecar_path, &sidecar)?;
-            last_save = Instant::now();
-            dirty = false;
+    running: Running,
+) -> std::io::Result<(Running, u64)> {
+    let progress = std::sync::Mutex::new(sidecar);
+    let snapshot = || progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let writing_done = std::sync::atomic::AtomicBool::new(false);
+    let (file, snapshot, writing_done_ref) = (&file, &snapshot, &writing_done);
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || -> std::io::Result<(Running, u64)> {
+            let mut running = running;
+            let mut hashed = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                // Read the flag first: once it is set, the prefix read after it is final.
+                let finished = writing_done_ref.load(Ordering::Acquire);
+                let prefix = contiguous_prefix(&snapshot());
+                while hashed < prefix {
+                    let n = buf.len().min(usize::try_from(prefix - hashed).unwrap_or(usize::MAX));
+                    read_at(file, &mut buf[..n], hashed)?;
+                    running.update(&buf[..n]);
+                    hashed += n as u64;
+                }
+                if finished {
+                    return Ok((running, hashed));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let recorder = scope.spawn(move || -> std::io::Result<()> {
+            let mut saved: Option<Sidecar> = None;
+            loop {
+                let last = !matches!(stopped.recv_timeout(interval), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+                let current = snapshot();
+                if saved.as_ref() != Some(&current) {
+                    file.sync_data()?;
+                    save_sidecar(sidecar_path, &current)?;
+                    saved = Some(current);
+                }
+                if last {
+                    return Ok(());
+                }
+            }
+        });
+        let mut written = Ok(());
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(e) = write_at(file, &chunk.data, chunk.offset) {
+                written = Err(e);
+                break;
+            }
+            progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).parts[chunk.part].done +=
+                chunk.data.len() as u64;
+        }
+        writing_done.store(true, Ordering::Release);
+        drop(stop);
+        let recorded = recorder.join().unwrap_or_else(|_| Err(std::io::Error::other("the progress recorder failed")));
+        let hashed = hasher.join().unwrap_or_else(|_| Err(std::io::Error::other("the hasher failed")));
+        written.and(recorded).and(hashed)
+    })
+}
+
+/// Bytes from the start of the file that are all on disk.
+fn contiguous_prefix(sidecar: &Sidecar) -> u64 {
+    let mut prefix = 0;
+    for part in &sidecar.parts {
+        prefix = part.start + part.done;
+        if part.start + part.done < part.end {
+            break;
         }
     }
-    if dirty {
-        file.sync_data()?;
-        save_sidecar(sidecar_path, &sidecar)?;
+    prefix
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_read(file, buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
     }
     Ok(())
 }
@@ -478,21 +556,63 @@ async fn attempt(
     }
 }
 
-/// `Ok(Ok(()))` when the file matches its etag (SHA-256 for large files, the git blob id for
-/// small ones); `Ok(Err(actual))` when it does not.
+/// A running hash of the kind the etag names: SHA-256 for large (LFS) files, the git blob id
+/// (SHA-1 over `blob <len>\0` and the content) for small ones.
+#[derive(Clone)]
+pub(crate) enum Running {
+    Sha256(sha2::Sha256),
+    GitBlob(sha1::Sha1),
+    /// The etag is neither: only the size can be checked.
+    Unknown,
+}
+
+impl Running {
+    pub(crate) fn for_etag(etag: &str, len: u64) -> Self {
+        let hex = etag.bytes().all(|b| b.is_ascii_hexdigit());
+        match etag.len() {
+            64 if hex => Running::Sha256(sha2::Sha256::new()),
+            40 if hex => {
+                let mut h = sha1::Sha1::new();
+                h.update(format!("blob {len}\0").as_bytes());
+                Running::GitBlob(h)
+            }
+            _ => Running::Unknown,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Running::Sha256(h) => h.update(bytes),
+            Running::GitBlob(h) => h.update(bytes),
+            Running::Unknown => {}
+        }
+    }
+
+    fn finish(self) -> Option<String> {
+        match self {
+            Running::Sha256(h) => Some(hex::encode(h.finalize())),
+            Running::GitBlob(h) => Some(hex::encode(h.finalize())),
+            Running::Unknown => None,
+        }
+    }
+}
+
+/// `Ok(Ok(()))` when the file matches its etag; `Ok(Err(actual))` when it does not. `hashed`
+/// is the hash of the file's first bytes, computed while it downloaded.
 async fn verify(
     path: &Path,
     file: &RemoteFile,
     cancel: &CancellationToken,
+    hashed: (Running, u64),
 ) -> Result<Result<(), String>, DownloadError> {
     let size = std::fs::metadata(path).map_err(|source| DownloadError::Io { path: path.to_path_buf(), source })?.len();
     if size != file.size {
         return Ok(Err(format!("{size} bytes instead of {}", file.size)));
     }
-    let expected = file.etag.clone();
     let path = path.to_path_buf();
     let cancel = cancel.clone();
-    let digest = tokio::task::spawn_blocking(move || hash_file(&path, &expected, &cancel))
+    let (running, from) = hashed;
+    let digest = tokio::task::spawn_blocking(move || finish_hash(&path, running, from, &cancel))
         .await
         .map_err(|e| DownloadError::Io { path: PathBuf::new(), source: std::io::Error::other(e) })??;
     Ok(match digest {
@@ -505,41 +625,38 @@ async fn verify(
     })
 }
 
-/// The file's hash of the same kind as `etag`; `None` when the etag is neither a SHA-256 nor a
-/// git blob id.
-fn hash_file(path: &Path, etag: &str, cancel: &CancellationToken) -> Result<Option<String>, DownloadError> {
-    use std::io::Read;
+/// Hashes the file from `from` to its end into `running` and returns the digest.
+fn finish_hash(
+    path: &Path,
+    mut running: Running,
+    from: u64,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, DownloadError> {
+    use std::io::{Read, Seek, SeekFrom};
+    if matches!(running, Running::Unknown) {
+        return Ok(None);
+    }
     let io = |source| DownloadError::Io { path: path.to_path_buf(), source };
     let mut file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    let is_hex = etag.bytes().all(|b| b.is_ascii_hexdigit());
+    file.seek(SeekFrom::Start(from)).map_err(io)?;
     let mut buf = vec![0u8; 1 << 20];
-    let mut feed = |update: &mut dyn FnMut(&[u8])| -> Result<(), DownloadError> {
-        loop {
-            if cancel.is_cancelled() {
-                return Err(DownloadError::Cancelled);
-            }
-            let n = file.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                return Ok(());
-            }
-            update(&buf[..n]);
+    loop {
+        if cancel.is_cancelled() {
+            return Err(DownloadError::Cancelled);
         }
-    };
-    match etag.len() {
-        64 if is_hex => {
-            let mut hasher = sha2::Sha256::new();
-            feed(&mut |b| hasher.update(b))?;
-            Ok(Some(hex::encode(hasher.finalize())))
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Ok(running.finish());
         }
-        40 if is_hex => {
-            let mut hasher = sha1::Sha1::new();
-            hasher.update(format!("blob {len}\0").as_bytes());
-            feed(&mut |b| hasher.update(b))?;
-            Ok(Some(hex::encode(hasher.finalize())))
-        }
-        _ => Ok(None),
+        running.update(&buf[..n]);
     }
+}
+
+/// The file's hash of the kind `etag` names; `None` when the etag is neither kind.
+#[cfg(test)]
+fn hash_file(path: &Path, etag: &str, cancel: &CancellationToken) -> Result<Option<String>, DownloadError> {
+    let len = std::fs::metadata(path).map_err(|source| DownloadError::Io { path: path.to_path_buf(), source })?.len();
+    finish_hash(path, Running::for_etag(etag, len), 0, cancel)
 }
 
 /// Bytes still to fetch for `file`, counting what a resumable partial copy already holds.
@@ -584,6 +701,18 @@ mod tests {
                 assert_eq!(parts.len(), 1, "small files are not");
             }
         }
+    }
+
+    #[test]
+    fn the_hashed_prefix_stops_at_the_first_gap() {
+        let parts = |done: [u64; 3]| Sidecar {
+            size: 30,
+            etag: "e".into(),
+            parts: (0..3).map(|i| Part { start: i * 10, end: i * 10 + 10, done: done[i as usize] }).collect(),
+        };
+        assert_eq!(contiguous_prefix(&parts([4, 10, 10])), 4);
+        assert_eq!(contiguous_prefix(&parts([10, 3, 10])), 13);
+        assert_eq!(contiguous_prefix(&parts([10, 10, 10])), 30);
     }
 
     #[test]

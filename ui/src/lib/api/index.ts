@@ -12,12 +12,17 @@ import type { StatusDto } from './bindings/StatusDto';
 import type { TurnResultDto } from './bindings/TurnResultDto';
 import type { ModelsPageDto } from './bindings/ModelsPageDto';
 import type { PreferenceDto } from './bindings/PreferenceDto';
+import type { DownloadsDto } from './bindings/DownloadsDto';
+import type { DownloadJobDto } from './bindings/DownloadJobDto';
+import type { FileProgressDto } from './bindings/FileProgressDto';
+import type { LocalModelDto } from './bindings/LocalModelDto';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings/ErrorCode';
 export type { ModelsPageDto, PreferenceDto };
 export type { CandidateDto } from './bindings/CandidateDto';
 export type { ModelStateDto } from './bindings/ModelStateDto';
+export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
 
 /** Narrows what a failed command rejected with to an ApiError. */
 export function asApiError(e: unknown): ApiError {
@@ -79,3 +84,64 @@ export function regenerateReply(conversationId: number, onEvent: (e: ChatStreamE
 }
 
 export const stopReply = (requestId: number): Promise<boolean> => invoke('stop_reply', { requestId });
+
+// Downloads, the models on disk and the Hugging Face access settings.
+
+export const listDownloads = (): Promise<DownloadsDto> => invoke('list_downloads');
+
+/** A live subscription to the downloads panel's state. */
+export interface DownloadsWatch {
+  /** Settles when the backend stops sending: never in normal use; rejects if a snapshot failed. */
+  done: Promise<void>;
+  /** Stops delivering updates: the channel's handler is replaced by one that drops them. */
+  stop(): void;
+}
+
+/**
+ * Calls `onUpdate` with the whole downloads state now and on every change (at most four times a
+ * second). The backend's loop ends only when a send fails, which in Tauri 2 happens when the
+ * webview goes away, not when the UI stops listening: keep one subscription for the app's life
+ * rather than one per visit of a view, or each visit leaves a loop behind.
+ */
+export function watchDownloads(onUpdate: (downloads: DownloadsDto) => void): DownloadsWatch {
+  const channel = new Channel<DownloadsDto>();
+  let live = true;
+  channel.onmessage = (downloads) => {
+    if (live) onUpdate(downloads);
+  };
+  const done = invoke<void>('watch_downloads', { onUpdate: channel });
+  return {
+    done,
+    stop() {
+      live = false;
+      channel.onmessage = () => {};
+    },
+  };
+}
+
+/**
+ * Starts a download. `target` is a catalog variant id (`llama-3.1-8b-instruct:q4_k_m`) or a Hub
+ * repo id (`org/name`); for a repo, `file` picks one file. `revision` defaults to `main`.
+ */
+export const startDownload = (target: string, file: string | null, revision: string | null): Promise<DownloadJobDto> =>
+  invoke('start_download', { target, file, revision });
+export const pauseDownload = (id: number): Promise<void> => invoke('pause_download', { id });
+/** Resumes a paused download, or retries a failed one from the bytes already fetched. */
+export const resumeDownload = (id: number): Promise<void> => invoke('resume_download', { id });
+/** Stops a download and deletes its partial bytes. */
+export const cancelDownload = (id: number): Promise<void> => invoke('cancel_download', { id });
+/** Removes a completed, failed or cancelled download from the list. */
+export const forgetDownload = (id: number): Promise<void> => invoke('forget_download', { id });
+
+/** Stores the Hugging Face token in the OS keyring; it never comes back to the UI. */
+export const setHfToken = (token: string): Promise<void> => invoke('set_hf_token', { token });
+export const clearHfToken = (): Promise<void> => invoke('clear_hf_token');
+/** Chooses a Hugging Face mirror; an empty string goes back to the Hub. */
+export const setDownloadEndpoint = (endpoint: string): Promise<void> => invoke('set_download_endpoint', { endpoint });
+
+/** Opens a native dialog for a GGUF file (or, with `folder`, a safetensors folder); null when cancelled. */
+export const importModel = (folder: boolean): Promise<LocalModelDto | null> => invoke('import_model', { folder });
+/** Deletes a downloaded model's files, or forgets an imported one (its files stay). */
+export const removeModel = (id: number): Promise<void> => invoke('remove_model', { id });
+/** Loads a GGUF model from the library as the chat model. */
+export const loadLocalModel = (id: number): Promise<ModelDto> => invoke('load_local_model', { id });

@@ -141,23 +141,38 @@ export class AppState {
   }
 
   async useStarterModel(): Promise<void> {
-    await this.loadModel(() => api.useStarterModel());
+    this.showLoadError(await this.loadModel(() => api.useStarterModel()));
   }
 
   async chooseModelFile(): Promise<void> {
-    await this.loadModel(() => api.chooseModelFile());
+    this.showLoadError(await this.loadModel(() => api.chooseModelFile()));
   }
 
-  private async loadModel(load: () => Promise<unknown>): Promise<void> {
+  /**
+   * Makes a model from the library (Models page) the chat model. The failure is returned for
+   * the Models page to show beside the model, rather than above the composer.
+   */
+  loadLocalModel(id: number): Promise<ApiError | null> {
+    return this.loadModel(() => api.loadLocalModel(id));
+  }
+
+  private showLoadError(error: ApiError | null): void {
+    if (error) this.notice = { kind: 'error', text: error.message, code: error.code };
+  }
+
+  /** Starts `load`, shows the model as loading, and refreshes the status when it ends. */
+  private async loadModel(load: () => Promise<unknown>): Promise<ApiError | null> {
     this.notice = null;
     const loading = load();
     this.status = await api.getStatus();
+    let error: ApiError | null = null;
     try {
       await loading;
     } catch (e) {
-      this.notice = { kind: 'error', text: api.asApiError(e).message, code: api.asApiError(e).code };
+      error = api.asApiError(e);
     }
     this.status = await api.getStatus();
+    return error;
   }
 }
 
