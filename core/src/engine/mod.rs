@@ -302,7 +302,9 @@ fn validate_path(path: &Path) -> Result<PathBuf, EngineError> {
         return Err(EngineError::NotAFile(path.to_path_buf()));
     }
     // An absolute path: mistral.rs takes anything that is not an existing path for a Hub repo.
-    std::fs::canonicalize(path).map_err(|_| EngineError::ModelNotFound(path.to_path_buf()))
+    // Links are kept, not resolved: a model in the Hugging Face cache is a link named after the
+    // file to a blob named after its hash, and the name is what people recognise.
+    std::path::absolute(path).map_err(|_| EngineError::ModelNotFound(path.to_path_buf()))
 }
 
 async fn build_model(path: &Path, max_seqs: usize) -> anyhow::Result<Model> {

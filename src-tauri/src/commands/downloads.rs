@@ -16,14 +16,21 @@ use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, ErrorCode, LocalModelDt
 /// Updates are sent at most this often while a download runs.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The token status is read from the keyring (a D-Bus round trip) at most this often while
+/// progress streams; the commands that change it make the UI ask again at once.
+const TOKEN_REFRESH: Duration = Duration::from_secs(10);
+
 async fn snapshot(session: &SessionState<'_>) -> Result<DownloadsDto, ApiError> {
+    snapshot_with(session, secrets::hf_token().await.map(|(_, source)| source)).await
+}
+
+async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -> Result<DownloadsDto, ApiError> {
     let downloads = session.downloads();
-    let token = secrets::hf_token().await;
     Ok(DownloadsDto {
         jobs: downloads.list().await?.into_iter().map(DownloadJobDto::from).collect(),
         models: session.library().list().await?.into_iter().map(LocalModelDto::from).collect(),
         has_token: token.is_some(),
-        token_source: token.map(|(_, source)| match source {
+        token_source: token.map(|source| match source {
             TokenSource::Environment => "environment".into(),
             TokenSource::Keyring => "keyring".into(),
         }),
@@ -39,12 +46,18 @@ pub async fn list_downloads(session: SessionState<'_>) -> Result<DownloadsDto, A
 }
 
 /// Sends the downloads panel's state now and whenever it changes (at most four times a
-/// second), until the UI drops the channel.
+/// second), until the webview goes away. The UI keeps one such subscription for its lifetime.
 #[tauri::command]
 pub async fn watch_downloads(session: SessionState<'_>, on_update: Channel<DownloadsDto>) -> Result<(), ApiError> {
     let mut changes = session.downloads().subscribe();
+    let mut token = None;
+    let mut token_read = None::<std::time::Instant>;
     loop {
-        if on_update.send(snapshot(&session).await?).is_err() {
+        if token_read.is_none_or(|t| t.elapsed() >= TOKEN_REFRESH) {
+            token = secrets::hf_token().await.map(|(_, source)| source);
+            token_read = Some(std::time::Instant::now());
+        }
+        if on_update.send(snapshot_with(&session, token).await?).is_err() {
             return Ok(());
         }
         tokio::time::sleep(UPDATE_INTERVAL).await;

@@ -1,6 +1,6 @@
 // The app's shared state: conversations, the open conversation, the reply being written, and
 // the model. Components read these fields and call the methods; only this file and
-// lib/api talk about commands.
+// lib/api talk about commands (downloads.svelte.ts does the same for the downloads panel).
 import * as api from '../api';
 import type { ApiError, ConversationDto, MessageDto, SearchHitDto, StatusDto } from '../api';
 
@@ -24,6 +24,12 @@ export class AppState {
   notice = $state<Notice | null>(null);
   /** The composer's text; kept when sending fails so nothing is lost. */
   draft = $state('');
+  /**
+   * The library model last loaded for chat, and the path the engine reports for it: the engine
+   * resolves links (a downloaded model's path points into the Hub cache's blobs), so the two
+   * paths differ and this pair is what tells the Models page which model is in use.
+   */
+  loadedFromLibrary = $state<{ id: number; path: string } | null>(null);
 
   private replyRequest: number | null = null;
   private searchSeq = 0;
@@ -153,7 +159,17 @@ export class AppState {
    * the Models page to show beside the model, rather than above the composer.
    */
   loadLocalModel(id: number): Promise<ApiError | null> {
-    return this.loadModel(() => api.loadLocalModel(id));
+    return this.loadModel(() =>
+      api.loadLocalModel(id).then((model) => (this.loadedFromLibrary = { id, path: model.path })),
+    );
+  }
+
+  /** Whether the chat model is the library model `id` at `path`. */
+  isInUse(id: number, path: string): boolean {
+    const model = this.status?.model;
+    if (model?.state !== 'ready') return false;
+    const loaded = this.loadedFromLibrary;
+    return model.model.path === path || (loaded !== null && loaded.id === id && loaded.path === model.model.path);
   }
 
   private showLoadError(error: ApiError | null): void {

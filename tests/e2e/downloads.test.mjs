@@ -1,0 +1,162 @@
+// End to end: downloading a model from the Models page, in the real app driven through
+// tauri-driver. A fake Hugging Face Hub (the altiplano-testhub binary) serves the real starter
+// model as acme/tiny-GGUF; the app, pointed at it with HF_ENDPOINT, downloads it through the
+// form, lists it under "Models on disk" and loads it for chat. Saves tests/artifacts/downloads.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { WebDriver, KEY_ENTER } from './webdriver.mjs';
+
+const root = resolve(import.meta.dirname, '../..');
+const application = process.env.ALTIPLANO_APP_BINARY;
+const testhub =
+  process.env.ALTIPLANO_TESTHUB_BINARY ?? join(resolve(root, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug/altiplano-testhub');
+const starterModel = join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf');
+const artifacts = join(root, 'tests/artifacts');
+// Ports of their own, so a tauri-driver left over from another test file cannot answer.
+const DRIVER_PORT = 4446;
+const NATIVE_PORT = 4447;
+
+let driver;
+let driverProcess;
+let hubProcess;
+let workDir;
+let cacheDir;
+
+/** Starts the fake Hub over `hubRoot` and resolves with its URL, read from its one line on stdout. */
+function startHub(hubRoot) {
+  hubProcess = spawn(testhub, ['--root', hubRoot], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolveUrl, reject) => {
+    const lines = createInterface({ input: hubProcess.stdout });
+    lines.on('line', (line) => {
+      const listening = /^listening on (http:\/\/\S+)$/.exec(line.trim());
+      if (listening) resolveUrl(listening[1]);
+    });
+    hubProcess.once('error', reject);
+    hubProcess.once('exit', (code) => reject(new Error(`altiplano-testhub exited with ${code} before listening`)));
+  });
+}
+
+/** Stops a child process and waits until it is gone (killing it if it ignores `signal`). */
+async function stop(child, signal = 'SIGTERM') {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  const stubborn = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await gone;
+  clearTimeout(stubborn);
+}
+
+before(async () => {
+  assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
+  assert.ok(existsSync(testhub), `the fake Hub is not built at ${testhub}; build the workspace or set ALTIPLANO_TESTHUB_BINARY`);
+  assert.ok(existsSync(starterModel), `the starter model is missing at ${starterModel}; run models/fetch-starter.sh`);
+  mkdirSync(artifacts, { recursive: true });
+
+  workDir = mkdtempSync(join(tmpdir(), 'altiplano-e2e-downloads-'));
+  const hubRoot = join(workDir, 'hub');
+  mkdirSync(join(hubRoot, 'acme/tiny-GGUF'), { recursive: true });
+  copyFileSync(starterModel, join(hubRoot, 'acme/tiny-GGUF/tiny.Q4_1.gguf'));
+  cacheDir = join(workDir, 'cache');
+  mkdirSync(cacheDir);
+  const hubUrl = await startHub(hubRoot);
+
+  const env = { ...process.env };
+  // Nothing from the developer's own setup: no token, no start-up model, no proxy for 127.0.0.1.
+  delete env.HF_TOKEN;
+  delete env.ALTIPLANO_MODEL;
+  const noProxy = ['127.0.0.1', 'localhost', env.NO_PROXY ?? env.no_proxy].filter(Boolean).join(',');
+  driverProcess = spawn(
+    'tauri-driver',
+    ['--port', String(DRIVER_PORT), '--native-port', String(NATIVE_PORT), '--native-driver', '/usr/bin/WebKitWebDriver'],
+    {
+      env: {
+        ...env,
+        ALTIPLANO_DATA_DIR: join(workDir, 'data'),
+        // A starter model that is not there, so no model loads at start and the status bar
+        // changes only when the downloaded one loads.
+        ALTIPLANO_STARTER_MODEL: join(workDir, 'no-starter-model.gguf'),
+        HF_ENDPOINT: hubUrl,
+        HF_HUB_CACHE: cacheDir,
+        NO_PROXY: noProxy,
+        no_proxy: noProxy,
+        WEBKIT_DISABLE_COMPOSITING_MODE: '1',
+        WEBKIT_DISABLE_DMABUF_RENDERER: '1',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  driver = new WebDriver(`http://127.0.0.1:${DRIVER_PORT}`);
+  await driver.ready();
+});
+
+after(async () => {
+  await driver?.quit();
+  await stop(driverProcess);
+  await stop(hubProcess, 'SIGINT');
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+/** Each download row: its state and text. */
+function jobs() {
+  return driver.execute(
+    'return [...document.querySelectorAll(\'[data-testid="download-job"]\')].map((e) => ({ state: e.dataset.state, text: e.textContent }));',
+  );
+}
+
+test('download a model from a Hugging Face endpoint and chat with it', async () => {
+  await driver.start(application);
+  const initial = await driver.until('the status bar', async () => (await driver.texts('[data-testid="model-status"]'))[0]);
+  assert.match(initial, /No model loaded/);
+
+  const [modelsTab] = await driver.findAll('[data-testid="tab-models"]');
+  await driver.click(modelsTab);
+
+  // The endpoint comes from HF_ENDPOINT, so the field shows it and cannot be edited.
+  const endpoint = await driver.until('the Hugging Face access card', () =>
+    driver.execute('const e = document.querySelector(\'[data-testid="hf-endpoint"]\'); return e && { value: e.value, readOnly: e.readOnly };'),
+  );
+  assert.equal(endpoint.readOnly, true);
+  assert.match(endpoint.value, /^http:\/\/127\.0\.0\.1:\d+/);
+  const [tokenStatus] = await driver.texts('[data-testid="hf-token-status"]');
+  assert.match(tokenStatus, /No token/);
+
+  const [target] = await driver.findAll('[data-testid="download-target"]');
+  await driver.type(target, 'acme/tiny-GGUF');
+  const [file] = await driver.findAll('[data-testid="download-file"]');
+  await driver.type(file, 'tiny.Q4_1.gguf' + KEY_ENTER);
+
+  // The download appears at once and ends completed (or failed, which ends the wait early).
+  const finished = await driver.until('the download to finish', async () => {
+    const rows = await jobs();
+    return rows.length === 1 && ['completed', 'failed'].includes(rows[0].state) ? rows[0] : null;
+  });
+  assert.equal(finished.state, 'completed', `the download failed: ${finished.text}`);
+  assert.match(finished.text, /acme\/tiny-GGUF/);
+  assert.match(finished.text, /tiny\.Q4_1\.gguf/);
+  assert.match(finished.text, /Remove from list/);
+  assert.ok(existsSync(join(cacheDir, 'models--acme--tiny-GGUF')), 'the file went into HF_HUB_CACHE');
+
+  const [model] = await driver.until('the model under "Models on disk"', async () => {
+    const items = await driver.texts('[data-testid="local-model"]');
+    return items.length > 0 ? items : null;
+  });
+  assert.match(model, /tiny\.Q4_1\.gguf/);
+  assert.match(model, /GGUF/);
+  assert.match(model, /downloaded/);
+
+  const [use] = await driver.findAll('[data-testid="local-model"] [data-testid="use-for-chat"]');
+  await driver.click(use);
+  const status = await driver.until('the downloaded model to load', async () => {
+    const [text] = await driver.texts('[data-testid="model-status"]');
+    return text && text.includes('context') ? text : null;
+  });
+  assert.doesNotMatch(status, /failed/i);
+  await driver.until('the model to be marked in use', async () => (await driver.findAll('[data-testid="in-use"]')).length === 1);
+
+  writeFileSync(join(artifacts, 'downloads.png'), await driver.screenshot());
+});
