@@ -17,6 +17,8 @@
 //! - [`store`]: conversations and messages in SQLite (sqlx), with full-text search.
 //! - [`chat`]: one chat turn end to end — history through the chat template, fitting the
 //!   context window, streaming the reply while saving it.
+//! - [`codebase`]: indexing a code folder (tree-sitter chunks, tantivy BM25, incremental) and
+//!   finding the chunks that answer a question.
 //! - [`session`]: the state of a running app — store, loaded model, replies in progress.
 //!
 //! A typical use:
@@ -34,6 +36,7 @@
 
 pub mod catalog;
 pub mod chat;
+pub mod codebase;
 pub mod config;
 pub mod cpu;
 pub mod download;

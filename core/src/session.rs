@@ -14,6 +14,8 @@ use tokio::sync::watch;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
+use crate::codebase::answer::{self, AskError, CodeAnswer};
+use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
 use crate::download::queue::DownloadManager;
 use crate::download::{DownloadOptions, HubCache};
@@ -21,6 +23,7 @@ use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelIn
 use crate::hardware::{self, HardwareProfile};
 use crate::library::Library;
 use crate::planner::{self, Plan, PlanOptions};
+use crate::store::Role;
 use crate::store::{Store, StoreError};
 
 /// Setting key holding the last model that loaded successfully.
@@ -76,6 +79,15 @@ pub enum SessionError {
     /// The built-in model catalog is malformed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// No code folder is open.
+    #[error("no code folder is open; choose one first")]
+    NoProject,
+    /// Indexing or searching the code folder failed.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// A path outside the open code folder was asked for.
+    #[error("{0} is not a file of the open code folder")]
+    OutsideProject(String),
 }
 
 /// See the module documentation.
@@ -90,6 +102,7 @@ pub struct Session {
     hardware: tokio::sync::OnceCell<HardwareProfile>,
     downloads: DownloadManager,
     library: Library,
+    project: tokio::sync::Mutex<Option<(Arc<CodeIndex>, Option<Watch>)>>,
 }
 
 impl Session {
@@ -105,6 +118,7 @@ impl Session {
         }
         Ok(Arc::new(Self {
             library: Library::new(store.clone()),
+            project: tokio::sync::Mutex::new(None),
             downloads,
             store,
             data_dir,
@@ -237,6 +251,114 @@ impl Session {
         let result = chat::run(&self.store, &engine, turn, cancel, on_event).await;
         self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
         Ok(result?)
+    }
+
+    /// Opens a code folder and brings its index up to date (only changed files are read);
+    /// `progress` hears about it as files are handled. It becomes the folder `ask_code` uses.
+    pub async fn open_project(
+        &self,
+        root: &Path,
+        progress: impl FnMut(IndexProgress) + Send + 'static,
+    ) -> Result<(Arc<CodeIndex>, IndexReport), SessionError> {
+        let data = self.data_dir.path().to_path_buf();
+        let root = root.to_path_buf();
+        let (index, report) = tokio::task::spawn_blocking(move || {
+            let index = CodeIndex::open(&data, &root)?;
+            let report = index.update(progress)?;
+            Ok::<_, CodeError>((index, report))
+        })
+        .await
+        .map_err(|e| CodeError::Io { path: PathBuf::new(), source: std::io::Error::other(e) })??;
+        let index = Arc::new(index);
+        // Kept fresh while open: edits in the folder re-index just the files they touch.
+        let watch = match Watch::start(Arc::clone(&index), |result| match result {
+            Ok(r) if r.files_indexed + r.files_removed > 0 => {
+                tracing::info!(indexed = r.files_indexed, removed = r.files_removed, "code index updated")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("code index update failed: {e}"),
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("the code folder cannot be watched ({e}); re-index by hand");
+                None
+            }
+        };
+        *self.project.lock().await = Some((Arc::clone(&index), watch));
+        Ok((index, report))
+    }
+
+    /// The open code folder, if any.
+    pub async fn project(&self) -> Option<Arc<CodeIndex>> {
+        self.project.lock().await.as_ref().map(|(index, _)| Arc::clone(index))
+    }
+
+    /// Answers a question about the open code folder under `request_id` ([`Session::stop`]
+    /// ends it). The question and the checked answer are saved in a conversation of the
+    /// folder's own (created on the first question), so they can be found again.
+    pub async fn ask_code(
+        &self,
+        request_id: u32,
+        question: &str,
+        on_text: impl FnMut(&str),
+    ) -> Result<(CodeAnswer, i64), SessionError> {
+        let index = self.project().await.ok_or(SessionError::NoProject)?;
+        let engine = match self.engine.read().await.clone() {
+            Some(engine) => engine,
+            None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
+            None => return Err(SessionError::NoModel),
+        };
+        let cancel = CancellationToken::new();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.contains_key(&request_id) {
+                return Err(SessionError::DuplicateRequest(request_id));
+            }
+            running.insert(request_id, cancel.clone());
+        }
+        let result = answer::ask(&index, &engine, question, crate::engine::Sampling::default(), cancel, on_text).await;
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
+        let answer = result.map_err(|e| match e {
+            AskError::Index(e) => SessionError::Code(e),
+            AskError::Engine(e) => SessionError::Engine(e),
+        })?;
+        let conversation = self.project_conversation(&index).await?;
+        self.store.add_message(conversation, Role::User, question, None).await?;
+        let mut saved = answer.answer.text.clone();
+        if !answer.context.excerpts.is_empty() {
+            saved.push_str("\n\nSources shown to the model:\n");
+            for e in &answer.context.excerpts {
+                saved.push_str(&format!("- {}:{}-{}\n", e.path, e.start_line, e.end_line));
+            }
+        }
+        self.store.add_message(conversation, Role::Assistant, &saved, Some(&engine.info().name)).await?;
+        Ok((answer, conversation))
+    }
+
+    async fn project_conversation(&self, index: &CodeIndex) -> Result<i64, SessionError> {
+        let key = format!("code.conversation.{}", index.root().display());
+        if let Some(id) = self.store.setting(&key).await?.and_then(|v| v.parse::<i64>().ok()) {
+            if self.store.conversation(id).await.is_ok() {
+                return Ok(id);
+            }
+        }
+        let name = index.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let conversation = self.store.create_conversation(&format!("Code: {name}")).await?;
+        self.store.set_setting(&key, &conversation.id.to_string()).await?;
+        Ok(conversation.id)
+    }
+
+    /// A file of the open code folder, for the read-only view of a citation; paths that lead
+    /// outside the folder are refused.
+    pub async fn read_project_file(&self, path: &str) -> Result<String, SessionError> {
+        let index = self.project().await.ok_or(SessionError::NoProject)?;
+        let root = index.root().to_path_buf();
+        let full = std::fs::canonicalize(root.join(path)).map_err(|_| SessionError::OutsideProject(path.to_owned()))?;
+        if !full.starts_with(&root) || !full.is_file() {
+            return Err(SessionError::OutsideProject(path.to_owned()));
+        }
+        let bytes = tokio::fs::read(&full).await.map_err(|_| SessionError::OutsideProject(path.to_owned()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Stops the reply running under `request_id`; false when none is.

@@ -2,6 +2,7 @@
 //! maps the result to DTOs. No business logic lives here.
 
 pub mod chat;
+pub mod code;
 pub mod conversations;
 pub mod downloads;
 pub mod model;

@@ -28,6 +28,9 @@ pub enum Command {
     /// Download, import, list and remove models; manage the Hugging Face token.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Index a code folder and search it.
+    #[command(subcommand)]
+    Code(CodeCommand),
     /// Show what this machine has: CPU, memory, free disk, GPUs.
     Hardware {
         /// Print the hardware profile as JSON (the format `plan --hardware` reads).
@@ -173,4 +176,45 @@ pub enum TokenCommand {
     Clear,
     /// Say whether a token is set, and where it comes from (never the token itself).
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CodeCommand {
+    /// Index a folder (again: only what changed is read).
+    Index {
+        /// The folder.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the code that answers a question; prints path:start-end ranges.
+    Search {
+        /// The folder (indexed first if needed).
+        dir: PathBuf,
+        /// The question or search words.
+        query: String,
+        /// Most results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a question about the folder with a local model; the answer cites path:start-end.
+    Ask {
+        /// The folder (indexed first if needed).
+        dir: PathBuf,
+        /// The question.
+        question: String,
+        /// The GGUF model file.
+        #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
+        model: PathBuf,
+        /// Always pick the most likely token.
+        #[arg(long)]
+        greedy: bool,
+        /// Print one JSON object (answer, citations, excerpts) instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -16,6 +16,10 @@ import type { DownloadsDto } from './bindings/DownloadsDto';
 import type { DownloadJobDto } from './bindings/DownloadJobDto';
 import type { FileProgressDto } from './bindings/FileProgressDto';
 import type { LocalModelDto } from './bindings/LocalModelDto';
+import type { ProjectDto } from './bindings/ProjectDto';
+import type { IndexProgressDto } from './bindings/IndexProgressDto';
+import type { CodeAnswerDto } from './bindings/CodeAnswerDto';
+import type { CodeStreamEvent } from './bindings/CodeStreamEvent';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings/ErrorCode';
@@ -23,6 +27,10 @@ export type { ModelsPageDto, PreferenceDto };
 export type { CandidateDto } from './bindings/CandidateDto';
 export type { ModelStateDto } from './bindings/ModelStateDto';
 export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
+export type { ProjectDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
+export type { SkipCountDto } from './bindings/SkipCountDto';
+export type { ExcerptDto } from './bindings/ExcerptDto';
+export type { CitationDto } from './bindings/CitationDto';
 
 /** Narrows what a failed command rejected with to an ApiError. */
 export function asApiError(e: unknown): ApiError {
@@ -83,7 +91,48 @@ export function regenerateReply(conversationId: number, onEvent: (e: ChatStreamE
   return { requestId, done };
 }
 
+/** Stops a chat reply or an answer about code; false when none runs under `requestId`. */
 export const stopReply = (requestId: number): Promise<boolean> => invoke('stop_reply', { requestId });
+
+// Questions about a code folder.
+
+function progressChannel(onProgress: (p: IndexProgressDto) => void): Channel<IndexProgressDto> {
+  const channel = new Channel<IndexProgressDto>();
+  channel.onmessage = onProgress;
+  return channel;
+}
+
+/**
+ * Opens a native folder dialog, indexes the chosen folder (reporting progress a few times a
+ * second) and makes it the open code folder, which the backend then keeps fresh as files
+ * change; null when the dialog was cancelled.
+ */
+export const chooseProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto | null> =>
+  invoke('choose_project', { onProgress: progressChannel(onProgress) });
+
+/** Brings the open folder's index up to date (only changed files are read). */
+export const reindexProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto> =>
+  invoke('reindex_project', { onProgress: progressChannel(onProgress) });
+
+/** An answer about code being written: its id (for `stopReply`) and the promise of its end. */
+export interface CodeAnswerHandle {
+  requestId: number;
+  done: Promise<CodeAnswerDto>;
+}
+
+/** Asks about the open folder; `onText` hears the answer as it streams (citations unchecked). */
+export function askCode(question: string, onText: (text: string) => void): CodeAnswerHandle {
+  const requestId = nextRequestId++;
+  const channel = new Channel<CodeStreamEvent>();
+  channel.onmessage = (event) => {
+    if (event.kind === 'text') onText(event.text);
+  };
+  const done = invoke<CodeAnswerDto>('ask_code', { requestId, question, onEvent: channel });
+  return { requestId, done };
+}
+
+/** The text of a file of the open folder; `path` is relative to it, as citations write it. */
+export const readProjectFile = (path: string): Promise<string> => invoke('read_project_file', { path });
 
 // Downloads, the models on disk and the Hugging Face access settings.
 

@@ -2,10 +2,11 @@
 //
 // Three layers keep it inert: raw HTML in the Markdown is escaped and shown as text (never
 // parsed), links are limited to http(s) and mailto (and never navigate the app: see
-// `guardLinks` in MessageBody.svelte), images are shown as links (nothing is fetched), and the
-// final HTML goes through DOMPurify with a short allow-list. The app's CSP is a fourth layer.
+// `guardLinks` in components/markdown-dom.ts), images are shown as links (nothing is fetched),
+// and the final HTML goes through DOMPurify with a short allow-list. The app's CSP is a fourth
+// layer.
 import DOMPurify from 'dompurify';
-import { Marked, type Tokens } from 'marked';
+import { Marked, type MarkedExtension, type Tokens } from 'marked';
 import hljs from 'highlight.js/lib/common';
 
 function escapeHtml(text: string): string {
@@ -24,7 +25,7 @@ function safeHref(href: string): string | null {
   return SAFE_URL.test(trimmed) ? trimmed : null;
 }
 
-const marked = new Marked({
+const SAFE_OPTIONS: MarkedExtension = {
   gfm: true,
   breaks: false,
   renderer: {
@@ -51,7 +52,7 @@ const marked = new Marked({
       return `<pre>${label}<code${langClass}>${body}</code></pre>\n`;
     },
   },
-});
+};
 
 const ALLOWED_TAGS = [
   'a', 'b', 'blockquote', 'br', 'code', 'del', 'em', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'i',
@@ -60,16 +61,24 @@ const ALLOWED_TAGS = [
 ];
 const ALLOWED_ATTR = ['href', 'title', 'class', 'type', 'checked', 'disabled', 'align', 'start'];
 
-/** Renders Markdown from an untrusted source to sanitized HTML. */
-export function renderMarkdown(source: string): string {
-  const html = marked.parse(source, { async: false });
-  return DOMPurify.sanitize(html, {
-    ALLOWED_TAGS,
-    ALLOWED_ATTR,
-    ALLOWED_URI_REGEXP: SAFE_URL,
-    ALLOW_DATA_ATTR: false,
-  });
+/**
+ * A renderer with the safe settings above plus `extensions` (inline syntax of a feature's own,
+ * such as the citations of lib/code/answer.ts), sanitized the same way: an extension adds
+ * tokens, and its HTML still goes through the allow-list.
+ */
+export function markdownRenderer(...extensions: MarkedExtension[]): (source: string) => string {
+  const marked = new Marked(SAFE_OPTIONS, ...extensions);
+  return (source) =>
+    DOMPurify.sanitize(marked.parse(source, { async: false }), {
+      ALLOWED_TAGS,
+      ALLOWED_ATTR,
+      ALLOWED_URI_REGEXP: SAFE_URL,
+      ALLOW_DATA_ATTR: false,
+    });
 }
+
+/** Renders Markdown from an untrusted source to sanitized HTML. */
+export const renderMarkdown: (source: string) => string = markdownRenderer();
 
 /**
  * Index just after the last blank line that is outside a fenced code block: text before it is

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod chat;
+mod code;
 mod conversations;
 mod hardware;
 mod models;
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match cli.command {
         Command::Hardware { json } => return hardware::run(&data_dir, json),
         Command::Plan(args) => return plan::run(&data_dir, args),
+        Command::Code(command) => return code::run(&data_dir, command).await,
         other => other,
     };
     let store = Store::open(&data_dir.database_path()).await?;
@@ -29,7 +31,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
         Command::Models(command) => models::run(&store, command).await,
-        Command::Hardware { .. } | Command::Plan(_) => unreachable!("handled above, without opening the store"),
+        Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) => {
+            unreachable!("handled above, without opening the store")
+        }
     };
     store.close().await;
     result

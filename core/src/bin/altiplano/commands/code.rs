@@ -1,0 +1,131 @@
+//! `altiplano code …`: index a code folder and search it.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use altiplano_core::codebase::{answer, CodeIndex, IndexReport};
+use altiplano_core::config::DataDir;
+use altiplano_core::engine::{CancellationToken, Engine, LoadOptions, Sampling};
+
+use crate::args::CodeCommand;
+
+pub async fn run(data_dir: &DataDir, command: CodeCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CodeCommand::Index { dir, json } => {
+            let index = CodeIndex::open(data_dir.path(), &dir)?;
+            let live = !json && std::io::stderr().is_terminal();
+            let report = index.update(|p| {
+                if live {
+                    eprint!(
+                        "\rindexing: {} of {} files ({:.0} files/s)   ",
+                        p.files_done, p.files_total, p.files_per_second
+                    );
+                }
+            })?;
+            if live {
+                eprintln!();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&index, &report);
+            }
+        }
+        CodeCommand::Search { dir, query, limit, json } => {
+            let index = CodeIndex::open(data_dir.path(), &dir)?;
+            index.update(|_| {})?;
+            let hits = index.search(&query, limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+            } else if hits.is_empty() {
+                println!("nothing matches; try other words");
+            } else {
+                for h in hits {
+                    let symbol = if h.symbol.is_empty() { String::new() } else { format!("  {}", h.symbol) };
+                    println!("{}:{}-{}{symbol}  ({:.2})", h.path, h.start_line, h.end_line, h.score);
+                }
+            }
+        }
+        CodeCommand::Ask { dir, question, model, greedy, json } => {
+            return ask(data_dir, dir, question, model, greedy, json).await
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ask(
+    data_dir: &DataDir,
+    dir: std::path::PathBuf,
+    question: String,
+    model: std::path::PathBuf,
+    greedy: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let index = CodeIndex::open(data_dir.path(), &dir)?;
+    index.update(|_| {})?;
+    let engine = Engine::load(&model, LoadOptions { max_parallel_replies: 1 }).await?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let sampling = if greedy { Sampling::greedy() } else { Sampling::default() };
+    let mut stdout = std::io::stdout().lock();
+    let result = answer::ask(&index, &engine, &question, sampling, cancel, |text| {
+        if !json {
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+    })
+    .await?;
+    if json {
+        let value = serde_json::json!({
+            "answer": result.answer.text,
+            "citations": result.answer.citations,
+            "removed_citations": result.answer.removed,
+            "excerpts": result.context.excerpts.iter().map(|e| serde_json::json!({
+                "path": e.path, "start_line": e.start_line, "end_line": e.end_line, "symbol": e.symbol,
+            })).collect::<Vec<_>>(),
+            "repo_map_included": !result.context.repo_map.is_empty(),
+            "prompt_tokens": result.stats.prompt_tokens,
+            "completion_tokens": result.stats.completion_tokens,
+        });
+        writeln!(stdout, "{value}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(stdout)?;
+    if !result.answer.removed.is_empty() {
+        writeln!(
+            stdout,
+            "\nnote: {} citation(s) named code the model was not shown and are not trustworthy: {}",
+            result.answer.removed.len(),
+            result.answer.removed.join(", ")
+        )?;
+    }
+    writeln!(stdout, "\nSources shown to the model:")?;
+    for e in &result.context.excerpts {
+        let symbol = if e.symbol.is_empty() { String::new() } else { format!("  {}", e.symbol) };
+        writeln!(stdout, "  {}:{}-{}{symbol}", e.path, e.start_line, e.end_line)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(index: &CodeIndex, r: &IndexReport) {
+    let secs = r.elapsed_ms as f64 / 1000.0;
+    println!(
+        "{}: {} files, {} indexed ({} chunks, {:.1} MB), {} unchanged, {} removed, {} skipped, in {secs:.2} s",
+        index.root().display(),
+        r.files_seen,
+        r.files_indexed,
+        r.chunks_indexed,
+        r.bytes_indexed as f64 / 1e6,
+        r.files_unchanged,
+        r.files_removed,
+        r.skipped_total()
+    );
+    for (reason, count) in &r.skipped {
+        println!("  skipped {count} ({reason:?})");
+    }
+}

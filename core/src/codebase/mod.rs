@@ -1,0 +1,577 @@
+//! Questions about a code folder: indexing and retrieval.
+//!
+//! [`CodeIndex::update`] walks the folder ([`walk`]: git's ignore rules, binary / huge /
+//! minified / generated files skipped and counted), cuts each file into syntax-aware chunks
+//! ([`chunk`]: tree-sitter for eight languages, line windows for the rest) and keeps them in a
+//! tantivy index under the data directory: BM25 over the code with identifiers split into words
+//! ([`terms`]), symbol names and paths. Updates are incremental — only files whose size and
+//! modification time changed are read, and only those whose content hash changed are
+//! re-indexed; deleted files leave the index. [`CodeIndex::search`] turns a question into
+//! search words and returns the best chunks as `path:start-end` ranges.
+
+pub mod answer;
+pub mod chunk;
+pub mod terms;
+pub mod walk;
+mod watch;
+
+pub use watch::Watch;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING};
+use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
+use tantivy::{doc, Index, IndexReader, TantivyDocument, Term};
+
+pub use walk::Skip;
+
+/// Bumped when the index layout changes; an index of another version is rebuilt.
+const SCHEMA_VERSION: u32 = 2;
+const TOKENIZER: &str = "code";
+
+/// Errors from indexing and search.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodeError {
+    /// The folder does not exist or is not a folder.
+    #[error("{} is not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    /// The index could not be read or written.
+    #[error("the code index failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// A file of the index could not be read or written.
+    #[error("cannot write the code index in {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Path relative to the folder.
+    pub path: String,
+    /// First line, 1-based.
+    pub start_line: usize,
+    /// Last line, inclusive.
+    pub end_line: usize,
+    /// The definition's name, empty for a line window.
+    pub symbol: String,
+    /// BM25 score.
+    pub score: f32,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IndexReport {
+    /// Files the walk found.
+    pub files_seen: u64,
+    /// Files read from disk (their size or modification time changed, or they are new).
+    pub files_read: u64,
+    /// Files (re-)indexed because their content is new or changed.
+    pub files_indexed: u64,
+    /// Files left as they were.
+    pub files_unchanged: u64,
+    /// Files that left the index because they are gone.
+    pub files_removed: u64,
+    /// Files left out, by reason.
+    pub skipped: BTreeMap<Skip, u64>,
+    /// Chunks written.
+    pub chunks_indexed: u64,
+    /// Bytes of the files indexed.
+    pub bytes_indexed: u64,
+    /// Chunks in the whole index.
+    pub chunks_total: u64,
+    /// How long it took.
+    pub elapsed_ms: u64,
+}
+
+impl IndexReport {
+    /// Files skipped, all reasons.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+}
+
+/// Progress of an update.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IndexProgress {
+    /// Files handled so far.
+    pub files_done: u64,
+    /// Files to handle.
+    pub files_total: u64,
+    /// Files per second so far.
+    pub files_per_second: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    root: PathBuf,
+    files: HashMap<String, FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct FileEntry {
+    size: u64,
+    mtime_ns: u128,
+    hash: String,
+    skip: Option<Skip>,
+    /// The definitions in the file (name, first line), for the repo map.
+    #[serde(default)]
+    symbols: Vec<(String, usize)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    path_key: Field,
+    path: Field,
+    symbol: Field,
+    symbol_name: Field,
+    content: Field,
+    start_line: Field,
+    end_line: Field,
+}
+
+/// A folder's index. See the module documentation.
+pub struct CodeIndex {
+    root: PathBuf,
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// Held for the whole of an update, so updates run one at a time.
+    manifest: std::sync::Mutex<Manifest>,
+    repo_map: std::sync::Mutex<Option<(usize, String)>>,
+}
+
+impl std::fmt::Debug for CodeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeIndex").field("root", &self.root).field("dir", &self.dir).finish()
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text = |stored: bool| {
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let options = TextOptions::default().set_indexing_options(indexing);
+        if stored {
+            options.set_stored()
+        } else {
+            options
+        }
+    };
+    let fields = Fields {
+        path_key: builder.add_text_field("path_key", STRING | STORED),
+        path: builder.add_text_field("path", text(false)),
+        symbol: builder.add_text_field("symbol", text(false)),
+        symbol_name: builder.add_text_field("symbol_name", STORED),
+        content: builder.add_text_field("content", text(false)),
+        start_line: builder.add_u64_field("start_line", STORED),
+        end_line: builder.add_u64_field("end_line", STORED),
+    };
+    (builder.build(), fields)
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(48))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+impl CodeIndex {
+    /// Where the index of `root` lives under `data_dir`.
+    pub fn index_dir(data_dir: &Path, root: &Path) -> PathBuf {
+        let key = hex::encode(sha2::Sha256::digest(root.to_string_lossy().as_bytes()));
+        data_dir.join("code").join(&key[..16])
+    }
+
+    /// Opens (or creates) the index of `root` kept under `data_dir`. Nothing is indexed yet:
+    /// call [`CodeIndex::update`].
+    pub fn open(data_dir: &Path, root: &Path) -> Result<Self, CodeError> {
+        let root = std::fs::canonicalize(root).map_err(|_| CodeError::NotAFolder(root.to_path_buf()))?;
+        if !root.is_dir() {
+            return Err(CodeError::NotAFolder(root));
+        }
+        let dir = Self::index_dir(data_dir, &root);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CodeError::Io { path, source }
+        };
+        let manifest_path = dir.join("manifest.json");
+        let manifest: Option<Manifest> = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|m: &Manifest| m.version == SCHEMA_VERSION && m.root == root);
+        let (schema, fields) = schema();
+        let (index, manifest) = match manifest {
+            Some(manifest) => match Index::open_in_dir(dir.join("tantivy")) {
+                Ok(index) => (index, manifest),
+                Err(_) => Self::create(&dir, &root, schema)?,
+            },
+            None => Self::create(&dir, &root, schema)?,
+        };
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let reader = index.reader()?;
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Self {
+            root,
+            dir,
+            index,
+            reader,
+            fields,
+            manifest: std::sync::Mutex::new(manifest),
+            repo_map: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn create(dir: &Path, root: &Path, schema: Schema) -> Result<(Index, Manifest), CodeError> {
+        let tantivy_dir = dir.join("tantivy");
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(&tantivy_dir).map_err(|source| CodeError::Io { path: tantivy_dir.clone(), source })?;
+        let index = Index::create_in_dir(&tantivy_dir, schema)?;
+        Ok((index, Manifest { version: SCHEMA_VERSION, root: root.to_path_buf(), files: HashMap::new() }))
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Brings the index up to date with the folder; `progress` is called as files are handled.
+    /// Searches keep working meanwhile; a second update waits for the first.
+    pub fn update(&self, mut progress: impl FnMut(IndexProgress)) -> Result<IndexReport, CodeError> {
+        let mut manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let mut report = IndexReport::default();
+        let (files, walk_skips) = walk::list(&self.root);
+        report.skipped = walk_skips;
+        report.files_seen = files.len() as u64;
+        let total = files.len() as u64;
+
+        // Files whose size and modification time are as recorded are not even read.
+        let mut changed = Vec::new();
+        for file in &files {
+            match manifest.files.get(&file.path) {
+                Some(old) if old.size == file.size && old.mtime_ns == file.mtime_ns => {
+                    report.files_unchanged += 1;
+                    if let Some(skip) = old.skip {
+                        *report.skipped.entry(skip).or_default() += 1;
+                    }
+                }
+                _ => changed.push(file),
+            }
+        }
+        report.files_read = changed.len() as u64;
+        progress(IndexProgress { files_done: total - changed.len() as u64, files_total: total, files_per_second: 0.0 });
+
+        // Reading, hashing and parsing run on every core; the index writer takes the results.
+        let prepared: Vec<(&walk::SourceFile, Result<(String, Vec<chunk::Chunk>, String), Skip>)> = changed
+            .par_iter()
+            .map(|file| {
+                let result = walk::read_text(file).map(|text| {
+                    let hash = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                    let chunks = chunk::chunk_file(&file.path, &text);
+                    (hash, chunks, text)
+                });
+                (*file, result)
+            })
+            .collect();
+
+        let writer: tantivy::IndexWriter = self.index.writer(64 << 20)?;
+        let f = self.fields;
+        for (i, (file, result)) in prepared.into_iter().enumerate() {
+            let old = manifest.files.get(&file.path).cloned();
+            let entry = match result {
+                Err(skip) => {
+                    *report.skipped.entry(skip).or_default() += 1;
+                    if old.as_ref().is_some_and(|o| o.skip.is_none()) {
+                        writer.delete_term(Term::from_field_text(f.path_key, &file.path));
+                    }
+                    FileEntry {
+                        size: file.size,
+                        mtime_ns: file.mtime_ns,
+                        hash: String::new(),
+                        skip: Some(skip),
+                        symbols: Vec::new(),
+                    }
+                }
+                Ok((hash, chunks, text)) => {
+                    let symbols: Vec<(String, usize)> = chunks
+                        .iter()
+                        .filter(|c| !c.symbol.is_empty())
+                        .map(|c| (c.symbol.clone(), c.start_line))
+                        .collect();
+                    if old.as_ref().is_some_and(|o| o.hash == hash && o.skip.is_none()) {
+                        report.files_unchanged += 1;
+                    } else {
+                        writer.delete_term(Term::from_field_text(f.path_key, &file.path));
+                        let lines: Vec<&str> = text.lines().collect();
+                        let path_words = terms::expand_identifiers(&file.path.replace(['/', '.', '-'], " "));
+                        for c in &chunks {
+                            let body =
+                                lines[(c.start_line - 1).min(lines.len())..c.end_line.min(lines.len())].join("\n");
+                            writer.add_document(doc!(
+                                f.path_key => file.path.clone(),
+                                f.path => path_words.clone(),
+                                f.symbol => terms::expand_identifiers(&c.symbol),
+                                f.symbol_name => c.symbol.clone(),
+                                f.content => terms::expand_identifiers(&body),
+                                f.start_line => c.start_line as u64,
+                                f.end_line => c.end_line as u64,
+                            ))?;
+                        }
+                        report.files_indexed += 1;
+                        report.chunks_indexed += chunks.len() as u64;
+                        report.bytes_indexed += text.len() as u64;
+                    }
+                    FileEntry { size: file.size, mtime_ns: file.mtime_ns, hash, skip: None, symbols }
+                }
+            };
+            manifest.files.insert(file.path.clone(), entry);
+            if i % 64 == 0 {
+                let done = total - report.files_read + i as u64 + 1;
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                progress(IndexProgress { files_done: done, files_total: total, files_per_second: done as f64 / secs });
+            }
+        }
+
+        let present: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let gone: Vec<String> =
+            manifest.files.keys().filter(|p| !present.contains(String::as_str(p))).cloned().collect();
+        for path in gone {
+            writer.delete_term(Term::from_field_text(f.path_key, &path));
+            manifest.files.remove(&path);
+            report.files_removed += 1;
+        }
+        let mut writer = writer;
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        self.reader.reload()?;
+        self.save_manifest(&manifest)?;
+        drop(manifest);
+        *self.repo_map.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        report.chunks_total = self.reader.searcher().num_docs();
+        report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        progress(IndexProgress { files_done: total, files_total: total, files_per_second: total as f64 / secs });
+        Ok(report)
+    }
+
+    fn save_manifest(&self, manifest: &Manifest) -> Result<(), CodeError> {
+        let path = self.dir.join("manifest.json");
+        let bytes = serde_json::to_vec(manifest).map_err(|e| CodeError::Io { path: path.clone(), source: e.into() })?;
+        crate::download::cache::write_atomically(&path, &bytes).map_err(|source| CodeError::Io { path, source })
+    }
+
+    /// The best chunks for a question.
+    pub fn search(&self, question: &str, limit: usize) -> Result<Vec<Hit>, CodeError> {
+        let f = self.fields;
+        let mut analyzer = analyzer();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut seen = HashSet::new();
+        for word in terms::query_terms(question) {
+            let mut stream = analyzer.token_stream(&word);
+            while let Some(token) = stream.next() {
+                if !seen.insert(token.text.clone()) {
+                    continue;
+                }
+                for (field, boost) in [(f.content, 1.0), (f.symbol, 2.0), (f.path, 1.5)] {
+                    let term = TermQuery::new(Term::from_field_text(field, &token.text), IndexRecordOption::WithFreqs);
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), boost))));
+                }
+            }
+        }
+        if clauses.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        // Tests mention the code they test; unless the question is about tests, prefer the
+        // code itself: take more candidates and weigh test files down.
+        let about_tests = question.to_lowercase().contains("test");
+        let top = searcher.search(&query, &TopDocs::with_limit(limit * 3).order_by_score())?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            let number = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            let path = text(f.path_key);
+            let score = if !about_tests && is_test_path(&path) { score * TEST_WEIGHT } else { score };
+            hits.push(Hit {
+                path,
+                start_line: number(f.start_line),
+                end_line: number(f.end_line),
+                symbol: text(f.symbol_name),
+                score,
+            });
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    /// A map of the repository for broad questions: files ranked by how much the rest of the
+    /// code refers to what they define (PageRank over "file A uses a name file B defines"),
+    /// each with its definitions and their lines, cut to `max_chars`.
+    pub fn repo_map(&self, max_chars: usize) -> Result<String, CodeError> {
+        // The cache lock is never held while the manifest is locked (update takes them the other way).
+        let cached = self.repo_map.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((size, map)) = cached.filter(|(size, _)| *size == max_chars) {
+            let _ = size;
+            return Ok(map);
+        }
+        let map = self.build_repo_map(max_chars);
+        *self.repo_map.lock().unwrap_or_else(|p| p.into_inner()) = Some((max_chars, map.clone()));
+        Ok(map)
+    }
+
+    fn build_repo_map(&self, max_chars: usize) -> String {
+        let manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut files: Vec<(&String, &FileEntry)> = manifest.files.iter().filter(|(_, e)| e.skip.is_none()).collect();
+        files.sort_by(|a, b| a.0.cmp(b.0));
+        let position: HashMap<&str, usize> =
+            files.iter().enumerate().map(|(i, (p, _))| (String::as_str(p), i)).collect();
+        // Names worth tracking: leaf names of definitions, three characters or more.
+        let mut defined_in: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (_, entry)) in files.iter().enumerate() {
+            for (symbol, _) in &entry.symbols {
+                let leaf = symbol.rsplit("::").next().unwrap_or(symbol);
+                if leaf.len() >= 3 && !leaf.starts_with("impl ") {
+                    let slot = defined_in.entry(leaf.to_owned()).or_default();
+                    if !slot.contains(&i) {
+                        slot.push(i);
+                    }
+                }
+            }
+        }
+        // Edges: file → files defining the names it uses (weights split among definers).
+        let edges: Vec<HashMap<usize, f64>> = files
+            .par_iter()
+            .map(|(path, _)| {
+                let mut out: HashMap<usize, f64> = HashMap::new();
+                let Ok(text) = std::fs::read_to_string(self.root.join(String::as_str(path))) else { return out };
+                let me = position[String::as_str(path)];
+                for word in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                    if let Some(definers) = defined_in.get(word) {
+                        let share = 1.0 / definers.len() as f64;
+                        for &d in definers.iter().filter(|&&d| d != me) {
+                            *out.entry(d).or_default() += share;
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        let rank = pagerank(&edges, 30, 0.85);
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by(|&a, &b| rank[b].total_cmp(&rank[a]).then(a.cmp(&b)));
+        let mut map = String::new();
+        for i in order {
+            let (path, entry) = files[i];
+            if entry.symbols.is_empty() {
+                continue;
+            }
+            let mut line = format!("{path}:");
+            for (symbol, start) in entry.symbols.iter().take(12) {
+                line.push_str(&format!(" {symbol} ({start}),"));
+            }
+            line.pop();
+            line.push('\n');
+            if map.len() + line.len() > max_chars {
+                break;
+            }
+            map.push_str(&line);
+        }
+        map
+    }
+
+    /// Time since the index was last written, for callers that cache.
+    pub fn age(&self) -> Option<Duration> {
+        std::fs::metadata(self.dir.join("manifest.json")).ok()?.modified().ok()?.elapsed().ok()
+    }
+}
+
+/// How much a test file's score counts when the question is not about tests.
+const TEST_WEIGHT: f32 = 0.6;
+
+/// Test files by the usual conventions: `tests/`, `test/`, `__tests__/`, `*_test.*`,
+/// `test_*.py`, `*.test.*`, `*.spec.*`.
+fn is_test_path(path: &str) -> bool {
+    let lower = path.to_lowercase();
+    let file = lower.rsplit('/').next().unwrap_or(&lower);
+    lower.split('/').any(|part| matches!(part, "tests" | "test" | "__tests__" | "testdata"))
+        || file.contains("_test.")
+        || file.starts_with("test_")
+        || file.contains(".test.")
+        || file.contains(".spec.")
+}
+
+/// PageRank over a weighted graph given as outgoing edge weights per node.
+fn pagerank(edges: &[HashMap<usize, f64>], iterations: usize, damping: f64) -> Vec<f64> {
+    let n = edges.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut rank = vec![1.0 / n as f64; n];
+    for _ in 0..iterations {
+        let mut next = vec![(1.0 - damping) / n as f64; n];
+        let mut dangling = 0.0;
+        for (from, out) in edges.iter().enumerate() {
+            let total: f64 = out.values().sum();
+            if total <= 0.0 {
+                dangling += rank[from];
+                continue;
+            }
+            for (&to, &w) in out {
+                next[to] += damping * rank[from] * w / total;
+            }
+        }
+        for r in &mut next {
+            *r += damping * dangling / n as f64;
+        }
+        rank = next;
+    }
+    rank
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_files_are_recognised_by_convention() {
+        for path in
+            ["tests/stream.rs", "src/test/Foo.java", "pkg/x_test.go", "test_io.py", "a/b.test.ts", "ui/__tests__/x.js"]
+        {
+            assert!(is_test_path(path), "{path}");
+        }
+        for path in ["src/ser.rs", "src/attest.rs", "contest/main.c"] {
+            assert!(!is_test_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn pagerank_favours_what_everything_refers_to() {
+        // 0 and 1 both use 2; 2 uses 0.
+        let edges = vec![HashMap::from([(2, 1.0)]), HashMap::from([(2, 1.0)]), HashMap::from([(0, 1.0)])];
+        let rank = pagerank(&edges, 50, 0.85);
+        assert!(rank[2] > rank[0] && rank[0] > rank[1], "{rank:?}");
+        assert!((rank.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}

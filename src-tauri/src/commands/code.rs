@@ -1,0 +1,98 @@
+//! Questions about a code folder: choose and index it, ask, and read the cited files.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tauri::ipc::Channel;
+use tauri_plugin_dialog::DialogExt;
+
+use super::SessionState;
+use crate::dto::{ApiError, CodeAnswerDto, CodeStreamEvent, IndexProgressDto, ProjectDto};
+
+/// Opens a folder dialog (from Rust, so the webview never names paths), indexes the chosen
+/// folder with progress on `on_progress`, and makes it the open code folder. `None` when the
+/// dialog was cancelled.
+#[tauri::command]
+pub async fn choose_project(
+    app: tauri::AppHandle,
+    session: SessionState<'_>,
+    on_progress: Channel<IndexProgressDto>,
+) -> Result<Option<ProjectDto>, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog().file().set_title("Choose a code folder").pick_folder(move |f| {
+        let _ = tx.send(f.and_then(|f| f.into_path().ok()));
+    });
+    let chosen: Option<PathBuf> = rx.await.unwrap_or(None);
+    match chosen {
+        Some(root) => Ok(Some(index(&session, root, on_progress).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Brings the open folder's index up to date (only changed files are read).
+#[tauri::command]
+pub async fn reindex_project(
+    session: SessionState<'_>,
+    on_progress: Channel<IndexProgressDto>,
+) -> Result<ProjectDto, ApiError> {
+    let root = session
+        .project()
+        .await
+        .map(|p| p.root().to_path_buf())
+        .ok_or_else(|| ApiError::from(altiplano_core::session::SessionError::NoProject))?;
+    index(&session, root, on_progress).await
+}
+
+async fn index(
+    session: &SessionState<'_>,
+    root: PathBuf,
+    on_progress: Channel<IndexProgressDto>,
+) -> Result<ProjectDto, ApiError> {
+    let mut last = Instant::now();
+    let (index, report) = session
+        .open_project(&root, move |p| {
+            // A few updates a second are enough for a progress bar.
+            if last.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
+                last = Instant::now();
+                let _ = on_progress.send(IndexProgressDto {
+                    files_done: p.files_done,
+                    files_total: p.files_total,
+                    files_per_second: p.files_per_second,
+                });
+            }
+        })
+        .await?;
+    Ok(ProjectDto::new(index.root(), &report))
+}
+
+/// Answers a question about the open folder, streaming the text; `stop_reply` with the same
+/// request id stops it.
+#[tauri::command]
+pub async fn ask_code(
+    session: SessionState<'_>,
+    request_id: u32,
+    question: String,
+    on_event: Channel<CodeStreamEvent>,
+) -> Result<CodeAnswerDto, ApiError> {
+    let mut pending = String::new();
+    let mut last = Instant::now();
+    let (answer, conversation) = session
+        .ask_code(request_id, &question, |text| {
+            pending.push_str(text);
+            if last.elapsed().as_millis() >= 30 {
+                let _ = on_event.send(CodeStreamEvent::Text { text: std::mem::take(&mut pending) });
+                last = Instant::now();
+            }
+        })
+        .await?;
+    if !pending.is_empty() {
+        let _ = on_event.send(CodeStreamEvent::Text { text: pending });
+    }
+    Ok(CodeAnswerDto::new(&answer, conversation))
+}
+
+/// A file of the open folder, for the read-only view a citation opens.
+#[tauri::command]
+pub async fn read_project_file(session: SessionState<'_>, path: String) -> Result<String, ApiError> {
+    Ok(session.read_project_file(&path).await?)
+}
