@@ -18,6 +18,7 @@ const COMMANDS: &[&str] = &[
     "reindex_project",
     "ask_code",
     "read_project_file",
+    "current_project",
     "list_downloads",
     "watch_downloads",
     "start_download",

@@ -26,6 +26,11 @@ use crate::planner::{self, Plan, PlanOptions};
 use crate::store::Role;
 use crate::store::{Store, StoreError};
 
+/// Setting key holding the last code folder opened.
+const LAST_PROJECT_KEY: &str = "code.last_project";
+/// Environment variable naming a code folder to open at start-up.
+pub const PROJECT_ENV: &str = "ALTIPLANO_PROJECT";
+
 /// Setting key holding the last model that loaded successfully.
 const LAST_MODEL_KEY: &str = "model.last_path";
 
@@ -102,7 +107,15 @@ pub struct Session {
     hardware: tokio::sync::OnceCell<HardwareProfile>,
     downloads: DownloadManager,
     library: Library,
-    project: tokio::sync::Mutex<Option<(Arc<CodeIndex>, Option<Watch>)>>,
+    project: tokio::sync::Mutex<Option<OpenProject>>,
+}
+
+/// The open code folder.
+#[derive(Debug)]
+struct OpenProject {
+    index: Arc<CodeIndex>,
+    report: IndexReport,
+    _watch: Option<Watch>,
 }
 
 impl Session {
@@ -284,13 +297,32 @@ impl Session {
                 None
             }
         };
-        *self.project.lock().await = Some((Arc::clone(&index), watch));
+        *self.project.lock().await =
+            Some(OpenProject { index: Arc::clone(&index), report: report.clone(), _watch: watch });
+        if let Err(e) = self.store.set_setting(LAST_PROJECT_KEY, &index.root().to_string_lossy()).await {
+            tracing::warn!("could not remember the code folder: {e}");
+        }
         Ok((index, report))
     }
 
     /// The open code folder, if any.
     pub async fn project(&self) -> Option<Arc<CodeIndex>> {
-        self.project.lock().await.as_ref().map(|(index, _)| Arc::clone(index))
+        self.project.lock().await.as_ref().map(|p| Arc::clone(&p.index))
+    }
+
+    /// The open code folder with the report of its last full indexing.
+    pub async fn project_report(&self) -> Option<(Arc<CodeIndex>, IndexReport)> {
+        self.project.lock().await.as_ref().map(|p| (Arc::clone(&p.index), p.report.clone()))
+    }
+
+    /// The code folder to open at start-up: `ALTIPLANO_PROJECT`, else the last one opened
+    /// (if it still exists).
+    pub async fn startup_project(&self) -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os(PROJECT_ENV).filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
+        let last = self.store.setting(LAST_PROJECT_KEY).await.ok().flatten()?;
+        Some(PathBuf::from(last)).filter(|p| p.is_dir())
     }
 
     /// Answers a question about the open code folder under `request_id` ([`Session::stop`]

@@ -46,6 +46,14 @@ pub fn run() -> Result<(), StartupError> {
             let session = Arc::clone(&session);
             move |app| {
                 app.manage(Arc::clone(&session));
+                let project_session = Arc::clone(&session);
+                tauri::async_runtime::spawn(async move {
+                    if let Some(root) = project_session.startup_project().await {
+                        if let Err(e) = project_session.open_project(&root, |_| {}).await {
+                            tracing::warn!("code folder {} did not open: {e}", root.display());
+                        }
+                    }
+                });
                 tauri::async_runtime::spawn(async move {
                     if let Some(path) = session.startup_model().await {
                         if let Err(e) = session.load_model(&path).await {
@@ -74,6 +82,7 @@ pub fn run() -> Result<(), StartupError> {
             commands::code::reindex_project,
             commands::code::ask_code,
             commands::code::read_project_file,
+            commands::code::current_project,
             commands::downloads::list_downloads,
             commands::downloads::watch_downloads,
             commands::downloads::start_download,

@@ -96,3 +96,10 @@ pub async fn ask_code(
 pub async fn read_project_file(session: SessionState<'_>, path: String) -> Result<String, ApiError> {
     Ok(session.read_project_file(&path).await?)
 }
+
+/// The open code folder (opened at start-up from `ALTIPLANO_PROJECT` or the last one used),
+/// if any.
+#[tauri::command]
+pub async fn current_project(session: SessionState<'_>) -> Result<Option<ProjectDto>, ApiError> {
+    Ok(session.project_report().await.map(|(index, report)| ProjectDto::new(index.root(), &report)))
+}

@@ -111,6 +111,7 @@ export const chooseProject = (onProgress: (p: IndexProgressDto) => void): Promis
   invoke('choose_project', { onProgress: progressChannel(onProgress) });
 
 /** Brings the open folder's index up to date (only changed files are read). */
+export const currentProject = (): Promise<ProjectDto | null> => invoke('current_project');
 export const reindexProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto> =>
   invoke('reindex_project', { onProgress: progressChannel(onProgress) });
 

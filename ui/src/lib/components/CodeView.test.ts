@@ -99,6 +99,8 @@ describe('the Code tab', () => {
     indexing = deferred();
     answering = deferred();
     mockIPC((cmd, args) => {
+      // The tab asks once for a folder opened at start-up; these tests start with none.
+      if (cmd === 'current_project') return null;
       calls.push({ cmd, args: (args ?? {}) as Record<string, unknown> });
       const a = (args ?? {}) as { onProgress?: Listener<IndexProgressDto>; onEvent?: Listener<CodeStreamEvent> };
       switch (cmd) {

@@ -64,6 +64,17 @@ export class CodeState {
     });
   }
 
+  /** Picks up the folder the backend opened at start-up (ALTIPLANO_PROJECT or the last one). */
+  async restore(): Promise<void> {
+    if (this.project !== null || this.indexing) return;
+    try {
+      const current = await api.currentProject();
+      if (current !== null && this.project === null && !this.indexing) this.project = current;
+    } catch {
+      // Nothing open yet; the user can choose a folder.
+    }
+  }
+
   /** Brings the open folder's index up to date. */
   reindex(): Promise<void> {
     return this.index(async (onProgress) => {
