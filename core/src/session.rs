@@ -248,19 +248,7 @@ impl Session {
         turn: Turn,
         on_event: impl FnMut(ChatEvent),
     ) -> Result<TurnOutcome, SessionError> {
-        let engine = match self.engine.read().await.clone() {
-            Some(engine) => engine,
-            None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
-            None => return Err(SessionError::NoModel),
-        };
-        let cancel = CancellationToken::new();
-        {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if running.contains_key(&request_id) {
-                return Err(SessionError::DuplicateRequest(request_id));
-            }
-            running.insert(request_id, cancel.clone());
-        }
+        let (engine, cancel) = self.start_request(request_id).await?;
         let result = chat::run(&self.store, &engine, turn, cancel, on_event).await;
         self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
         Ok(result?)
@@ -335,19 +323,7 @@ impl Session {
         on_text: impl FnMut(&str),
     ) -> Result<(CodeAnswer, i64), SessionError> {
         let index = self.project().await.ok_or(SessionError::NoProject)?;
-        let engine = match self.engine.read().await.clone() {
-            Some(engine) => engine,
-            None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
-            None => return Err(SessionError::NoModel),
-        };
-        let cancel = CancellationToken::new();
-        {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if running.contains_key(&request_id) {
-                return Err(SessionError::DuplicateRequest(request_id));
-            }
-            running.insert(request_id, cancel.clone());
-        }
+        let (engine, cancel) = self.start_request(request_id).await?;
         let result = answer::ask(&index, &engine, question, crate::engine::Sampling::default(), cancel, on_text).await;
         self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
         let answer = result.map_err(|e| match e {
@@ -391,6 +367,23 @@ impl Session {
         }
         let bytes = tokio::fs::read(&full).await.map_err(|_| SessionError::OutsideProject(path.to_owned()))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The loaded engine and a cancel token registered under `request_id` for [`Session::stop`];
+    /// the caller removes it when the reply ends.
+    async fn start_request(&self, request_id: u32) -> Result<(Engine, CancellationToken), SessionError> {
+        let engine = match self.engine.read().await.clone() {
+            Some(engine) => engine,
+            None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
+            None => return Err(SessionError::NoModel),
+        };
+        let cancel = CancellationToken::new();
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.contains_key(&request_id) {
+            return Err(SessionError::DuplicateRequest(request_id));
+        }
+        running.insert(request_id, cancel.clone());
+        Ok((engine, cancel))
     }
 
     /// Stops the reply running under `request_id`; false when none is.

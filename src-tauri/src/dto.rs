@@ -537,6 +537,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// How a core enum is spelled on the wire (its serde name, e.g. `too_large`).
+fn wire_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 /// How a download or model-library error reads in the UI.
 pub fn download_code(code: &str) -> ErrorCode {
     match code {
@@ -631,8 +636,7 @@ pub struct DownloadJobDto {
 
 impl From<DownloadJob> for DownloadJobDto {
     fn from(job: DownloadJob) -> Self {
-        let state =
-            serde_json::to_value(job.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let state = wire_name(&job.state);
         let (files, rate, eta) = match &job.progress {
             Some(p) => (
                 p.files
@@ -643,10 +647,7 @@ impl From<DownloadJob> for DownloadJobDto {
                         bytes_total: f.bytes_total,
                         bytes_per_second: f.bytes_per_second,
                         eta_seconds: f.eta_seconds,
-                        state: serde_json::to_value(f.state)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
+                        state: wire_name(&f.state),
                     })
                     .collect(),
                 p.bytes_per_second,
@@ -787,13 +788,7 @@ impl ProjectDto {
             skipped: r
                 .skipped
                 .iter()
-                .map(|(reason, count)| SkipCountDto {
-                    reason: serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    count: *count,
-                })
+                .map(|(reason, count)| SkipCountDto { reason: wire_name(reason), count: *count })
                 .collect(),
             elapsed_ms: r.elapsed_ms,
         }

@@ -5,11 +5,11 @@
 // tests/artifacts/code.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebDriver, KEY_ENTER } from './webdriver.mjs';
+import { KEY_ENTER } from './webdriver.mjs';
+import { startDriver, stop } from './harness.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const application = process.env.ALTIPLANO_APP_BINARY;
@@ -21,15 +21,6 @@ const NATIVE_PORT = 4449;
 let driver;
 let driverProcess;
 let workDir;
-
-async function stop(child, signal = 'SIGTERM') {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill(signal);
-  const stubborn = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await gone;
-  clearTimeout(stubborn);
-}
 
 before(async () => {
   assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
@@ -45,23 +36,16 @@ before(async () => {
   writeFileSync(join(project, 'src/main.rs'), 'mod tax;\n\nfn main() {\n    println!("{}", tax::vat_cents(1000));\n}\n');
   const env = { ...process.env };
   delete env.ALTIPLANO_MODEL;
-  driverProcess = spawn(
-    'tauri-driver',
-    ['--port', String(DRIVER_PORT), '--native-port', String(NATIVE_PORT), '--native-driver', '/usr/bin/WebKitWebDriver'],
-    {
-      env: {
-        ...env,
-        ALTIPLANO_DATA_DIR: join(workDir, 'data'),
-        ALTIPLANO_STARTER_MODEL: starterModel,
-        ALTIPLANO_PROJECT: project,
-        WEBKIT_DISABLE_COMPOSITING_MODE: '1',
-        WEBKIT_DISABLE_DMABUF_RENDERER: '1',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
+  ({ driver, child: driverProcess } = await startDriver({
+    port: DRIVER_PORT,
+    nativePort: NATIVE_PORT,
+    env: {
+      ...env,
+      ALTIPLANO_DATA_DIR: join(workDir, 'data'),
+      ALTIPLANO_STARTER_MODEL: starterModel,
+      ALTIPLANO_PROJECT: project,
     },
-  );
-  driver = new WebDriver(`http://127.0.0.1:${DRIVER_PORT}`);
-  await driver.ready();
+  }));
 });
 
 after(async () => {

@@ -9,7 +9,8 @@ import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebDriver, KEY_ENTER } from './webdriver.mjs';
+import { KEY_ENTER } from './webdriver.mjs';
+import { startDriver, stop } from './harness.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const application = process.env.ALTIPLANO_APP_BINARY;
@@ -41,15 +42,6 @@ function startHub(hubRoot) {
   });
 }
 
-/** Stops a child process and waits until it is gone (killing it if it ignores `signal`). */
-async function stop(child, signal = 'SIGTERM') {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill(signal);
-  const stubborn = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await gone;
-  clearTimeout(stubborn);
-}
 
 before(async () => {
   assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
@@ -70,28 +62,21 @@ before(async () => {
   delete env.HF_TOKEN;
   delete env.ALTIPLANO_MODEL;
   const noProxy = ['127.0.0.1', 'localhost', env.NO_PROXY ?? env.no_proxy].filter(Boolean).join(',');
-  driverProcess = spawn(
-    'tauri-driver',
-    ['--port', String(DRIVER_PORT), '--native-port', String(NATIVE_PORT), '--native-driver', '/usr/bin/WebKitWebDriver'],
-    {
-      env: {
-        ...env,
-        ALTIPLANO_DATA_DIR: join(workDir, 'data'),
-        // A starter model that is not there, so no model loads at start and the status bar
-        // changes only when the downloaded one loads.
-        ALTIPLANO_STARTER_MODEL: join(workDir, 'no-starter-model.gguf'),
-        HF_ENDPOINT: hubUrl,
-        HF_HUB_CACHE: cacheDir,
-        NO_PROXY: noProxy,
-        no_proxy: noProxy,
-        WEBKIT_DISABLE_COMPOSITING_MODE: '1',
-        WEBKIT_DISABLE_DMABUF_RENDERER: '1',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
+  ({ driver, child: driverProcess } = await startDriver({
+    port: DRIVER_PORT,
+    nativePort: NATIVE_PORT,
+    env: {
+      ...env,
+      ALTIPLANO_DATA_DIR: join(workDir, 'data'),
+      // A starter model that is not there, so no model loads at start and the status bar
+      // changes only when the downloaded one loads.
+      ALTIPLANO_STARTER_MODEL: join(workDir, 'no-starter-model.gguf'),
+      HF_ENDPOINT: hubUrl,
+      HF_HUB_CACHE: cacheDir,
+      NO_PROXY: noProxy,
+      no_proxy: noProxy,
     },
-  );
-  driver = new WebDriver(`http://127.0.0.1:${DRIVER_PORT}`);
-  await driver.ready();
+  }));
 });
 
 after(async () => {
