@@ -10,6 +10,8 @@
 //! - [`engine`]: loads a local model with mistral.rs, fully offline, and streams replies.
 //! - [`hardware`]: what this machine has (CPU, memory, disk, NVIDIA and Apple GPUs).
 //! - [`planner`]: which catalog variant fits this machine, how, and how fast.
+//! - [`documents`]: text of PDFs (parsed in an isolated child process), Markdown and plain text,
+//!   page by page, cleaned up.
 //! - [`download`]: resumable, verified downloads from a Hugging Face endpoint into the hub
 //!   cache, with a persistent queue.
 //! - [`library`]: the models on disk (downloaded or imported), validated.
@@ -39,6 +41,7 @@ pub mod chat;
 pub mod codebase;
 pub mod config;
 pub mod cpu;
+pub mod documents;
 pub mod download;
 pub mod engine;
 pub mod hardware;

@@ -28,6 +28,14 @@ pub enum Command {
     /// Download, import, list and remove models; manage the Hugging Face token.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Print the text of a document (PDF, Markdown, text), page by page.
+    Extract {
+        /// The file.
+        file: PathBuf,
+        /// Print JSON: { "file", "pages": [{ "number", "text" }], "warnings" }.
+        #[arg(long)]
+        json: bool,
+    },
     /// Index a code folder and search it.
     #[command(subcommand)]
     Code(CodeCommand),

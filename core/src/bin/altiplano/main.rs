@@ -11,6 +11,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A child started to parse one document in isolation does only that.
+    if let Some(code) = altiplano_core::documents::run_child_if_requested() {
+        return code;
+    }
     // `altiplano … | head` closes the pipe early; printing then fails. That is the reader's
     // choice, not an error: stop quietly instead of showing a panic.
     let default_hook = std::panic::take_hook();

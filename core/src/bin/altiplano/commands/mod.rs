@@ -3,6 +3,7 @@
 mod chat;
 mod code;
 mod conversations;
+mod extract;
 mod hardware;
 mod models;
 mod plan;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hardware { json } => return hardware::run(&data_dir, json),
         Command::Plan(args) => return plan::run(&data_dir, args),
         Command::Code(command) => return code::run(&data_dir, command).await,
+        Command::Extract { file, json } => return extract::run(&file, json).await,
         other => other,
     };
     let store = Store::open(&data_dir.database_path()).await?;
@@ -31,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
         Command::Models(command) => models::run(&store, command).await,
-        Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) => {
+        Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) | Command::Extract { .. } => {
             unreachable!("handled above, without opening the store")
         }
     };

@@ -1,0 +1,251 @@
+//! Reading documents: PDF (pdf_oxide, page by page), Markdown and plain text in any common
+//! encoding, cleaned up for reading by a model.
+//!
+//! PDF parsing runs isolated: [`extract_isolated`] starts a child process (this same program,
+//! told by [`CHILD_ENV`] to extract one file and print it as JSON) with a time limit and a memory
+//! limit, so a hostile or broken file can fail but never hang, crash or bloat the app. Every
+//! program that calls `extract_isolated` starts `main` with [`run_child_if_requested`].
+//!
+//! Clean-up ([`clean`]): Unicode NFKC (ligatures such as `ﬁ` become `fi`), words hyphenated
+//! across line ends joined, and lines repeated at the top or bottom of most pages (running
+//! headers, footers, page numbers) removed. Pages without a text layer are reported.
+
+mod clean;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+pub use clean::clean;
+
+/// Environment variable that makes a program extract one file and exit (see module docs).
+pub const CHILD_ENV: &str = "ALTIPLANO_EXTRACT_CHILD";
+/// Files larger than this are refused before parsing.
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
+
+/// One page of text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// 1-based page number (for text formats: 1).
+    pub number: u32,
+    /// The page's text, cleaned.
+    pub text: String,
+}
+
+/// A document's text, page by page, with what the reader should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// The file as given.
+    pub file: String,
+    /// Its pages.
+    pub pages: Vec<Page>,
+    /// Problems that did not stop extraction (pages without text, removed headers, …).
+    pub warnings: Vec<String>,
+}
+
+/// Why a document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DocumentError {
+    /// No such file.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The file could not be read.
+    #[error("cannot read {file}: {reason}")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A format Altiplano does not read.
+    #[error("{file} is not a format Altiplano reads ({what}); use PDF, Markdown or plain text")]
+    Unsupported {
+        /// The file.
+        file: String,
+        /// What it seems to be.
+        what: String,
+    },
+    /// Password-protected.
+    #[error("{0} is encrypted with a password; open it in a PDF reader, save an unprotected copy, and use that")]
+    Encrypted(String),
+    /// Not a valid file of its kind.
+    #[error("{file} is damaged or not a valid PDF: {reason}")]
+    Malformed {
+        /// The file.
+        file: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// Over [`MAX_FILE_BYTES`].
+    #[error("{file} is too large ({size} bytes; the limit is {limit})")]
+    TooLarge {
+        /// The file.
+        file: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Extraction ran out of time.
+    #[error("reading {0} took too long and was stopped; the file may be damaged")]
+    TimedOut(String),
+    /// The extracting process died (out of memory, or a crash in the parser).
+    #[error("reading {file} failed ({reason}); the file may be damaged or hostile")]
+    Crashed {
+        /// The file.
+        file: String,
+        /// How it ended.
+        reason: String,
+    },
+}
+
+/// Limits for isolated extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock time.
+    pub time: Duration,
+    /// Address space of the child, bytes.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { time: Duration::from_secs(60), memory: 4 << 30 }
+    }
+}
+
+/// Extracts `path` in this process. Use [`extract_isolated`] for files you do not trust.
+pub fn extract(path: &Path) -> Result<Document, DocumentError> {
+    let file = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|_| DocumentError::NotFound(file.clone()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(DocumentError::TooLarge { file, size: meta.len(), limit: MAX_FILE_BYTES });
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| DocumentError::Unreadable { file: file.clone(), reason: e.to_string() })?;
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let (raw_pages, mut warnings) = if bytes.starts_with(b"%PDF") || ext == "pdf" {
+        pdf_pages(&file, bytes)?
+    } else if matches!(ext.as_str(), "md" | "markdown" | "txt" | "text" | "rst" | "csv" | "log" | "") {
+        (vec![decode_text(&bytes)], Vec::new())
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        return Err(DocumentError::Unsupported { file, what: "a zip-based file such as DOCX".into() });
+    } else if std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok() && !bytes.contains(&0) {
+        (vec![decode_text(&bytes)], Vec::new())
+    } else {
+        return Err(DocumentError::Unsupported { file, what: format!("a .{ext} file") });
+    };
+    let (pages, clean_warnings) = clean(raw_pages);
+    warnings.extend(clean_warnings);
+    Ok(Document { file, pages, warnings })
+}
+
+/// Text in UTF-8 (with or without BOM), UTF-16 with BOM, or else Windows-1252 (the usual
+/// encoding of old "ANSI" text files, and a superset of Latin-1's printable range).
+fn decode_text(bytes: &[u8]) -> String {
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        return encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned(),
+    }
+}
+
+fn pdf_pages(file: &str, bytes: Vec<u8>) -> Result<(Vec<String>, Vec<String>), DocumentError> {
+    let malformed = |e: pdf_oxide::Error| DocumentError::Malformed { file: file.to_owned(), reason: e.to_string() };
+    let doc = pdf_oxide::PdfDocument::from_bytes(bytes).map_err(|e| {
+        if e.to_string().to_lowercase().contains("encrypt") {
+            DocumentError::Encrypted(file.to_owned())
+        } else {
+            malformed(e)
+        }
+    })?;
+    // An empty user password is common ("owner password" only): such files open normally.
+    if doc.is_encrypted() && !doc.authenticate(b"").unwrap_or(false) {
+        return Err(DocumentError::Encrypted(file.to_owned()));
+    }
+    let count = doc.page_count().map_err(malformed)?;
+    let mut pages = Vec::with_capacity(count);
+    let mut warnings = Vec::new();
+    for index in 0..count {
+        match doc.extract_text(index) {
+            Ok(text) => pages.push(text),
+            Err(e) => {
+                warnings.push(format!("page {}: its text could not be read ({e})", index + 1));
+                pages.push(String::new());
+            }
+        }
+    }
+    Ok((pages, warnings))
+}
+
+/// If this process was started by [`extract_isolated`], extracts the named file, prints the
+/// result as JSON and returns the exit code; otherwise returns `None` at once. Call it first
+/// thing in `main`.
+pub fn run_child_if_requested() -> Option<std::process::ExitCode> {
+    let path = std::env::var_os(CHILD_ENV)?;
+    if let Some(limit) = std::env::var("ALTIPLANO_EXTRACT_MEMORY").ok().and_then(|m| m.parse::<u64>().ok()) {
+        #[cfg(unix)]
+        let _ = rlimit::setrlimit(rlimit::Resource::AS, limit, limit);
+        #[cfg(not(unix))]
+        let _ = limit;
+    }
+    let result: Result<Document, DocumentError> = extract(Path::new(&path));
+    match serde_json::to_string(&result) {
+        Ok(json) => {
+            println!("{json}");
+            Some(std::process::ExitCode::SUCCESS)
+        }
+        Err(_) => Some(std::process::ExitCode::FAILURE),
+    }
+}
+
+/// Extracts `path` in a child process running `program` (normally `std::env::current_exe()`),
+/// under `limits`. The child is killed when time runs out.
+pub async fn extract_isolated(program: &Path, path: &Path, limits: Limits) -> Result<Document, DocumentError> {
+    let file = path.display().to_string();
+    let absolute: PathBuf = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if !absolute.exists() {
+        return Err(DocumentError::NotFound(file));
+    }
+    let mut child = tokio::process::Command::new(program)
+        .env(CHILD_ENV, &absolute)
+        .env("ALTIPLANO_EXTRACT_MEMORY", limits.memory.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| DocumentError::Crashed { file: file.clone(), reason: format!("cannot start the reader: {e}") })?;
+    let mut stdout =
+        child.stdout.take().ok_or_else(|| DocumentError::Crashed { file: file.clone(), reason: "no output".into() })?;
+    let run = async {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        let status = child.wait().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((out, status))
+    };
+    let (out, status) = match tokio::time::timeout(limits.time, run).await {
+        Err(_) => return Err(DocumentError::TimedOut(file)),
+        Ok(Err(reason)) => return Err(DocumentError::Crashed { file, reason }),
+        Ok(Ok(done)) => done,
+    };
+    match serde_json::from_slice::<Result<Document, DocumentError>>(&out) {
+        Ok(result) => result.map(|mut doc| {
+            doc.file = file;
+            doc
+        }),
+        Err(_) => Err(DocumentError::Crashed {
+            file,
+            reason: match status.code() {
+                Some(code) => format!("the reader exited with status {code}"),
+                None => "the reader was killed (out of memory?)".into(),
+            },
+        }),
+    }
+}
