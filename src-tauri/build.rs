@@ -19,6 +19,7 @@ const COMMANDS: &[&str] = &[
     "ask_code",
     "read_project_file",
     "current_project",
+    "watch_projects",
     "list_downloads",
     "watch_downloads",
     "start_download",

@@ -881,3 +881,16 @@ impl CodeAnswerDto {
 pub enum CodeStreamEvent {
     Text { text: String },
 }
+
+/// A folder dropped on the window, as it is opened.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ProjectEventDto {
+    /// Indexing progress.
+    Indexing { progress: IndexProgressDto },
+    /// The folder is open.
+    Opened { project: ProjectDto },
+    /// It could not be opened.
+    Failed { error: ApiError },
+}

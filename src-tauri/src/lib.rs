@@ -42,6 +42,13 @@ pub fn run() -> Result<(), StartupError> {
 
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
+        .manage(commands::code::ProjectListeners::default())
+        .on_window_event(|window, event| {
+            // A folder dropped on the window opens as the code folder.
+            if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
+                commands::code::open_dropped(window.app_handle(), paths);
+            }
+        })
         .setup({
             let session = Arc::clone(&session);
             move |app| {
@@ -83,6 +90,7 @@ pub fn run() -> Result<(), StartupError> {
             commands::code::ask_code,
             commands::code::read_project_file,
             commands::code::current_project,
+            commands::code::watch_projects,
             commands::downloads::list_downloads,
             commands::downloads::watch_downloads,
             commands::downloads::start_download,

@@ -7,7 +7,7 @@ use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, CodeAnswerDto, CodeStreamEvent, IndexProgressDto, ProjectDto};
+use crate::dto::{ApiError, CodeAnswerDto, CodeStreamEvent, IndexProgressDto, ProjectDto, ProjectEventDto};
 
 /// Opens a folder dialog (from Rust, so the webview never names paths), indexes the chosen
 /// folder with progress on `on_progress`, and makes it the open code folder. `None` when the
@@ -102,4 +102,55 @@ pub async fn read_project_file(session: SessionState<'_>, path: String) -> Resul
 #[tauri::command]
 pub async fn current_project(session: SessionState<'_>) -> Result<Option<ProjectDto>, ApiError> {
     Ok(session.project_report().await.map(|(index, report)| ProjectDto::new(index.root(), &report)))
+}
+
+/// The UI's subscriptions to folders opened by dropping them on the window.
+#[derive(Default)]
+pub struct ProjectListeners(std::sync::Mutex<Vec<Channel<ProjectEventDto>>>);
+
+impl ProjectListeners {
+    fn send(&self, event: ProjectEventDto) {
+        let mut listeners = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // A listener whose webview is gone fails to send and is dropped.
+        listeners.retain(|channel| channel.send(event.clone()).is_ok());
+    }
+}
+
+/// Subscribes to folders dropped on the window: their indexing progress, then the open project
+/// (or why it failed).
+#[tauri::command]
+pub fn watch_projects(listeners: tauri::State<'_, ProjectListeners>, on_event: Channel<ProjectEventDto>) {
+    listeners.0.lock().unwrap_or_else(|p| p.into_inner()).push(on_event);
+}
+
+/// Opens the first folder among `paths` dropped on the window as the code folder. Files are
+/// left alone (documents are read elsewhere). Paths stay on the Rust side.
+pub fn open_dropped(app: &tauri::AppHandle, paths: &[PathBuf]) {
+    use tauri::Manager;
+    let Some(root) = paths.iter().find(|p| p.is_dir()).cloned() else { return };
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let session = app.state::<std::sync::Arc<altiplano_core::session::Session>>();
+        let listeners = app.state::<ProjectListeners>();
+        let progress_app = app.clone();
+        let mut last = Instant::now();
+        let opened = session
+            .open_project(&root, move |p| {
+                if last.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
+                    last = Instant::now();
+                    progress_app.state::<ProjectListeners>().send(ProjectEventDto::Indexing {
+                        progress: IndexProgressDto {
+                            files_done: p.files_done,
+                            files_total: p.files_total,
+                            files_per_second: p.files_per_second,
+                        },
+                    });
+                }
+            })
+            .await;
+        listeners.send(match opened {
+            Ok((index, report)) => ProjectEventDto::Opened { project: ProjectDto::new(index.root(), &report) },
+            Err(e) => ProjectEventDto::Failed { error: e.into() },
+        });
+    });
 }

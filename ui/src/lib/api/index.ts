@@ -17,6 +17,7 @@ import type { DownloadJobDto } from './bindings/DownloadJobDto';
 import type { FileProgressDto } from './bindings/FileProgressDto';
 import type { LocalModelDto } from './bindings/LocalModelDto';
 import type { ProjectDto } from './bindings/ProjectDto';
+import type { ProjectEventDto } from './bindings/ProjectEventDto';
 import type { IndexProgressDto } from './bindings/IndexProgressDto';
 import type { CodeAnswerDto } from './bindings/CodeAnswerDto';
 import type { CodeStreamEvent } from './bindings/CodeStreamEvent';
@@ -27,7 +28,7 @@ export type { ModelsPageDto, PreferenceDto };
 export type { CandidateDto } from './bindings/CandidateDto';
 export type { ModelStateDto } from './bindings/ModelStateDto';
 export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
-export type { ProjectDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
+export type { ProjectDto, ProjectEventDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
 export type { SkipCountDto } from './bindings/SkipCountDto';
 export type { ExcerptDto } from './bindings/ExcerptDto';
 export type { CitationDto } from './bindings/CitationDto';
@@ -111,6 +112,12 @@ export const chooseProject = (onProgress: (p: IndexProgressDto) => void): Promis
   invoke('choose_project', { onProgress: progressChannel(onProgress) });
 
 /** Brings the open folder's index up to date (only changed files are read). */
+/** Hears about folders dropped on the window: indexing progress, then the open folder. */
+export function watchProjects(onEvent: (e: ProjectEventDto) => void): Promise<void> {
+  const channel = new Channel<ProjectEventDto>();
+  channel.onmessage = onEvent;
+  return invoke('watch_projects', { onEvent: channel });
+}
 export const currentProject = (): Promise<ProjectDto | null> => invoke('current_project');
 export const reindexProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto> =>
   invoke('reindex_project', { onProgress: progressChannel(onProgress) });

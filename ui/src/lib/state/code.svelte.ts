@@ -3,7 +3,7 @@
 // citation opens. Components read the fields and call the methods; the backend keeps the folder
 // indexed as files change, and saves each question and answer in the folder's own conversation.
 import * as api from '../api';
-import type { ApiError, CodeAnswerDto, IndexProgressDto, ProjectDto } from '../api';
+import type { ApiError, CodeAnswerDto, IndexProgressDto, ProjectDto, ProjectEventDto } from '../api';
 import type { LineRange } from '../code/citations';
 import { app } from './app.svelte';
 
@@ -62,6 +62,25 @@ export class CodeState {
       }
       this.project = chosen;
     });
+  }
+
+  /** A folder dropped on the window is being indexed, has opened, or failed to. */
+  handleProjectEvent(event: ProjectEventDto): void {
+    if (event.kind === 'indexing') {
+      this.indexing = true;
+      this.indexError = null;
+      this.progress = event.progress;
+    } else if (event.kind === 'opened') {
+      this.indexing = false;
+      if (this.project?.root !== event.project.root) {
+        this.exchanges = [];
+        this.file = null;
+      }
+      this.project = event.project;
+    } else {
+      this.indexing = false;
+      this.indexError = event.error;
+    }
   }
 
   /** Picks up the folder the backend opened at start-up (ALTIPLANO_PROJECT or the last one). */

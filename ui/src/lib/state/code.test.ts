@@ -1,0 +1,46 @@
+// A folder dropped on the window reaches the Code tab's state as events: indexing progress, then
+// the open folder (answers about another folder are left behind) or the reason it failed.
+import { describe, expect, it } from 'vitest';
+import type { ProjectDto } from '../api';
+import { CodeState } from './code.svelte';
+
+const project = (root: string): ProjectDto => ({
+  root,
+  name: root.split('/').pop() ?? root,
+  filesSeen: 3,
+  filesIndexed: 3,
+  filesUnchanged: 0,
+  filesRemoved: 0,
+  chunks: 9,
+  skipped: [],
+  elapsedMs: 12,
+});
+
+describe('dropped folders', () => {
+  it('show progress, then open, clearing answers about another folder', () => {
+    const code = new CodeState();
+    code.project = project('/old');
+    code.exchanges = [{ id: 1, question: 'q', streamed: 'a', answer: null, error: null, stopped: false }];
+
+    code.handleProjectEvent({ kind: 'indexing', progress: { filesDone: 1, filesTotal: 3, filesPerSecond: 10 } });
+    expect(code.indexing).toBe(true);
+    expect(code.progress?.filesDone).toBe(1);
+
+    code.handleProjectEvent({ kind: 'opened', project: project('/new') });
+    expect(code.indexing).toBe(false);
+    expect(code.project?.root).toBe('/new');
+    expect(code.exchanges).toEqual([]);
+  });
+
+  it('keep the answers when the same folder is dropped again, and report failures', () => {
+    const code = new CodeState();
+    code.project = project('/same');
+    code.exchanges = [{ id: 1, question: 'q', streamed: 'a', answer: null, error: null, stopped: false }];
+    code.handleProjectEvent({ kind: 'opened', project: project('/same') });
+    expect(code.exchanges).toHaveLength(1);
+
+    code.handleProjectEvent({ kind: 'failed', error: { code: 'notFound', message: '/gone is not a folder' } });
+    expect(code.indexing).toBe(false);
+    expect(code.indexError?.message).toBe('/gone is not a folder');
+  });
+});
