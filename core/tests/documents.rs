@@ -167,3 +167,30 @@ fn text_files_in_common_encodings_are_read() {
     let (ok, _, stderr) = extract(&dir.path().join("missing.pdf"));
     assert!(!ok && stderr.contains("does not exist"), "{stderr}");
 }
+
+#[test]
+fn docx_and_html_are_read_as_text_and_markup_is_not_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let docx = dir.path().join("memo.docx");
+    let mut writer = office_oxide::docx::write::DocxWriter::new();
+    writer.add_paragraph("Quarterly revenue grew by twelve percent.");
+    writer.add_paragraph("Costs fell in the northern region.");
+    writer.save(&docx).expect("write docx");
+    let (ok, doc, stderr) = extract(&docx);
+    assert!(ok, "{stderr}");
+    let text = doc["pages"][0]["text"].as_str().expect("text");
+    assert!(text.contains("Quarterly revenue grew by twelve percent.") && text.contains("northern region"), "{text}");
+
+    let html = dir.path().join("page.html");
+    std::fs::write(&html, "<html><head><script>alert(1)</script><style>p{}</style></head><body><h1>Report</h1><p>The <b>board</b> approved the plan.</p></body></html>").expect("write");
+    let (ok, doc, stderr) = extract(&html);
+    assert!(ok, "{stderr}");
+    let text = doc["pages"][0]["text"].as_str().expect("text");
+    assert!(text.contains("Report") && text.contains("approved the plan"), "{text}");
+    assert!(!text.contains("alert(1)") && !text.contains("<b>"), "scripts and tags are gone: {text}");
+
+    let broken = dir.path().join("broken.docx");
+    std::fs::write(&broken, b"PK\x03\x04 not really a zip").expect("write");
+    let (ok, _, stderr) = extract(&broken);
+    assert!(!ok && stderr.contains("damaged"), "{stderr}");
+}

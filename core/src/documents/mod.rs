@@ -1,5 +1,6 @@
-//! Reading documents: PDF (pdf_oxide, page by page), Markdown and plain text in any common
-//! encoding, cleaned up for reading by a model.
+//! Reading documents: PDF (pdf_oxide, page by page), DOCX (office_oxide), HTML (html2text),
+//! Markdown and plain text in any common encoding, cleaned up for reading by a model. Formats
+//! without pages (DOCX, HTML, text) come back as one page.
 //!
 //! PDF parsing runs isolated: [`extract_isolated`] starts a child process (this same program,
 //! told by [`CHILD_ENV`] to extract one file and print it as JSON) with a time limit and a memory
@@ -62,7 +63,7 @@ pub enum DocumentError {
         reason: String,
     },
     /// A format Altiplano does not read.
-    #[error("{file} is not a format Altiplano reads ({what}); use PDF, Markdown or plain text")]
+    #[error("{file} is not a format Altiplano reads ({what}); use PDF, DOCX, HTML, Markdown or plain text")]
     Unsupported {
         /// The file.
         file: String,
@@ -130,10 +131,19 @@ pub fn extract(path: &Path) -> Result<Document, DocumentError> {
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let (raw_pages, mut warnings) = if bytes.starts_with(b"%PDF") || ext == "pdf" {
         pdf_pages(&file, bytes)?
+    } else if ext == "docx" {
+        let doc = office_oxide::Document::open(path)
+            .map_err(|e| DocumentError::Malformed { file: file.clone(), reason: e.to_string() })?;
+        (vec![doc.plain_text()], Vec::new())
+    } else if matches!(ext.as_str(), "html" | "htm" | "xhtml") {
+        let text = decode_text(&bytes);
+        let plain = html2text::from_read(text.as_bytes(), 100_000)
+            .map_err(|e| DocumentError::Malformed { file: file.clone(), reason: e.to_string() })?;
+        (vec![plain], Vec::new())
     } else if matches!(ext.as_str(), "md" | "markdown" | "txt" | "text" | "rst" | "csv" | "log" | "") {
         (vec![decode_text(&bytes)], Vec::new())
     } else if bytes.starts_with(b"PK\x03\x04") {
-        return Err(DocumentError::Unsupported { file, what: "a zip-based file such as DOCX".into() });
+        return Err(DocumentError::Unsupported { file, what: "a zip-based file other than .docx".into() });
     } else if std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok() && !bytes.contains(&0) {
         (vec![decode_text(&bytes)], Vec::new())
     } else {
