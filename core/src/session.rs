@@ -17,11 +17,11 @@ use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::codebase::answer::{self, AskError, CodeAnswer};
 use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
-use crate::download::queue::DownloadManager;
+use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
 use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
-use crate::library::Library;
+use crate::library::{Library, LibraryError, LocalModel, ModelFormat};
 use crate::planner::{self, Plan, PlanOptions};
 use crate::store::Role;
 use crate::store::{Store, StoreError};
@@ -93,6 +93,15 @@ pub enum SessionError {
     /// A path outside the open code folder was asked for.
     #[error("{0} is not a file of the open code folder")]
     OutsideProject(String),
+    /// A download could not be started or changed.
+    #[error(transparent)]
+    Download(#[from] QueueError),
+    /// The model library failed.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    /// A model in the library that this build cannot chat with.
+    #[error("this build chats with GGUF models; safetensors folders are kept for loading with in-situ quantization")]
+    NotChatModel,
 }
 
 /// See the module documentation.
@@ -156,6 +165,36 @@ impl Session {
     /// The models on disk.
     pub fn library(&self) -> &Library {
         &self.library
+    }
+
+    /// Starts downloading `target` — a catalog variant id, or a repo id with `files` picked
+    /// from it — at `revision` (default `main`).
+    pub async fn start_download(
+        &self,
+        target: &str,
+        files: &[String],
+        revision: Option<&str>,
+    ) -> Result<DownloadJob, SessionError> {
+        let catalog = Catalog::builtin()?;
+        let files: Vec<String> = files.iter().map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+        let revision = revision.map(str::trim).filter(|r| !r.is_empty()).unwrap_or("main");
+        let (spec, variant) =
+            crate::download::spec_for_target(&catalog, target, &files, revision).map_err(QueueError::from)?;
+        Ok(self.downloads.enqueue(&spec, variant.as_deref()).await?)
+    }
+
+    /// Loads a model of the library as the chat model.
+    pub async fn load_library_model(&self, id: i64) -> Result<ModelInfo, SessionError> {
+        let model = self.library.get(id).await?;
+        if model.format == ModelFormat::Safetensors {
+            return Err(SessionError::NotChatModel);
+        }
+        self.load_model(&model.path).await
+    }
+
+    /// Removes a model of the library: downloaded files are deleted, imported ones forgotten.
+    pub async fn remove_library_model(&self, id: i64) -> Result<LocalModel, SessionError> {
+        Ok(self.library.remove(id, self.downloads.cache()).await?)
     }
 
     /// The data folder.

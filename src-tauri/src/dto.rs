@@ -514,6 +514,11 @@ fn store_code(e: &StoreError) -> ErrorCode {
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
+        let e = match e {
+            SessionError::Download(e) => return e.into(),
+            SessionError::Library(e) => return e.into(),
+            other => other,
+        };
         let code = match &e {
             SessionError::NoModel => ErrorCode::NoModel,
             SessionError::ModelLoading => ErrorCode::ModelLoading,
@@ -525,6 +530,7 @@ impl From<SessionError> for ApiError {
             SessionError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
             SessionError::Chat(ChatError::NothingToRegenerate(_)) => ErrorCode::NothingToRegenerate,
             SessionError::NoProject | SessionError::OutsideProject(_) => ErrorCode::NotFound,
+            SessionError::NotChatModel => ErrorCode::InvalidModel,
             _ => ErrorCode::Internal,
         };
         Self::new(code, e.to_string())

@@ -19,7 +19,7 @@ pub use watch::Watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -499,11 +499,6 @@ impl CodeIndex {
             map.push_str(&line);
         }
         map
-    }
-
-    /// Time since the index was last written, for callers that cache.
-    pub fn age(&self) -> Option<Duration> {
-        std::fs::metadata(self.dir.join("manifest.json")).ok()?.modified().ok()?.elapsed().ok()
     }
 }
 

@@ -404,7 +404,7 @@ pub async fn pull(
         let files = files.clone();
         let progress = progress.clone();
         tokio::spawn(async move {
-            let mut meter = RateMeter::new(files.len());
+            let mut meter = RateMeter::new();
             loop {
                 progress.send_replace(meter.sample(&files, &slots));
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -440,7 +440,7 @@ pub async fn pull(
     }
     .await;
     ticker.abort();
-    progress.send_replace(RateMeter::new(files.len()).sample(&files, &slots));
+    progress.send_replace(RateMeter::new().sample(&files, &slots));
     let fetched = result?;
     cache
         .write_ref(&spec.repo, &spec.revision, &commit)
@@ -656,7 +656,7 @@ struct RateMeter {
 impl RateMeter {
     const WINDOW: Duration = Duration::from_secs(5);
 
-    fn new(_files: usize) -> Self {
+    fn new() -> Self {
         Self { window: VecDeque::new() }
     }
 

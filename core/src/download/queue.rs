@@ -188,10 +188,15 @@ impl DownloadManager {
         self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Whether `HF_ENDPOINT` sets the endpoint (so the setting is not used).
+    pub fn endpoint_from_environment(&self) -> bool {
+        std::env::var(ENDPOINT_ENV).is_ok_and(|v| !v.trim().is_empty())
+    }
+
     /// The endpoint in use: `HF_ENDPOINT`, else the one chosen in settings, else the Hub.
     pub async fn endpoint(&self) -> Result<String, QueueError> {
-        if let Some(env) = std::env::var(ENDPOINT_ENV).ok().filter(|v| !v.trim().is_empty()) {
-            return Ok(env);
+        if self.endpoint_from_environment() {
+            return Ok(std::env::var(ENDPOINT_ENV).unwrap_or_default());
         }
         Ok(self.inner.store.setting(ENDPOINT_SETTING).await?.unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()))
     }

@@ -3,15 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use altiplano_core::catalog::Catalog;
-use altiplano_core::download::hub::ENDPOINT_ENV;
-use altiplano_core::library::ModelFormat;
 use altiplano_core::secrets::{self, TokenSource};
 use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, ErrorCode, LocalModelDto, ModelDto};
+use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, LocalModelDto, ModelDto};
 
 /// Updates are sent at most this often while a download runs.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
@@ -35,7 +32,7 @@ async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -
             TokenSource::Keyring => "keyring".into(),
         }),
         endpoint: downloads.endpoint().await?,
-        endpoint_from_environment: std::env::var(ENDPOINT_ENV).is_ok_and(|v| !v.trim().is_empty()),
+        endpoint_from_environment: downloads.endpoint_from_environment(),
         cache_dir: downloads.cache().root().display().to_string(),
     })
 }
@@ -75,11 +72,8 @@ pub async fn start_download(
     file: Option<String>,
     revision: Option<String>,
 ) -> Result<DownloadJobDto, ApiError> {
-    let catalog = Catalog::builtin().map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let files: Vec<String> = file.into_iter().map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect();
-    let revision = revision.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| "main".into());
-    let (spec, variant) = altiplano_core::download::spec_for_target(&catalog, &target, &files, &revision)?;
-    Ok(session.downloads().enqueue(&spec, variant.as_deref()).await?.into())
+    let files: Vec<String> = file.into_iter().collect();
+    Ok(session.start_download(&target, &files, revision.as_deref()).await?.into())
 }
 
 #[tauri::command]
@@ -148,20 +142,12 @@ pub async fn import_model(
 /// Removes a model: downloaded files are deleted, imported ones only forgotten.
 #[tauri::command]
 pub async fn remove_model(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
-    let cache = session.downloads().cache().clone();
-    session.library().remove(id, &cache).await?;
+    session.remove_library_model(id).await?;
     Ok(())
 }
 
 /// Loads a model from the library as the chat model.
 #[tauri::command]
 pub async fn load_local_model(session: SessionState<'_>, id: i64) -> Result<ModelDto, ApiError> {
-    let model = session.library().get(id).await?;
-    if model.format == ModelFormat::Safetensors {
-        return Err(ApiError::new(
-            ErrorCode::InvalidModel,
-            "this build chats with GGUF models; safetensors folders are kept for loading with in-situ quantization",
-        ));
-    }
-    Ok(ModelDto::from(&session.load_model(&model.path).await?))
+    Ok(ModelDto::from(&session.load_library_model(id).await?))
 }
