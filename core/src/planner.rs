@@ -462,7 +462,22 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
         });
     }
     let cpu_layers = layers - gpu_layers;
-    if gpu_layers == 0 || cpu_layers == 0 {
+    if gpu_layers == 0 {
+        return found;
+    }
+    if cpu_layers == 0 {
+        // Every layer fits on the GPUs, spread over more of them than tensor parallelism can
+        // use (it needs a power of two): the layers run one GPU after another.
+        if fits(&devices) {
+            let placement = Placement::LayerSplit { gpu_layers: gpu_layers as u32, cpu_layers: 0 };
+            let mut c = candidate(s, Backend::Cuda, placement, Fit::Gpu, devices);
+            let share: Vec<f64> =
+                c.devices.iter().map(|d| d.kv_cache_bytes as f64 / s.kv(s.context).max(1) as f64).collect();
+            c.max_context_tokens = max_context(s, &c.devices, &share);
+            c.tokens_per_second_estimate = EFFICIENCY * bandwidth / s.weights as f64;
+            c.bandwidth_bytes_per_second = bandwidth;
+            found.push(c);
+        }
         return found;
     }
     let (budget, margin) = cpu_budget(profile);
@@ -586,6 +601,10 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
         (Placement::TensorParallel { gpus_per_node, .. }, _) => {
             format!("{name} {q} runs tensor-parallel over {gpus_per_node} GPUs (NCCL)")
         }
+        (Placement::LayerSplit { gpu_layers, cpu_layers: 0 }, _) => format!(
+            "{name} {q} runs with its {gpu_layers} layers spread over {} GPUs, one after another",
+            c.devices.len()
+        ),
         (Placement::LayerSplit { gpu_layers, cpu_layers }, _) => format!(
             "{name} {q} is too large for the GPUs alone: {gpu_layers} layers run on the GPUs and {cpu_layers} on the CPU, \
              which slows decoding"

@@ -266,6 +266,24 @@ proptest! {
     }
 }
 
+/// Found by `more_memory_never_recommends_a_smaller_model`: three GPUs that hold every layer of
+/// a model, but cannot run it tensor-parallel (three is not a power of two), must still run it.
+#[test]
+fn layers_spread_over_a_non_power_of_two_of_gpus_fit_without_the_cpu() {
+    let catalog = Catalog::builtin().unwrap();
+    let small = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 84, "9.0", 3));
+    let large = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 88, "9.0", 3));
+    let params = |p: &HardwareProfile| {
+        let rec = plan(p, &catalog, PlanOptions::default()).recommended.unwrap();
+        (catalog.model(&rec.model).unwrap().parameters, rec.fit)
+    };
+    let (small_params, small_fit) = params(&small);
+    let (large_params, large_fit) = params(&large);
+    assert_eq!(small_fit, Fit::Partial);
+    assert_eq!(large_fit, Fit::Gpu, "all layers on the three GPUs");
+    assert!(large_params >= small_params);
+}
+
 #[test]
 fn when_nothing_is_recommended_the_reason_matches_the_cause() {
     let catalog = Catalog::builtin().unwrap();

@@ -391,6 +391,7 @@ impl CandidateDto {
             Placement::TensorParallel { gpus_per_node, nodes } => {
                 format!("tensor parallel over {} GPUs on {nodes} nodes", gpus_per_node * nodes)
             }
+            Placement::LayerSplit { gpu_layers, cpu_layers: 0 } => format!("{gpu_layers} layers across GPUs"),
             Placement::LayerSplit { gpu_layers, cpu_layers } => {
                 format!("{gpu_layers} layers on GPU, {cpu_layers} on CPU")
             }
