@@ -17,6 +17,8 @@ use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::codebase::answer::{self, AskError, CodeAnswer};
 use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
+use crate::documents::followup::{self, DocumentAnswer, FollowUpError};
+use crate::documents::{self, saved, DocumentError, Page, SavedDocument, Summary, SummaryError, SummaryOptions, SummaryProgress};
 use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
 use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};
@@ -99,6 +101,18 @@ pub enum SessionError {
     /// The model library failed.
     #[error(transparent)]
     Library(#[from] LibraryError),
+    /// A document could not be read.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// A document could not be opened.
+    #[error(transparent)]
+    OpenDocument(#[from] documents::OpenError),
+    /// A summary could not be made.
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
+    /// A follow-up question could not be answered.
+    #[error(transparent)]
+    FollowUp(#[from] FollowUpError),
     /// A model in the library that this build cannot chat with.
     #[error("this build chats with GGUF models; safetensors folders are kept for loading with in-situ quantization")]
     NotChatModel,
@@ -117,6 +131,7 @@ pub struct Session {
     downloads: DownloadManager,
     library: Library,
     project: tokio::sync::Mutex<Option<OpenProject>>,
+    extractor: Mutex<Option<PathBuf>>,
 }
 
 /// The open code folder.
@@ -141,6 +156,7 @@ impl Session {
         Ok(Arc::new(Self {
             library: Library::new(store.clone()),
             project: tokio::sync::Mutex::new(None),
+            extractor: Mutex::new(None),
             downloads,
             store,
             data_dir,
@@ -406,6 +422,98 @@ impl Session {
         }
         let bytes = tokio::fs::read(&full).await.map_err(|_| SessionError::OutsideProject(path.to_owned()))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sets the program that reads documents in a child process (see
+    /// [`documents::extract_isolated`]); by default this program itself.
+    pub fn set_extractor(&self, program: PathBuf) {
+        *self.extractor.lock().unwrap_or_else(|p| p.into_inner()) = Some(program);
+    }
+
+    /// Opens a document: one read before (same bytes) comes from the database at once, with
+    /// its summary if one was finished; a new one is read in an isolated child process and
+    /// saved.
+    pub async fn open_document(&self, path: &Path) -> Result<(SavedDocument, Option<Summary>), SessionError> {
+        let configured = self.extractor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(documents::open(&self.store, configured, path).await?)
+    }
+
+    /// Documents opened before, most recent first.
+    pub async fn documents(&self) -> Result<Vec<SavedDocument>, SessionError> {
+        Ok(saved::list(&self.store).await?)
+    }
+
+    /// A document's pages.
+    pub async fn document_pages(&self, id: i64) -> Result<Vec<Page>, SessionError> {
+        saved::get(&self.store, id).await?;
+        Ok(saved::pages(&self.store, id).await?)
+    }
+
+    /// Forgets a document and its summaries (its conversation stays).
+    pub async fn forget_document(&self, id: i64) -> Result<(), SessionError> {
+        Ok(saved::delete(&self.store, id).await?)
+    }
+
+    /// Summarizes a document under `request_id` ([`Session::stop`] ends it; finished parts are
+    /// kept and the next run continues from them). `fresh` drops earlier summaries first. The
+    /// summary is saved in the document's conversation, where follow-up questions go too.
+    pub async fn summarize_document(
+        &self,
+        request_id: u32,
+        id: i64,
+        fresh: bool,
+        options: SummaryOptions,
+        progress: impl FnMut(SummaryProgress),
+    ) -> Result<Summary, SessionError> {
+        let doc = saved::get(&self.store, id).await?;
+        if fresh {
+            saved::clear_summaries(&self.store, id).await?;
+        }
+        let pages = saved::pages(&self.store, id).await?;
+        let (engine, cancel) = self.start_request(request_id).await?;
+        let result = documents::summary::summarize(&self.store, &engine, &doc, &pages, options, cancel, progress).await;
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
+        let summary = result?;
+        if !summary.cached || doc.conversation_id.is_none() {
+            let conversation = self.document_conversation(&doc).await?;
+            self.store.add_message(conversation, Role::User, &format!("Summarize {}", doc.title), None).await?;
+            let model = summary.nodes.iter().find(|n| n.is_root).map(|n| n.model.clone());
+            self.store.add_message(conversation, Role::Assistant, &summary.text, model.as_deref()).await?;
+        }
+        Ok(summary)
+    }
+
+    /// Answers a follow-up question about a document from its relevant pages, under
+    /// `request_id`; the exchange is saved in the document's conversation.
+    pub async fn ask_document(
+        &self,
+        request_id: u32,
+        id: i64,
+        question: &str,
+        on_text: impl FnMut(&str),
+    ) -> Result<(DocumentAnswer, i64), SessionError> {
+        let doc = saved::get(&self.store, id).await?;
+        let pages = saved::pages(&self.store, id).await?;
+        let nodes = saved::finished_tree(&self.store, id).await?.unwrap_or_default();
+        let (engine, cancel) = self.start_request(request_id).await?;
+        let result = followup::ask(&engine, &doc.title, &pages, &nodes, question, None, cancel, on_text).await;
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
+        let answer = result?;
+        let conversation = self.document_conversation(&doc).await?;
+        self.store.add_message(conversation, Role::User, question, None).await?;
+        self.store.add_message(conversation, Role::Assistant, &answer.text, Some(&engine.info().name)).await?;
+        Ok((answer, conversation))
+    }
+
+    async fn document_conversation(&self, doc: &SavedDocument) -> Result<i64, SessionError> {
+        if let Some(id) = doc.conversation_id {
+            if self.store.conversation(id).await.is_ok() {
+                return Ok(id);
+            }
+        }
+        let conversation = self.store.create_conversation(&format!("Document: {}", doc.title)).await?;
+        saved::set_conversation(&self.store, doc.id, conversation.id).await?;
+        Ok(conversation.id)
     }
 
     /// The loaded engine and a cancel token registered under `request_id` for [`Session::stop`];

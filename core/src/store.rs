@@ -48,6 +48,9 @@ pub enum StoreError {
     /// No conversation has this id.
     #[error("conversation {0} does not exist")]
     ConversationNotFound(i64),
+    /// No document has this id.
+    #[error("document {0} does not exist; open the file again")]
+    DocumentNotFound(i64),
     /// No message has this id.
     #[error("message {0} does not exist")]
     MessageNotFound(i64),

@@ -12,6 +12,9 @@
 //! headers, footers, page numbers) removed. Pages without a text layer are reported.
 
 mod clean;
+pub mod followup;
+pub mod saved;
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 pub use clean::clean;
+pub use followup::DocumentAnswer;
+pub use saved::{SavedDocument, SummaryNode};
+pub use summary::{PageCitation, Summary, SummaryError, SummaryOptions, SummaryProgress};
 
 /// Environment variable that makes a program extract one file and exit (see module docs).
 pub const CHILD_ENV: &str = "ALTIPLANO_EXTRACT_CHILD";
@@ -152,6 +158,61 @@ pub fn extract(path: &Path) -> Result<Document, DocumentError> {
     let (pages, clean_warnings) = clean(raw_pages);
     warnings.extend(clean_warnings);
     Ok(Document { file, pages, warnings })
+}
+
+/// Why a document could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Opens a document: one read before (the same bytes) comes from `store` at once, with its
+/// summary if one was finished; a new one is read in a child process running `reader`
+/// (default: this program; see [`extract_isolated`]) and saved.
+pub async fn open(
+    store: &crate::store::Store,
+    reader: Option<PathBuf>,
+    path: &Path,
+) -> Result<(SavedDocument, Option<Summary>), OpenError> {
+    let shown = path.display().to_string();
+    let owned = path.to_path_buf();
+    let sha256 = tokio::task::spawn_blocking(move || file_sha256(&owned))
+        .await
+        .map_err(|e| DocumentError::Crashed { file: shown.clone(), reason: e.to_string() })??;
+    if let Some(doc) = saved::find(store, &sha256, &shown).await? {
+        let summary = saved::finished_tree(store, doc.id).await?.map(|nodes| summary::finished(doc.id, nodes));
+        return Ok((doc, summary));
+    }
+    let program = match reader {
+        Some(program) => program,
+        None => std::env::current_exe().map_err(|e| DocumentError::Crashed {
+            file: shown.clone(),
+            reason: format!("cannot find the reader program: {e}"),
+        })?,
+    };
+    let doc = extract_isolated(&program, path, Limits::default()).await?;
+    let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(shown);
+    Ok((saved::insert(store, &sha256, &title, &doc).await?, None))
+}
+
+/// SHA-256 of the file's bytes, hex: the key a document is saved under.
+pub fn file_sha256(path: &Path) -> Result<String, DocumentError> {
+    use sha2::Digest;
+    let file = path.display().to_string();
+    let mut reader = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DocumentError::NotFound(file.clone()),
+        _ => DocumentError::Unreadable { file: file.clone(), reason: e.to_string() },
+    })?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut reader, &mut hasher)
+        .map_err(|e| DocumentError::Unreadable { file: file.clone(), reason: e.to_string() })?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Text in UTF-8 (with or without BOM), UTF-16 with BOM, or else Windows-1252 (the usual

@@ -275,6 +275,23 @@ impl Engine {
         Ok(tokens.len())
     }
 
+    /// Tokens in plain `text` (no chat template, no special tokens).
+    pub async fn count_text_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        let tokens = self
+            .model
+            .tokenize(Either::Right(text.to_owned()), None, false, false, None)
+            .await
+            .map_err(|e| EngineError::Generation(e.to_string()))?;
+        Ok(tokens.len())
+    }
+
+    /// Tokens of context worth using: the model's length, capped for GGUF files at
+    /// [`crate::planner::GGUF_CONTEXT_CAP`] (mistral.rs's GGUF loader lacks Llama 3.1's long-context
+    /// RoPE scaling, so quality falls apart past it).
+    pub fn usable_context(&self) -> usize {
+        self.info.context_length.min(crate::planner::GGUF_CONTEXT_CAP as usize)
+    }
+
     /// Streams a reply to `messages`. The receiver yields text pieces, then exactly one
     /// [`GenerationEvent::Finished`] or one error. Cancelling `cancel` ends the reply at once.
     pub fn generate(

@@ -28,7 +28,9 @@ pub enum Command {
     /// Download, import, list and remove models; manage the Hugging Face token.
     #[command(subcommand)]
     Models(ModelsCommand),
-    /// Print the text of a document (PDF, Markdown, text), page by page.
+    /// Summarize documents (PDF, DOCX, HTML, Markdown, text) with page citations.
+    Summarize(SummarizeArgs),
+    /// Print the text of a document (PDF, DOCX, HTML, Markdown, text), page by page.
     Extract {
         /// The file.
         file: PathBuf,
@@ -45,6 +47,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// The files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The GGUF model file.
+    #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
+    pub model: PathBuf,
+    /// Print one JSON object per file: { "file", "page_count", "summary", "citations", "warnings" }.
+    #[arg(long)]
+    pub json: bool,
+    /// Summarize again even if a finished summary is saved.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Context to use, in tokens (default: all the model can use well).
+    #[arg(long, value_name = "TOKENS")]
+    pub context: Option<usize>,
+    /// Largest chunk of text per first-level summary, in tokens (default: as large as fits).
+    #[arg(long, value_name = "TOKENS")]
+    pub chunk_tokens: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod extract;
 mod hardware;
 mod models;
 mod plan;
+mod summarize;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
         Command::Models(command) => models::run(&store, command).await,
+        Command::Summarize(args) => summarize::run(&store, args).await,
         Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) | Command::Extract { .. } => {
             unreachable!("handled above, without opening the store")
         }

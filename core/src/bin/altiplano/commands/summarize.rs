@@ -1,0 +1,116 @@
+//! `altiplano summarize FILE...`: a faithful summary of each document with page citations.
+//! Summaries are saved (keyed by the file's bytes), so a file summarized before prints at once;
+//! Ctrl+C stops, keeping finished parts for the next run.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use altiplano_core::documents::{self, SummaryOptions, SummaryProgress};
+use altiplano_core::engine::{CancellationToken, Engine, LoadOptions};
+use altiplano_core::store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::SummarizeArgs;
+
+pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode> {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let options = SummaryOptions { context_tokens: args.context, chunk_tokens: args.chunk_tokens, ..Default::default() };
+    let mut engine: Option<Engine> = None;
+    let mut failed = false;
+    for file in &args.files {
+        let (doc, cached) = match documents::open(store, None, file).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                eprintln!("altiplano: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let summary = match cached.filter(|_| !args.fresh) {
+            Some(summary) => summary,
+            None => {
+                if engine.is_none() {
+                    engine = Some(Engine::load(&args.model, LoadOptions { max_parallel_replies: 1 }).await?);
+                }
+                let engine = engine.as_ref().expect("loaded above");
+                if args.fresh {
+                    documents::saved::clear_summaries(store, doc.id).await?;
+                }
+                let pages = documents::saved::pages(store, doc.id).await?;
+                let bar = progress_bar(&doc.title);
+                let result = documents::summary::summarize(store, engine, &doc, &pages, options, cancel.clone(), |p| {
+                    show(&bar, &p)
+                })
+                .await;
+                bar.finish_and_clear();
+                match result {
+                    Ok(summary) => summary,
+                    Err(e) => {
+                        eprintln!("altiplano: {}: {e}", doc.path);
+                        failed = true;
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        if args.json {
+            let out = serde_json::json!({
+                "file": file.display().to_string(),
+                "page_count": doc.page_count,
+                "summary": summary.text,
+                "citations": summary.citations,
+                "warnings": doc.warnings,
+            });
+            println!("{}", serde_json::to_string(&out)?);
+        } else {
+            println!("# {} ({} pages)\n\n{}\n", doc.title, doc.page_count, summary.text);
+            if summary.removed_citations > 0 {
+                println!(
+                    "note: {} citation(s) named pages outside the part being summarized and were removed\n",
+                    summary.removed_citations
+                );
+            }
+            for warning in &doc.warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn progress_bar(title: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:24!} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(title.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+fn show(bar: &ProgressBar, progress: &SummaryProgress) {
+    match progress {
+        SummaryProgress::Counting { done, pages } => {
+            bar.set_length(u64::from(*pages));
+            bar.set_position(u64::from(*done));
+            bar.set_message("counting tokens");
+        }
+        SummaryProgress::Writing { level, item, items, step, steps, first_page, last_page, eta_ms } => {
+            bar.set_length(u64::from(*steps));
+            bar.set_position(u64::from(step - 1));
+            let what = if *level == 0 && *items > 1 { "part" } else if *items == 1 { "final summary" } else { "merging" };
+            let eta = eta_ms.map(|ms| format!(", about {}s left", ms / 1000)).unwrap_or_default();
+            bar.set_message(format!("{what} {item}/{items} (pp. {first_page}–{last_page}){eta}"));
+        }
+        SummaryProgress::Node { .. } => bar.inc(1),
+    }
+}

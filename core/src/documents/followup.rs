@@ -1,0 +1,232 @@
+//! Follow-up questions about a document, answered from its relevant pages.
+//!
+//! The pages and the summary tree's nodes are ranked against the question with BM25 (a
+//! tantivy index in memory, English stemming); the best pages, and the summaries of the parts
+//! around them, fill the model's budget (counted with its tokenizer). Every `[p. N]` in the
+//! answer must name a page the model was shown, or one a shown summary cites; others are
+//! removed and counted.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED};
+use tantivy::{doc, Index, TantivyDocument};
+
+use super::saved::SummaryNode;
+use super::summary::{check_citations, citations_with_claims, PageCitation};
+use super::Page;
+use crate::engine::{CancellationToken, Engine, EngineError, GenerationEvent, GenerationStats, PromptMessage, Sampling};
+use crate::store::Role;
+
+/// Tokens kept for the answer.
+const ANSWER_TOKENS: usize = 768;
+/// Pages and summaries considered, best first.
+const CANDIDATES: usize = 24;
+
+const SYSTEM: &str = "You answer questions about a document using only the excerpts below. Each page \
+excerpt starts with a marker such as [p. 12]; summaries of parts of the document cite pages the same way. \
+After every claim, cite the page it comes from, written like [p. 12]. If the excerpts do not answer the \
+question, say so.";
+
+/// One page or summary shown to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// First page.
+    pub first_page: u32,
+    /// Last page (the same as `first_page` for a page).
+    pub last_page: u32,
+    /// True for a summary of pages, false for a page's own text.
+    pub summary: bool,
+    /// What the model saw.
+    pub text: String,
+}
+
+/// A checked answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DocumentAnswer {
+    /// The answer, bad citations removed.
+    pub text: String,
+    /// Each citation with its claim.
+    pub citations: Vec<PageCitation>,
+    /// Citations removed because they named a page the model was not shown.
+    pub removed_citations: u32,
+    /// What the model was shown, best first.
+    pub sources: Vec<Source>,
+    /// Measurements.
+    pub stats: GenerationStats,
+}
+
+/// Errors while answering.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FollowUpError {
+    /// The in-memory index failed.
+    #[error("cannot search the document: {0}")]
+    Search(#[from] tantivy::TantivyError),
+    /// The model failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Pages and summary nodes ranked against `question` by BM25, best first.
+pub fn rank(question: &str, pages: &[Page], nodes: &[SummaryNode], limit: usize) -> Result<Vec<Source>, FollowUpError> {
+    let mut builder = Schema::builder();
+    // English stemming ("flooding" finds "flooded"): tantivy registers `en_stem` by default.
+    let indexing = TextFieldIndexing::default().set_tokenizer("en_stem").set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
+    let first = builder.add_u64_field("first", STORED);
+    let last = builder.add_u64_field("last", STORED);
+    let summary = builder.add_u64_field("summary", STORED);
+    let index = Index::create_in_ram(builder.build());
+    let mut writer: tantivy::IndexWriter = index.writer(15 << 20)?;
+    for page in pages.iter().filter(|p| !p.text.trim().is_empty()) {
+        let n = u64::from(page.number);
+        writer.add_document(doc!(text => page.text.as_str(), first => n, last => n, summary => 0u64))?;
+    }
+    for node in nodes.iter().filter(|n| !n.is_root) {
+        writer.add_document(doc!(
+            text => node.text.as_str(),
+            first => u64::from(node.first_page),
+            last => u64::from(node.last_page),
+            summary => 1u64
+        ))?;
+    }
+    writer.commit()?;
+    let reader = index.reader()?;
+    let searcher = reader.searcher();
+    let (query, _errors) = QueryParser::for_index(&index, vec![text]).parse_query_lenient(&sanitize(question));
+    let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+    let mut out = Vec::with_capacity(top.len());
+    for (_score, address) in top {
+        let found: TantivyDocument = searcher.doc(address)?;
+        let number = |field| found.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        let (first_page, last_page, is_summary) = (number(first), number(last), number(summary) == 1);
+        let body = if is_summary {
+            nodes.iter().find(|n| !n.is_root && n.first_page == first_page && n.last_page == last_page).map(|n| &n.text)
+        } else {
+            pages.iter().find(|p| p.number == first_page).map(|p| &p.text)
+        };
+        if let Some(body) = body {
+            out.push(Source { first_page, last_page, summary: is_summary, text: body.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// The question as plain words: query syntax (quotes, colons, signs) would only confuse BM25.
+fn sanitize(question: &str) -> String {
+    question.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect()
+}
+
+fn render(title: &str, question: &str, overview: &str, sources: &[Source]) -> Vec<PromptMessage> {
+    let mut user = format!("Document: \"{title}\"\n\n");
+    if !overview.is_empty() {
+        user.push_str(&format!("Summary of the whole document:\n{overview}\n\n"));
+    }
+    let mut ordered: Vec<&Source> = sources.iter().collect();
+    ordered.sort_by_key(|s| (s.first_page, s.summary));
+    for s in ordered {
+        if s.summary {
+            user.push_str(&format!("Summary of pages {}–{}:\n{}\n\n", s.first_page, s.last_page, s.text));
+        } else {
+            user.push_str(&format!("[p. {}]\n{}\n\n", s.first_page, s.text.trim()));
+        }
+    }
+    user.push_str("Question: ");
+    user.push_str(question);
+    vec![PromptMessage::new(Role::System, SYSTEM), PromptMessage::new(Role::User, user)]
+}
+
+/// Answers `question` about the document (`title`, `pages`, summary tree `nodes`) with
+/// `engine`, streaming text to `on_text`.
+#[allow(clippy::too_many_arguments)]
+pub async fn ask(
+    engine: &Engine,
+    title: &str,
+    pages: &[Page],
+    nodes: &[SummaryNode],
+    question: &str,
+    context_tokens: Option<usize>,
+    cancel: CancellationToken,
+    mut on_text: impl FnMut(&str),
+) -> Result<DocumentAnswer, FollowUpError> {
+    let context = context_tokens.unwrap_or(usize::MAX).min(engine.usable_context());
+    let budget = context.saturating_sub(ANSWER_TOKENS.min(context / 4)).max(256);
+    let candidates = rank(question, pages, nodes, CANDIDATES)?;
+    let mut overview = nodes.iter().rev().find(|n| n.is_root).map(|n| n.text.clone()).unwrap_or_default();
+    if engine.count_prompt_tokens(&render(title, question, &overview, &[])).await? > budget / 3 {
+        overview.clear();
+    }
+    let mut chosen: Vec<Source> = Vec::new();
+    for candidate in candidates {
+        chosen.push(candidate);
+        if engine.count_prompt_tokens(&render(title, question, &overview, &chosen)).await? > budget {
+            chosen.pop();
+        }
+    }
+    let messages = render(title, question, &overview, &chosen);
+    let sampling = Sampling { temperature: 0.2, top_p: 0.9, greedy: false, max_tokens: ANSWER_TOKENS.min(context / 4) };
+    let mut rx = engine.generate(messages, sampling, cancel);
+    let mut text = String::new();
+    let mut stats = GenerationStats::default();
+    while let Some(event) = rx.recv().await {
+        match event? {
+            GenerationEvent::Text(piece) => {
+                on_text(&piece);
+                text.push_str(&piece);
+            }
+            GenerationEvent::Finished { stats: s, .. } => stats = s,
+        }
+    }
+    // Pages shown, and pages the shown summaries (and the overview) cite.
+    let mut allowed: BTreeSet<u32> = chosen.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
+    for s in chosen.iter().filter(|s| s.summary) {
+        allowed.extend(check_citations(&s.text, |_| true).pages);
+    }
+    allowed.extend(check_citations(&overview, |_| true).pages);
+    let checked = check_citations(&text, |p| allowed.contains(&p));
+    Ok(DocumentAnswer {
+        citations: citations_with_claims(&checked.text),
+        text: checked.text,
+        removed_citations: checked.removed,
+        sources: chosen,
+        stats,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(number: u32, text: &str) -> Page {
+        Page { number, text: text.into() }
+    }
+
+    #[test]
+    fn the_page_that_answers_ranks_first_with_stemming() {
+        let pages = vec![
+            page(1, "Introduction to the annual report of the cooperative."),
+            page(2, "The cooperative's warehouses flooded in March; inventory losses were large."),
+            page(3, "Board members and their terms."),
+            page(4, ""),
+        ];
+        let nodes = vec![SummaryNode {
+            level: 0,
+            position: 0,
+            first_page: 1,
+            last_page: 3,
+            text: "Report, flood, board [p. 2]".into(),
+            removed_citations: 0,
+            is_root: false,
+            model: "m".into(),
+        }];
+        let ranked = rank("What happened with the flooding of a warehouse?", &pages, &nodes, 5).expect("rank");
+        assert_eq!((ranked[0].first_page, ranked[0].summary), (2, false));
+        assert!(ranked.iter().any(|s| s.summary && s.first_page == 1 && s.last_page == 3));
+        assert!(ranked.iter().all(|s| s.first_page != 4), "empty pages are not candidates");
+        // Query syntax in a question is taken as words.
+        assert!(rank("board: \"terms\" AND (-", &pages, &nodes, 5).expect("rank").iter().any(|s| s.first_page == 3));
+    }
+}
