@@ -443,6 +443,13 @@ impl Session {
         Ok(saved::list(&self.store).await?)
     }
 
+    /// A document opened before, with its summary if one was finished.
+    pub async fn document(&self, id: i64) -> Result<(SavedDocument, Option<Summary>), SessionError> {
+        let doc = saved::get(&self.store, id).await?;
+        let summary = saved::finished_tree(&self.store, id).await?.map(|nodes| documents::summary::finished(id, nodes));
+        Ok((doc, summary))
+    }
+
     /// A document's pages.
     pub async fn document_pages(&self, id: i64) -> Result<Vec<Page>, SessionError> {
         saved::get(&self.store, id).await?;

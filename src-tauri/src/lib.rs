@@ -32,6 +32,16 @@ pub enum StartupError {
     Tauri(#[from] tauri::Error),
 }
 
+/// Files named on the command line, made absolute (folders and unknown paths are skipped).
+fn startup_documents() -> Vec<std::path::PathBuf> {
+    std::env::args_os()
+        .skip(1)
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .filter_map(|p| std::path::absolute(p).ok())
+        .collect()
+}
+
 /// Starts the app; returns when the window closes.
 pub fn run() -> Result<(), StartupError> {
     altiplano_core::cpu::check()?;
@@ -43,10 +53,13 @@ pub fn run() -> Result<(), StartupError> {
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .manage(commands::code::ProjectListeners::default())
+        // Files named on the command line (`altiplano-app report.pdf`) open as documents.
+        .manage(commands::documents::DocumentListeners::with_waiting(startup_documents()))
         .on_window_event(|window, event| {
-            // A folder dropped on the window opens as the code folder.
+            // A folder dropped on the window opens as the code folder; files open as documents.
             if let tauri::WindowEvent::DragDrop(tauri::DragDropEvent::Drop { paths, .. }) = event {
                 commands::code::open_dropped(window.app_handle(), paths);
+                commands::documents::open_paths(window.app_handle(), paths.clone());
             }
         })
         .setup({
@@ -91,6 +104,14 @@ pub fn run() -> Result<(), StartupError> {
             commands::code::read_project_file,
             commands::code::current_project,
             commands::code::watch_projects,
+            commands::documents::watch_documents,
+            commands::documents::choose_documents,
+            commands::documents::list_documents,
+            commands::documents::get_document,
+            commands::documents::forget_document,
+            commands::documents::summarize_document,
+            commands::documents::document_page,
+            commands::documents::ask_document,
             commands::downloads::list_downloads,
             commands::downloads::watch_downloads,
             commands::downloads::start_download,

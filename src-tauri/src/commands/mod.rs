@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod code;
 pub mod conversations;
+pub mod documents;
 pub mod downloads;
 pub mod model;
 

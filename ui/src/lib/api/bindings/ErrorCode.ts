@@ -3,4 +3,4 @@
 /**
  * What kind of failure, for the UI to branch on (never on the message text).
  */
-export type ErrorCode = "noModel" | "modelLoading" | "modelNotFound" | "invalidModel" | "truncatedModel" | "modelLoadFailed" | "promptTooLong" | "emptyMessage" | "nothingToRegenerate" | "notFound" | "generationFailed" | "busy" | "gated" | "diskFull" | "network" | "checksum" | "invalid" | "keyring" | "internal";
+export type ErrorCode = "noModel" | "modelLoading" | "modelNotFound" | "invalidModel" | "truncatedModel" | "modelLoadFailed" | "promptTooLong" | "emptyMessage" | "nothingToRegenerate" | "notFound" | "generationFailed" | "busy" | "gated" | "diskFull" | "network" | "checksum" | "invalid" | "keyring" | "badDocument" | "stopped" | "internal";
