@@ -21,6 +21,12 @@ import type { ProjectEventDto } from './bindings/ProjectEventDto';
 import type { IndexProgressDto } from './bindings/IndexProgressDto';
 import type { CodeAnswerDto } from './bindings/CodeAnswerDto';
 import type { CodeStreamEvent } from './bindings/CodeStreamEvent';
+import type { DocumentDto } from './bindings/DocumentDto';
+import type { DocumentEventDto } from './bindings/DocumentEventDto';
+import type { DocumentAnswerDto } from './bindings/DocumentAnswerDto';
+import type { OpenedDocumentDto } from './bindings/OpenedDocumentDto';
+import type { SummaryDto } from './bindings/SummaryDto';
+import type { SummaryProgressDto } from './bindings/SummaryProgressDto';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings/ErrorCode';
@@ -32,6 +38,9 @@ export type { ProjectDto, ProjectEventDto, IndexProgressDto, CodeAnswerDto, Code
 export type { SkipCountDto } from './bindings/SkipCountDto';
 export type { ExcerptDto } from './bindings/ExcerptDto';
 export type { CitationDto } from './bindings/CitationDto';
+export type { DocumentDto, DocumentEventDto, DocumentAnswerDto, OpenedDocumentDto, SummaryDto, SummaryProgressDto };
+export type { PageCitationDto } from './bindings/PageCitationDto';
+export type { PageSourceDto } from './bindings/PageSourceDto';
 
 /** Narrows what a failed command rejected with to an ApiError. */
 export function asApiError(e: unknown): ApiError {
@@ -202,3 +211,49 @@ export const importModel = (folder: boolean): Promise<LocalModelDto | null> => i
 export const removeModel = (id: number): Promise<void> => invoke('remove_model', { id });
 /** Loads a GGUF model from the library as the chat model. */
 export const loadLocalModel = (id: number): Promise<ModelDto> => invoke('load_local_model', { id });
+
+// Documents: opened by the file dialog, by dropping files on the window, or from the command
+// line; all three report through `watchDocuments`.
+
+/** Calls `onEvent` as documents open (keep one subscription for the app's life). */
+export function watchDocuments(onEvent: (e: DocumentEventDto) => void): Promise<void> {
+  const channel = new Channel<DocumentEventDto>();
+  channel.onmessage = onEvent;
+  return invoke('watch_documents', { onEvent: channel });
+}
+
+/** Opens the file dialog; chosen files are reported through `watchDocuments`. False when cancelled. */
+export const chooseDocuments = (): Promise<boolean> => invoke('choose_documents');
+export const listDocuments = (): Promise<DocumentDto[]> => invoke('list_documents');
+export const getDocument = (documentId: number): Promise<OpenedDocumentDto> => invoke('get_document', { documentId });
+export const forgetDocument = (documentId: number): Promise<void> => invoke('forget_document', { documentId });
+export const documentPage = (documentId: number, page: number): Promise<string> =>
+  invoke('document_page', { documentId, page });
+
+/** A summary or answer being written: its id (for `stopReply`) and the promise of its end. */
+export interface DocumentJob<T> {
+  requestId: number;
+  done: Promise<T>;
+}
+
+/** Summarizes a document (`fresh`: start over instead of continuing or reusing a saved one). */
+export function summarizeDocument(
+  documentId: number,
+  fresh: boolean,
+  onProgress: (p: SummaryProgressDto) => void,
+): DocumentJob<SummaryDto> {
+  const requestId = nextRequestId++;
+  const channel = new Channel<SummaryProgressDto>();
+  channel.onmessage = onProgress;
+  return { requestId, done: invoke('summarize_document', { requestId, documentId, fresh, onProgress: channel }) };
+}
+
+/** Asks a follow-up question; `onText` hears the answer as it streams (citations unchecked). */
+export function askDocument(documentId: number, question: string, onText: (text: string) => void): DocumentJob<DocumentAnswerDto> {
+  const requestId = nextRequestId++;
+  const channel = new Channel<CodeStreamEvent>();
+  channel.onmessage = (event) => {
+    if (event.kind === 'text') onText(event.text);
+  };
+  return { requestId, done: invoke('ask_document', { requestId, documentId, question, onEvent: channel }) };
+}
