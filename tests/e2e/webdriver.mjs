@@ -37,9 +37,10 @@ export class WebDriver {
     }
   }
 
-  async start(application) {
+  /** Starts the app; `args` are its command-line arguments (files to open, for example). */
+  async start(application, args = []) {
     const value = await this.request('POST', '/session', {
-      capabilities: { alwaysMatch: { 'tauri:options': { application } } },
+      capabilities: { alwaysMatch: { 'tauri:options': { application, args } } },
     });
     this.sessionId = value.sessionId;
   }
