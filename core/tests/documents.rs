@@ -194,3 +194,57 @@ fn docx_and_html_are_read_as_text_and_markup_is_not_kept() {
     let (ok, _, stderr) = extract(&broken);
     assert!(!ok && stderr.contains("damaged"), "{stderr}");
 }
+
+/// Words of `text` after the clean-up's NFKC, for comparing with what came back.
+fn nfkc_words(text: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfkc().collect::<String>().split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned()).collect()
+}
+
+#[test]
+fn ligatures_and_non_latin_scripts_come_back_on_their_own_pages() {
+    use pdf_oxide::writer::EmbeddedFont;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("scripts.pdf");
+    // Fonts embedded with a ToUnicode map, as real documents carry them: DejaVu (bundled with
+    // pdf_oxide) for ligature glyphs, Greek and Cyrillic; WenQuanYi Micro Hei (Debian's
+    // fonts-wqy-microhei, installed by scripts/deps.sh) for Chinese and Japanese.
+    let dejavu = EmbeddedFont::from_data(Some("DejaVuSans".into()), pdf_oxide::fonts::bundled::DEJAVU_SANS.to_vec())
+        .expect("DejaVu");
+    let cjk_path = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
+    let cjk = EmbeddedFont::from_file(cjk_path)
+        .unwrap_or_else(|e| panic!("{cjk_path}: {e}; install fonts-wqy-microhei (scripts/deps.sh test does)"));
+    let pages: [(&str, &str); 4] = [
+        ("DejaVu", "The \u{FB01}rst \u{FB02}oor o\u{FB03}ce and the e\u{FB00}ort were \u{FB01}ne"),
+        ("DejaVu", "Η αγορά της πόλης άνοιξε νωρίς το πρωί της Τρίτης"),
+        ("DejaVu", "Кооператив продал картофель на рынке в Пуно"),
+        ("CJK", "東京の市場は朝早く開きました"),
+    ];
+    let mut doc = DocumentBuilder::new().register_embedded_font("DejaVu", dejavu).register_embedded_font("CJK", cjk);
+    for (font, text) in pages {
+        doc.letter_page().font(font, 14.0).at(72.0, 720.0).text(text).done();
+    }
+    std::fs::write(&file, doc.build().expect("build")).expect("write");
+
+    let (ok, doc, stderr) = extract(&file);
+    assert!(ok, "{stderr}");
+    let extracted: Vec<&str> = doc["pages"].as_array().expect("pages").iter().map(|p| p["text"].as_str().expect("text")).collect();
+    assert_eq!(extracted.len(), 4);
+    // Ligature glyphs come back as their letters (NFKC), so "first" is found as a word.
+    let mut found = 0;
+    let mut total = 0;
+    for (i, (_, text)) in pages.iter().take(3).enumerate() {
+        let got = nfkc_words(extracted[i]);
+        for word in nfkc_words(text) {
+            total += 1;
+            found += usize::from(got.contains(&word));
+        }
+    }
+    let recall = found as f64 / total as f64;
+    eprintln!("ligatures, Greek, Cyrillic: {found}/{total} words on their pages\n{extracted:#?}");
+    assert!(recall >= 0.98, "recall {recall}");
+    assert!(extracted[0].contains("first floor office"), "{}", extracted[0]);
+    // CJK has no spaces to split words at: compare the characters.
+    let cjk_got: String = extracted[3].chars().filter(|c| !c.is_whitespace()).collect();
+    assert_eq!(cjk_got, pages[3].1, "CJK page: {}", extracted[3]);
+}
