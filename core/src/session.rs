@@ -18,7 +18,9 @@ use crate::codebase::answer::{self, AskError, CodeAnswer};
 use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
 use crate::documents::followup::{self, DocumentAnswer, FollowUpError};
-use crate::documents::{self, saved, DocumentError, Page, SavedDocument, Summary, SummaryError, SummaryOptions, SummaryProgress};
+use crate::documents::{
+    self, saved, DocumentError, Page, SavedDocument, Summary, SummaryError, SummaryOptions, SummaryProgress,
+};
 use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
 use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};

@@ -198,7 +198,11 @@ fn docx_and_html_are_read_as_text_and_markup_is_not_kept() {
 /// Words of `text` after the clean-up's NFKC, for comparing with what came back.
 fn nfkc_words(text: &str) -> Vec<String> {
     use unicode_normalization::UnicodeNormalization;
-    text.nfkc().collect::<String>().split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned()).collect()
+    text.nfkc()
+        .collect::<String>()
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+        .collect()
 }
 
 #[test]
@@ -228,7 +232,8 @@ fn ligatures_and_non_latin_scripts_come_back_on_their_own_pages() {
 
     let (ok, doc, stderr) = extract(&file);
     assert!(ok, "{stderr}");
-    let extracted: Vec<&str> = doc["pages"].as_array().expect("pages").iter().map(|p| p["text"].as_str().expect("text")).collect();
+    let extracted: Vec<&str> =
+        doc["pages"].as_array().expect("pages").iter().map(|p| p["text"].as_str().expect("text")).collect();
     assert_eq!(extracted.len(), 4);
     // Ligature glyphs come back as their letters (NFKC), so "first" is found as a word.
     let mut found = 0;

@@ -21,12 +21,7 @@ const TOWNS: [&str; 5] = ["Oruro", "Potosi", "Puno", "Uyuni", "Juliaca"];
 
 /// Page `p`'s one fact: a crop, a town and a number that no other page has together.
 fn fact(p: usize) -> String {
-    format!(
-        "{}: {} tonnes of {}, season {p}.",
-        TOWNS[p % TOWNS.len()],
-        p * 7 + 3,
-        CROPS[p % CROPS.len()]
-    )
+    format!("{}: {} tonnes of {}, season {p}.", TOWNS[p % TOWNS.len()], p * 7 + 3, CROPS[p % CROPS.len()])
 }
 
 fn write_pdf(path: &Path, pages: usize) {
@@ -45,7 +40,11 @@ fn reader() -> Option<PathBuf> {
 fn assert_citations_inside(nodes: &[documents::SummaryNode]) {
     for node in nodes {
         let checked = check_citations(&node.text, |p| p >= node.first_page && p <= node.last_page);
-        assert_eq!(checked.removed, 0, "node {}:{} cites outside {}-{}: {}", node.level, node.position, node.first_page, node.last_page, node.text);
+        assert_eq!(
+            checked.removed, 0,
+            "node {}:{} cites outside {}-{}: {}",
+            node.level, node.position, node.first_page, node.last_page, node.text
+        );
     }
 }
 
@@ -66,9 +65,10 @@ async fn the_summary_tree_completes_on_a_300_page_pdf_and_opens_again_instantly(
     // Small chunks, so the 300 pages make a tree of several levels in reasonable time here.
     let options = SummaryOptions { context_tokens: None, chunk_tokens: Some(1800), output_tokens: 128 };
     let mut events = Vec::new();
-    let summary = summary::summarize(&store, &engine, &doc, &pages, options, CancellationToken::new(), |e| events.push(e))
-        .await
-        .expect("summarize");
+    let summary =
+        summary::summarize(&store, &engine, &doc, &pages, options, CancellationToken::new(), |e| events.push(e))
+            .await
+            .expect("summarize");
 
     // Progress: every page counted, each level's items announced in order with an ETA once a
     // step has been timed, and one Node event per node.
@@ -76,7 +76,9 @@ async fn the_summary_tree_completes_on_a_300_page_pdf_and_opens_again_instantly(
     let writing: Vec<(u32, u32, u32, u32, Option<u64>)> = events
         .iter()
         .filter_map(|e| match e {
-            SummaryProgress::Writing { level, item, items, step, eta_ms, .. } => Some((*level, *item, *items, *step, *eta_ms)),
+            SummaryProgress::Writing { level, item, items, step, eta_ms, .. } => {
+                Some((*level, *item, *items, *step, *eta_ms))
+            }
             _ => None,
         })
         .collect();
@@ -112,7 +114,8 @@ async fn the_summary_tree_completes_on_a_300_page_pdf_and_opens_again_instantly(
     let copy = dir.path().join("copy of harvests.pdf");
     std::fs::copy(&file, &copy).expect("copy");
     let started = Instant::now();
-    let (again, cached) = documents::open(&store, Some(PathBuf::from("/nonexistent/reader")), &copy).await.expect("reopen");
+    let (again, cached) =
+        documents::open(&store, Some(PathBuf::from("/nonexistent/reader")), &copy).await.expect("reopen");
     eprintln!("reopened in {:?}", started.elapsed());
     assert_eq!(again.id, doc.id);
     assert_eq!(again.path, copy.display().to_string());
@@ -182,7 +185,10 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
     let (answer, conversation) = session.ask_document(2, doc.id, question, |_| {}).await.expect("answer");
     assert_eq!((answer.sources[0].first_page, answer.sources[0].summary), (7, false), "{:?}", answer.sources);
     let shown: Vec<u32> = answer.sources.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
-    assert!(answer.citations.iter().all(|c| shown.contains(&c.page) || summary.citations.iter().any(|s| s.page == c.page)));
+    assert!(answer
+        .citations
+        .iter()
+        .all(|c| shown.contains(&c.page) || summary.citations.iter().any(|s| s.page == c.page)));
     eprintln!("answer: {}", answer.text);
 
     let doc = session.documents().await.expect("list").into_iter().find(|d| d.id == doc.id).expect("listed");

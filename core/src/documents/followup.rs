@@ -17,7 +17,9 @@ use tantivy::{doc, Index, TantivyDocument};
 use super::saved::SummaryNode;
 use super::summary::{check_citations, citations_with_claims, PageCitation};
 use super::Page;
-use crate::engine::{CancellationToken, Engine, EngineError, GenerationEvent, GenerationStats, PromptMessage, Sampling};
+use crate::engine::{
+    CancellationToken, Engine, EngineError, GenerationEvent, GenerationStats, PromptMessage, Sampling,
+};
 use crate::store::Role;
 
 /// Tokens kept for the answer.
@@ -74,7 +76,9 @@ pub enum FollowUpError {
 pub fn rank(question: &str, pages: &[Page], nodes: &[SummaryNode], limit: usize) -> Result<Vec<Source>, FollowUpError> {
     let mut builder = Schema::builder();
     // English stemming ("flooding" finds "flooded"): tantivy registers `en_stem` by default.
-    let indexing = TextFieldIndexing::default().set_tokenizer("en_stem").set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let indexing = TextFieldIndexing::default()
+        .set_tokenizer("en_stem")
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
     let first = builder.add_u64_field("first", STORED);
     let last = builder.add_u64_field("last", STORED);

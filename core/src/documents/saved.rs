@@ -146,9 +146,7 @@ pub async fn pages(store: &Store, id: i64) -> Result<Vec<Page>, StoreError> {
         .fetch_all(store.pool())
         .await?;
     rows.iter()
-        .map(|r| {
-            Ok(Page { number: r.try_get::<i64, _>("number")?.try_into().unwrap_or(0), text: r.try_get("text")? })
-        })
+        .map(|r| Ok(Page { number: r.try_get::<i64, _>("number")?.try_into().unwrap_or(0), text: r.try_get("text")? }))
         .collect()
 }
 

@@ -20,9 +20,7 @@ use serde::Serialize;
 
 use super::saved::{self, SavedDocument, SummaryNode};
 use super::Page;
-use crate::engine::{
-    CancellationToken, Engine, EngineError, FinishReason, GenerationEvent, PromptMessage, Sampling,
-};
+use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, GenerationEvent, PromptMessage, Sampling};
 use crate::store::{Role, Store, StoreError};
 
 const LEAF_SYSTEM: &str = "You summarize one part of a longer document for an analyst. Each page of the \
@@ -304,11 +302,18 @@ pub async fn summarize(
     let mut inputs: Vec<Input> = chunks;
     loop {
         let last = inputs.len() == 1;
-        let system = if last { FINAL_SYSTEM } else if level == 0 { LEAF_SYSTEM } else { MERGE_SYSTEM };
+        let system = if last {
+            FINAL_SYSTEM
+        } else if level == 0 {
+            LEAF_SYSTEM
+        } else {
+            MERGE_SYSTEM
+        };
         let mut written = Vec::with_capacity(inputs.len());
         let items = inputs.len() as u32;
         for (position, input) in inputs.iter().enumerate() {
-            let node = tracker.node(level, position as u32, items, input, system, last, &mut clock, &mut progress).await?;
+            let node =
+                tracker.node(level, position as u32, items, input, system, last, &mut clock, &mut progress).await?;
             written.push(node);
         }
         if last {
@@ -499,7 +504,10 @@ async fn count_pieces(
         for block in blocks(&page.text, budget, tokens, page.text.len()) {
             let block_tokens = engine.count_text_tokens(&block).await? + 2;
             let heading = block.trim_start().starts_with('#');
-            if !current.is_empty() && (current_tokens + block_tokens > budget.saturating_sub(8) || (heading && current_tokens > budget / 2)) {
+            if !current.is_empty()
+                && (current_tokens + block_tokens > budget.saturating_sub(8)
+                    || (heading && current_tokens > budget / 2))
+            {
                 let text = format!("[p. {}]\n{}", page.number, current.trim());
                 pieces.push(Piece { page: page.number, tokens: current_tokens + 8, text });
                 current.clear();
@@ -652,10 +660,7 @@ mod tests {
         let text = "The firm grew. Revenue rose 4% [p. 3]. Costs fell [p. 9, 10].\n- Hiring paused [P.12]";
         let got = citations_with_claims(text);
         let pairs: Vec<(u32, &str)> = got.iter().map(|c| (c.page, c.text.as_str())).collect();
-        assert_eq!(
-            pairs,
-            vec![(3, "Revenue rose 4%"), (9, "Costs fell"), (10, "Costs fell"), (12, "Hiring paused")]
-        );
+        assert_eq!(pairs, vec![(3, "Revenue rose 4%"), (9, "Costs fell"), (10, "Costs fell"), (12, "Hiring paused")]);
     }
 
     fn piece(page: u32, tokens: usize) -> Piece {

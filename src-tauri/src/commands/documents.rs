@@ -56,15 +56,10 @@ pub fn watch_documents(app: tauri::AppHandle, on_event: Channel<DocumentEventDto
 #[tauri::command]
 pub async fn choose_documents(app: tauri::AppHandle) -> Result<bool, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog()
-        .file()
-        .set_title("Open documents")
-        .add_filter("Documents", EXTENSIONS)
-        .pick_files(move |files| {
-            let paths: Vec<PathBuf> =
-                files.unwrap_or_default().into_iter().filter_map(|f| f.into_path().ok()).collect();
-            let _ = tx.send(paths);
-        });
+    app.dialog().file().set_title("Open documents").add_filter("Documents", EXTENSIONS).pick_files(move |files| {
+        let paths: Vec<PathBuf> = files.unwrap_or_default().into_iter().filter_map(|f| f.into_path().ok()).collect();
+        let _ = tx.send(paths);
+    });
     let chosen = rx.await.unwrap_or_default();
     let any = !chosen.is_empty();
     open_paths(&app, chosen);
@@ -132,7 +127,8 @@ pub async fn summarize_document(
     let summary = session
         .summarize_document(request_id, document_id, fresh, SummaryOptions::default(), move |p| {
             // Counting is fast: a few updates a second are enough.
-            let counting = matches!(p, altiplano_core::documents::SummaryProgress::Counting { done, pages } if done != pages);
+            let counting =
+                matches!(p, altiplano_core::documents::SummaryProgress::Counting { done, pages } if done != pages);
             if !counting || last.elapsed().as_millis() >= 150 {
                 last = Instant::now();
                 let _ = on_progress.send(SummaryProgressDto::from(&p));
@@ -146,9 +142,11 @@ pub async fn summarize_document(
 #[tauri::command]
 pub async fn document_page(session: SessionState<'_>, document_id: i64, page: u32) -> Result<String, ApiError> {
     let pages = session.document_pages(document_id).await?;
-    pages.into_iter().find(|p| p.number == page).map(|p| p.text).ok_or_else(|| {
-        ApiError::new(crate::dto::ErrorCode::NotFound, format!("the document has no page {page}"))
-    })
+    pages
+        .into_iter()
+        .find(|p| p.number == page)
+        .map(|p| p.text)
+        .ok_or_else(|| ApiError::new(crate::dto::ErrorCode::NotFound, format!("the document has no page {page}")))
 }
 
 /// Answers a follow-up question about a document, streaming the text; `stop_reply` with the

@@ -20,7 +20,8 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
             on_signal.cancel();
         }
     });
-    let options = SummaryOptions { context_tokens: args.context, chunk_tokens: args.chunk_tokens, ..Default::default() };
+    let options =
+        SummaryOptions { context_tokens: args.context, chunk_tokens: args.chunk_tokens, ..Default::default() };
     let mut engine: Option<Engine> = None;
     let mut failed = false;
     for file in &args.files {
@@ -90,7 +91,8 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
 fn progress_bar(title: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:24!} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{prefix:24!} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(title.to_owned());
     bar.enable_steady_tick(Duration::from_millis(250));
@@ -107,7 +109,13 @@ fn show(bar: &ProgressBar, progress: &SummaryProgress) {
         SummaryProgress::Writing { level, item, items, step, steps, first_page, last_page, eta_ms } => {
             bar.set_length(u64::from(*steps));
             bar.set_position(u64::from(step - 1));
-            let what = if *level == 0 && *items > 1 { "part" } else if *items == 1 { "final summary" } else { "merging" };
+            let what = if *level == 0 && *items > 1 {
+                "part"
+            } else if *items == 1 {
+                "final summary"
+            } else {
+                "merging"
+            };
             let eta = eta_ms.map(|ms| format!(", about {}s left", ms / 1000)).unwrap_or_default();
             bar.set_message(format!("{what} {item}/{items} (pp. {first_page}–{last_page}){eta}"));
         }
