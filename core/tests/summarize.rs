@@ -180,8 +180,8 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
     assert_eq!(summary.nodes.len(), 1, "12 short pages fit in one pass");
     assert_citations_inside(&summary.nodes);
 
-    // Page 7's fact: "Puno: 52 tonnes of barley, season 7."
-    let question = "How many tonnes of barley did Puno harvest in season 7?";
+    // Page 7's fact: "Puno: 52 tonnes of quinoa, season 7." (page 12 is Puno's barley).
+    let question = "How many tonnes of quinoa did Puno harvest in season 7?";
     let (answer, conversation) = session.ask_document(2, doc.id, question, |_| {}).await.expect("answer");
     assert_eq!((answer.sources[0].first_page, answer.sources[0].summary), (7, false), "{:?}", answer.sources);
     let shown: Vec<u32> = answer.sources.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
