@@ -40,6 +40,7 @@ pub mod catalog;
 pub mod chat;
 pub mod codebase;
 pub mod config;
+pub mod convert;
 pub mod cpu;
 pub mod documents;
 pub mod download;

@@ -26,7 +26,9 @@ fn resident_bytes() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_estimate_for_the_starter_model_is_never_short_of_what_loading_it_takes() {
     let before = resident_bytes();
-    let engine = Engine::load(&common::starter_model(), LoadOptions { max_parallel_replies: 1 }).await.unwrap();
+    let engine = Engine::load(&common::starter_model(), LoadOptions { max_parallel_replies: 1, ..Default::default() })
+        .await
+        .unwrap();
     let sampling = Sampling { max_tokens: 64, ..Sampling::greedy() };
     let mut rx =
         engine.generate(vec![PromptMessage::new(Role::User, common::STORY)], sampling, CancellationToken::new());

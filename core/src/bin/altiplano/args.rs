@@ -73,9 +73,12 @@ pub struct SummarizeArgs {
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// The GGUF model file.
+    /// The model: a GGUF file, or a safetensors folder.
     #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
     pub model: PathBuf,
+    /// Quantize a safetensors model in place as it loads.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub isq: Option<altiplano_core::engine::Isq>,
     /// Continue this conversation (default: start a new one).
     #[arg(long, value_name = "ID")]
     pub conversation: Option<i64>,
@@ -183,6 +186,20 @@ pub enum ModelsCommand {
     /// The Hugging Face access token, kept in the OS keyring.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write a Llama GGUF file as a Hugging Face safetensors folder (weights dequantized,
+    /// config.json, tokenizer.json and tokenizer_config.json from its metadata).
+    ConvertGguf {
+        /// The GGUF file.
+        input: PathBuf,
+        /// The folder to create (must be new or empty).
+        output: PathBuf,
+        /// Type of the written weights.
+        #[arg(long, value_enum, default_value = "bf16")]
+        dtype: altiplano_core::convert::WeightType,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

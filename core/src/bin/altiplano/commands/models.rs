@@ -37,6 +37,22 @@ pub async fn run(store: &Store, command: ModelsCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Token(command) => token(command).await,
+        ModelsCommand::ConvertGguf { input, output, dtype, json } => {
+            let converted =
+                tokio::task::spawn_blocking(move || altiplano_core::convert::convert_gguf(&input, &output, dtype))
+                    .await??;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&converted)?);
+            } else {
+                println!(
+                    "wrote {} ({} tensors, {:.1} MB of weights)",
+                    converted.dir.display(),
+                    converted.tensors,
+                    converted.weight_bytes as f64 / 1e6
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

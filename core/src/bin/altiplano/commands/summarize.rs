@@ -37,7 +37,10 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
             Some(summary) => summary,
             None => {
                 if engine.is_none() {
-                    engine = Some(Engine::load(&args.model, LoadOptions { max_parallel_replies: 1 }).await?);
+                    engine = Some(
+                        Engine::load(&args.model, LoadOptions { max_parallel_replies: 1, ..Default::default() })
+                            .await?,
+                    );
                 }
                 let engine = engine.as_ref().expect("loaded above");
                 if args.fresh {

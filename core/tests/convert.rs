@@ -1,0 +1,145 @@
+//! GGUF → safetensors folder conversion and loading safetensors models (with in-situ
+//! quantization) through the real mistral.rs, with the real starter model.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use altiplano_core::convert::{convert_gguf, WeightType};
+use altiplano_core::engine::{
+    CancellationToken, Engine, EngineError, GenerationEvent, Isq, LoadOptions, PromptMessage, Sampling,
+};
+use altiplano_core::store::Role;
+
+async fn answer(engine: &Engine, question: &str, max_tokens: usize) -> String {
+    let messages = vec![PromptMessage::new(Role::User, question)];
+    let mut rx = engine.generate(messages, Sampling { max_tokens, ..Sampling::greedy() }, CancellationToken::new());
+    let mut text = String::new();
+    while let Some(event) = rx.recv().await {
+        if let GenerationEvent::Text(piece) = event.expect("generation") {
+            text.push_str(&piece);
+        }
+    }
+    text
+}
+
+fn options(isq: Option<Isq>) -> LoadOptions {
+    LoadOptions { max_parallel_replies: 1, isq }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_converted_starter_model_answers_as_the_gguf_does_also_quantized_in_place() {
+    let dir = common::data_dir();
+    let folder = dir.path().join("smollm2-hf");
+    let converted = convert_gguf(&common::starter_model(), &folder, WeightType::Bf16).expect("convert");
+    assert_eq!(converted.tensors, 30 * 9 + 2, "30 layers of 9 tensors, the embedding and the final norm (tied head)");
+    for file in
+        ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+    {
+        assert!(folder.join(file).is_file(), "{file} written");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).expect("config")).expect("json");
+    assert_eq!((config["num_hidden_layers"].as_u64(), config["num_key_value_heads"].as_u64()), (Some(30), Some(3)));
+    assert_eq!(config["tie_word_embeddings"], true);
+
+    let gguf = Engine::load(&common::starter_model(), options(None)).await.expect("gguf");
+    let hf = Engine::open(&folder, options(None)).await.expect("safetensors");
+    // The same prompt becomes the same tokens: the tokenizer splits text as llama.cpp does.
+    let prompt = [PromptMessage::new(Role::User, common::FRANCE)];
+    assert_eq!(
+        hf.count_prompt_tokens(&prompt).await.expect("count"),
+        gguf.count_prompt_tokens(&prompt).await.expect("count")
+    );
+    let from_gguf = answer(&gguf, common::FRANCE, 16).await;
+    let from_hf = answer(&hf, common::FRANCE, 16).await;
+    assert!(from_hf.contains("Paris"), "{from_hf:?}");
+    assert_eq!(from_hf, from_gguf, "greedy answers agree");
+    drop((gguf, hf));
+
+    // All three in-situ quantizations load and answer.
+    for isq in [Isq::Q8_0, Isq::Q4k, Isq::Fp8] {
+        let engine = Engine::open(&folder, options(Some(isq))).await.unwrap_or_else(|e| panic!("{isq:?}: {e}"));
+        assert!(engine.info().name.contains("ISQ"), "{}", engine.info().name);
+        let text = answer(&engine, common::FRANCE, 12).await;
+        eprintln!("{isq:?}: {text:?}");
+        assert!(text.contains("Paris"), "{isq:?}: {text:?}");
+    }
+}
+
+fn load_error(folder: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    match runtime.block_on(Engine::open(folder, options(None))) {
+        Ok(_) => panic!("{} loaded", folder.display()),
+        Err(e) => {
+            assert!(matches!(e, EngineError::InvalidModel { .. }), "{e:?}");
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn broken_folders_name_the_file_at_fault() {
+    let dir = common::data_dir();
+    let good = dir.path().join("good");
+    convert_gguf(&common::starter_model(), &good, WeightType::Bf16).expect("convert");
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for entry in std::fs::read_dir(&good).expect("list") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+        to
+    };
+    let missing = copy("missing-config");
+    std::fs::remove_file(missing.join("config.json")).expect("rm");
+    assert!(load_error(&missing).contains("config.json cannot be read"));
+
+    let malformed = copy("malformed-tokenizer");
+    std::fs::write(malformed.join("tokenizer.json"), "{ not json").expect("write");
+    assert!(load_error(&malformed).contains("tokenizer.json is not valid JSON"));
+
+    let truncated = copy("truncated-weights");
+    let weights = truncated.join("model.safetensors");
+    let file = std::fs::OpenOptions::new().write(true).open(&weights).expect("open");
+    file.set_len(10_000_000).expect("truncate");
+    let message = load_error(&truncated);
+    assert!(message.contains("model.safetensors is truncated"), "{message}");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    assert!(load_error(&empty).contains("config.json"));
+}
+
+#[test]
+fn the_cli_converts_and_refuses_what_it_cannot_convert() {
+    let dir = common::data_dir();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_altiplano"))
+            .args(args)
+            .env("ALTIPLANO_DATA_DIR", dir.path().join("data"))
+            .output()
+            .expect("run")
+    };
+    let out_dir = dir.path().join("out");
+    let starter = common::starter_model();
+    let out =
+        run(&["models", "convert-gguf", starter.to_str().expect("utf-8"), out_dir.to_str().expect("utf-8"), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["tensors"], 272);
+
+    let again = run(&["models", "convert-gguf", starter.to_str().expect("utf-8"), out_dir.to_str().expect("utf-8")]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{}", String::from_utf8_lossy(&again.stderr));
+
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"definitely not a gguf file").expect("write");
+    let bad =
+        run(&["models", "convert-gguf", junk.to_str().expect("utf-8"), dir.path().join("x").to_str().expect("utf-8")]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("not a GGUF file") && stderr.trim().lines().count() == 1, "{stderr}");
+}
