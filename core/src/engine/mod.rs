@@ -93,12 +93,24 @@ pub struct LoadOptions {
     /// In-situ quantization of a safetensors model as it loads (ignored for GGUF files, which
     /// are quantized already).
     pub isq: Option<Isq>,
+    /// Load for [`Engine::perplexity`] only: no prefix cache (a cache hit would skip the very
+    /// positions whose logits are wanted). Do not chat with such an engine.
+    pub evaluation: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { max_parallel_replies: 4, isq: None }
+        Self { max_parallel_replies: 4, isq: None, evaluation: false }
     }
+}
+
+/// The result of [`Engine::perplexity`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Perplexity {
+    /// exp(mean negative log-likelihood per predicted token).
+    pub perplexity: f64,
+    /// Tokens of the text.
+    pub tokens: usize,
 }
 
 /// In-situ quantization types for safetensors models.
@@ -260,7 +272,8 @@ impl Engine {
         let load_path = path.clone();
         let max_seqs = options.max_parallel_replies.max(1);
         // mistral.rs panics on some bad inputs; a task turns a panic into a JoinError.
-        let model = tokio::spawn(async move { build_model(&load_path, max_seqs).await })
+        let prefix_cache = if options.evaluation { None } else { Some(16) };
+        let model = tokio::spawn(async move { build_model(&load_path, max_seqs, prefix_cache).await })
             .await
             .map_err(|e| EngineError::Load { path: path.clone(), reason: panic_message(e) })?
             .map_err(|e| EngineError::Load { path: path.clone(), reason: format!("{e:#}") })?;
@@ -318,7 +331,7 @@ impl Engine {
             .with_token_source(TokenSource::None)
             .with_dtype(dtype)
             .with_max_num_seqs(options.max_parallel_replies.max(1))
-            .with_prefix_cache_n(Some(16));
+            .with_prefix_cache_n(if options.evaluation { None } else { Some(16) });
         if let Some(isq) = options.isq {
             builder = builder.with_isq(isq.into());
         }
@@ -382,6 +395,72 @@ impl Engine {
     /// RoPE scaling, so quality falls apart past it).
     pub fn usable_context(&self) -> usize {
         self.info.context_length.min(crate::planner::GGUF_CONTEXT_CAP as usize)
+    }
+
+    /// Perplexity of `text` under the model: the text is cut into windows of `window` tokens,
+    /// each run in one forward pass, and every token after a window's first is scored.
+    /// Load the engine with [`LoadOptions::evaluation`].
+    pub async fn perplexity(&self, text: &str, window: usize) -> Result<Perplexity, EngineError> {
+        let failed = |e: String| EngineError::Generation(e);
+        let tokens = self
+            .model
+            .tokenize(Either::Right(text.to_owned()), None, false, false, None)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let window = window.clamp(2, self.info.context_length.max(2));
+        let mut nll = 0f64;
+        let mut scored = 0usize;
+        for chunk in tokens.chunks(window).filter(|c| c.len() >= 2) {
+            let (tx, mut rx) = mpsc::channel(1);
+            let request = mistralrs::Request::Normal(Box::new(mistralrs::NormalRequest {
+                messages: mistralrs::RequestMessage::CompletionTokens(chunk.to_vec()),
+                sampling_params: SamplingParams { max_len: Some(0), ..SamplingParams::deterministic() },
+                response: tx,
+                return_logprobs: false,
+                is_streaming: false,
+                id: 0,
+                constraint: mistralrs::Constraint::None,
+                suffix: None,
+                tools: None,
+                tool_choice: None,
+                logits_processors: None,
+                return_raw_logits: true,
+                web_search_options: None,
+                model_id: None,
+                truncate_sequence: false,
+            }));
+            self.model
+                .inner()
+                .get_sender(None)
+                .map_err(|e| failed(e.to_string()))?
+                .send(request)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let response =
+                rx.recv().await.ok_or(EngineError::EngineStopped)?.as_result().map_err(|e| failed(e.to_string()))?;
+            let mistralrs::ResponseOk::Raw { logits_chunks, tokens: seen } = response else {
+                return Err(failed("the engine did not return logits".into()));
+            };
+            let logits = logits_chunks
+                .first()
+                .ok_or_else(|| failed("no logits".into()))?
+                .to_device(&Device::Cpu)
+                .and_then(|t| t.to_dtype(mistralrs::DType::F32))
+                .and_then(|t| t.to_vec2::<f32>())
+                .map_err(|e| failed(e.to_string()))?;
+            // Position i predicts token i + 1.
+            for (row, &next) in logits.iter().zip(seen.iter().skip(1)) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let log_sum = max as f64 + row.iter().map(|&l| ((l - max) as f64).exp()).sum::<f64>().ln();
+                let target = *row.get(next as usize).ok_or_else(|| failed("a token outside the vocabulary".into()))?;
+                nll += log_sum - target as f64;
+                scored += 1;
+            }
+        }
+        if scored == 0 {
+            return Err(failed("the text is too short to measure (it needs at least two tokens)".into()));
+        }
+        Ok(Perplexity { perplexity: (nll / scored as f64).exp(), tokens: tokens.len() })
     }
 
     /// Streams a reply to `messages`. The receiver yields text pieces, then exactly one
@@ -480,7 +559,7 @@ fn validate_path(path: &Path) -> Result<PathBuf, EngineError> {
     std::path::absolute(path).map_err(|_| EngineError::ModelNotFound(path.to_path_buf()))
 }
 
-async fn build_model(path: &Path, max_seqs: usize) -> anyhow::Result<Model> {
+async fn build_model(path: &Path, max_seqs: usize, prefix_cache: Option<usize>) -> anyhow::Result<Model> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let file = path
         .file_name()
@@ -515,7 +594,12 @@ async fn build_model(path: &Path, max_seqs: usize) -> anyhow::Result<Model> {
     })
     .await??;
     let scheduler = SchedulerConfig::DefaultScheduler { method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?) };
-    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None).with_prefix_cache_n(16).build().await;
+    let mut builder = MistralRsBuilder::new(pipeline, scheduler, false, None);
+    builder = match prefix_cache {
+        Some(n) => builder.with_prefix_cache_n(n),
+        None => builder.with_no_prefix_cache(true),
+    };
+    let runner = builder.build().await;
     Ok(Model::new(runner))
 }
 

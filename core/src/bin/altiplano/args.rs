@@ -28,6 +28,9 @@ pub enum Command {
     /// Download, import, list and remove models; manage the Hugging Face token.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Measure a model.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Summarize documents (PDF, DOCX, HTML, Markdown, text) with page citations.
     Summarize(SummarizeArgs),
     /// Print the text of a document (PDF, DOCX, HTML, Markdown, text), page by page.
@@ -44,6 +47,27 @@ pub enum Command {
     /// Show what this machine has: CPU, memory, free disk, GPUs.
     Hardware {
         /// Print the hardware profile as JSON (the format `plan --hardware` reads).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Perplexity of a text file under a model (lower is better): how much quantization costs.
+    Perplexity {
+        /// The text file (UTF-8).
+        file: PathBuf,
+        /// The model: a GGUF file or a safetensors folder.
+        #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
+        model: PathBuf,
+        /// Quantize a safetensors model in place as it loads.
+        #[arg(long, value_enum, value_name = "TYPE")]
+        isq: Option<altiplano_core::engine::Isq>,
+        /// Tokens per forward pass.
+        #[arg(long, default_value_t = 512)]
+        window: usize,
+        /// Print JSON: { "perplexity", "tokens" }.
         #[arg(long)]
         json: bool,
     },

@@ -11,7 +11,8 @@ use serde_json::json;
 use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&args.model, LoadOptions { max_parallel_replies: 1, isq: args.isq }).await?;
+    let engine =
+        Engine::open(&args.model, LoadOptions { max_parallel_replies: 1, isq: args.isq, ..Default::default() }).await?;
     let sampling = if args.greedy {
         Sampling { max_tokens: args.max_tokens, ..Sampling::greedy() }
     } else {

@@ -3,6 +3,7 @@
 mod chat;
 mod code;
 mod conversations;
+mod eval;
 mod extract;
 mod hardware;
 mod models;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => return plan::run(&data_dir, args),
         Command::Code(command) => return code::run(&data_dir, command).await,
         Command::Extract { file, json } => return extract::run(&file, json).await,
+        Command::Eval(command) => return eval::run(command).await,
         other => other,
     };
     let store = Store::open(&data_dir.database_path()).await?;
@@ -35,7 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conversations(command) => conversations::run(&store, command).await,
         Command::Models(command) => models::run(&store, command).await,
         Command::Summarize(args) => summarize::run(&store, args).await,
-        Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) | Command::Extract { .. } => {
+        Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
             unreachable!("handled above, without opening the store")
         }
     };
