@@ -200,3 +200,28 @@ fn the_cli_prints_perplexity_as_json() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("missing.txt"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_situ_quantized_model_is_cached_reused_and_redone_when_its_files_change() {
+    use altiplano_core::engine::QuantizationCache;
+    let dir = common::data_dir();
+    let folder = dir.path().join("smollm2-hf");
+    convert_gguf(&common::starter_model(), &folder, WeightType::Bf16).expect("convert");
+    let mut answers = Vec::new();
+    let mut load = async |expected: QuantizationCache| {
+        let started = std::time::Instant::now();
+        let engine = Engine::open(&folder, options(Some(Isq::Q4k))).await.expect("load");
+        eprintln!("Q4K load, cache {:?}: {:?}", engine.info().quantization_cache, started.elapsed());
+        assert_eq!(engine.info().quantization_cache, Some(expected));
+        answers.push(answer(&engine, common::FRANCE, 12).await);
+    };
+    load(QuantizationCache::Written).await;
+    load(QuantizationCache::Reused).await;
+    // A changed weight file (here: a new modification time) makes the cache stale.
+    let weights = std::fs::File::options().append(true).open(folder.join("model.safetensors")).expect("open");
+    weights.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).expect("touch");
+    load(QuantizationCache::Written).await;
+    assert!(answers.iter().all(|a| a == &answers[0] && a.contains("Paris")), "{answers:?}");
+    let caches: Vec<_> = std::fs::read_dir(folder.join(".altiplano-uqff")).expect("cache").flatten().collect();
+    assert_eq!(caches.len(), 1, "the stale cache was removed");
+}

@@ -131,6 +131,19 @@ pub enum Isq {
     Fp8,
 }
 
+impl Isq {
+    /// `q4k`, `q8_0`, `fp8`: as the CLI and the cache folders spell it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Q4k => "q4k",
+            Self::Q5k => "q5k",
+            Self::Q6k => "q6k",
+            Self::Q8_0 => "q8_0",
+            Self::Fp8 => "fp8",
+        }
+    }
+}
+
 impl From<Isq> for mistralrs::IsqType {
     fn from(isq: Isq) -> Self {
         match isq {
@@ -156,6 +169,21 @@ pub struct ModelInfo {
     pub context_length: usize,
     /// Size of the file in bytes.
     pub file_bytes: u64,
+    /// For an in-situ quantized model: whether its UQFF cache was written by this load or
+    /// read (quantization skipped).
+    pub quantization_cache: Option<QuantizationCache>,
+}
+
+/// What a load did with the UQFF cache of an in-situ quantized model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantizationCache {
+    /// Quantized now, and the result saved for next time.
+    Written,
+    /// Read from the cache; nothing was quantized.
+    Reused,
+    /// Quantized now; the cache could not be written (read-only folder).
+    Unavailable,
 }
 
 /// How tokens are picked.
@@ -296,6 +324,7 @@ impl Engine {
             architecture: summary.architecture.unwrap_or_else(|| "unknown".into()),
             context_length,
             file_bytes,
+            quantization_cache: None,
         };
         tracing::info!(model = %info.name, context = info.context_length, "model loaded");
         Ok(Self { model: Arc::new(model), info: Arc::new(info) })
@@ -327,26 +356,49 @@ impl Engine {
         let device = mistralrs::best_device(false)
             .map_err(|e| EngineError::Load { path: dir.clone(), reason: e.to_string() })?;
         let dtype = if matches!(device, Device::Cpu) { ModelDType::F32 } else { ModelDType::Auto };
-        let mut builder = mistralrs::TextModelBuilder::new(dir.to_string_lossy())
-            .with_token_source(TokenSource::None)
-            .with_dtype(dtype)
-            .with_max_num_seqs(options.max_parallel_replies.max(1))
-            .with_prefix_cache_n(if options.evaluation { None } else { Some(16) });
-        if let Some(isq) = options.isq {
-            builder = builder.with_isq(isq.into());
-        }
+        let configure = |builder: mistralrs::TextModelBuilder| {
+            builder
+                .with_token_source(TokenSource::None)
+                .with_dtype(dtype)
+                .with_max_num_seqs(options.max_parallel_replies.max(1))
+                .with_prefix_cache_n(if options.evaluation { None } else { Some(16) })
+        };
+        let source = dir.to_string_lossy().into_owned();
+        // An in-situ quantized model is cached as UQFF (keyed by the ISQ type and the source
+        // files), so the next load reads it instead of quantizing again.
+        let cache = options.isq.map(|isq| uqff_cache(&dir, isq, &summary.fingerprint));
+        let (builder, cache_use) = match (options.isq, &cache) {
+            (Some(_), Some(c)) if !c.files.is_empty() => (
+                configure(mistralrs::UqffTextModelBuilder::new(c.dir.to_string_lossy(), c.files.clone()).into_inner()),
+                Some(QuantizationCache::Reused),
+            ),
+            (Some(isq), Some(c)) if c.writable => (
+                configure(mistralrs::TextModelBuilder::new(&source))
+                    .with_isq(isq.into())
+                    .write_uqff(c.dir.join(format!("{}.uqff", isq.wire_name()))),
+                Some(QuantizationCache::Written),
+            ),
+            (Some(isq), _) => (
+                configure(mistralrs::TextModelBuilder::new(&source)).with_isq(isq.into()),
+                Some(QuantizationCache::Unavailable),
+            ),
+            (None, _) => (configure(mistralrs::TextModelBuilder::new(&source)), None),
+        };
         // mistral.rs panics on some bad inputs; a task turns a panic into a JoinError.
         let model = tokio::spawn(async move { builder.build().await })
             .await
             .map_err(|e| EngineError::Load { path: dir.clone(), reason: panic_message(e) })?
             .map_err(|e| EngineError::Load { path: dir.clone(), reason: format!("{e:#}") })?;
+        if let (Some(QuantizationCache::Written), Some(cache)) = (cache_use, &cache) {
+            // Only a finished cache is ever read: the marker is written last.
+            if let Err(e) = std::fs::write(cache.dir.join(UQFF_COMPLETE), &summary.fingerprint) {
+                tracing::warn!("the quantized model could not be cached: {e}");
+            }
+        }
         let context_length = model.max_sequence_length().ok().flatten().unwrap_or(summary.context_length);
         let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
         let name = match options.isq {
-            Some(isq) => format!(
-                "{name} (ISQ {})",
-                serde_json::to_value(isq).ok().and_then(|v| v.as_str().map(str::to_uppercase)).unwrap_or_default()
-            ),
+            Some(isq) => format!("{name} (ISQ {})", isq.wire_name().to_uppercase()),
             None => name,
         };
         let info = ModelInfo {
@@ -355,6 +407,7 @@ impl Engine {
             architecture: summary.architecture,
             context_length,
             file_bytes: summary.weight_bytes,
+            quantization_cache: cache_use,
         };
         tracing::info!(model = %info.name, context = info.context_length, "model loaded");
         Ok(Self { model: Arc::new(model), info: Arc::new(info) })
@@ -489,6 +542,50 @@ struct FolderSummary {
     architecture: String,
     context_length: usize,
     weight_bytes: u64,
+    /// SHA-256 over config.json and each weight file's name, size and modification time: a
+    /// changed source gets a new quantization cache.
+    fingerprint: String,
+}
+
+/// File written last into a finished UQFF cache folder.
+const UQFF_COMPLETE: &str = "altiplano-complete";
+
+/// The UQFF cache of a folder for one ISQ type: `DIR/.altiplano-uqff/<isq>-<fingerprint>/`.
+struct UqffCache {
+    dir: PathBuf,
+    /// The finished cache's first `.uqff` file (empty when there is no finished cache).
+    files: Vec<PathBuf>,
+    /// The cache folder could be created.
+    writable: bool,
+}
+
+fn uqff_cache(model_dir: &Path, isq: Isq, fingerprint: &str) -> UqffCache {
+    let root = model_dir.join(".altiplano-uqff");
+    let dir = root.join(format!("{}-{}", isq.wire_name(), &fingerprint[..16.min(fingerprint.len())]));
+    let finished = std::fs::read_to_string(dir.join(UQFF_COMPLETE)).is_ok_and(|f| f == fingerprint);
+    if finished {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| PathBuf::from(e.file_name()))).collect())
+            .unwrap_or_default();
+        files.retain(|f| f.extension().is_some_and(|e| e == "uqff"));
+        files.sort();
+        // Only the first shard is named; mistral.rs finds the others.
+        files.truncate(1);
+        if !files.is_empty() {
+            return UqffCache { dir, files, writable: true };
+        }
+    }
+    // Caches of other types stay; an unfinished one, or one of this type for older files, goes.
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        let prefix = format!("{}-", isq.wire_name());
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let writable = std::fs::create_dir_all(&dir).is_ok();
+    UqffCache { dir, files: Vec::new(), writable }
 }
 
 /// Checks a safetensors folder file by file, naming the file at fault.
@@ -545,7 +642,22 @@ fn check_folder(dir: &Path) -> Result<FolderSummary, String> {
         weight_bytes += size;
     }
     let context_length = config["max_position_embeddings"].as_u64().unwrap_or(4096) as usize;
-    Ok(FolderSummary { architecture, context_length, weight_bytes })
+    let fingerprint = {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(config.to_string().as_bytes());
+        for shard in &shards {
+            let meta = std::fs::metadata(shard).ok();
+            let modified = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            let size = meta.map(|m| m.len()).unwrap_or(0);
+            hasher.update(format!("{}|{size}|{modified:?}\n", shard.display()).as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    };
+    Ok(FolderSummary { architecture, context_length, weight_bytes, fingerprint })
 }
 
 fn validate_path(path: &Path) -> Result<PathBuf, EngineError> {
