@@ -23,7 +23,7 @@ use crate::documents::{
 };
 use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
-use crate::engine::{CancellationToken, Engine, EngineError, LoadOptions, ModelInfo};
+use crate::engine::{CancellationToken, Engine, EngineError, Isq, LoadOptions, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel, ModelFormat};
 use crate::planner::{self, Plan, PlanOptions};
@@ -37,6 +37,8 @@ pub const PROJECT_ENV: &str = "ALTIPLANO_PROJECT";
 
 /// Setting key holding the last model that loaded successfully.
 const LAST_MODEL_KEY: &str = "model.last_path";
+/// Setting key holding the in-situ quantization it loaded with (empty: none).
+const LAST_ISQ_KEY: &str = "model.last_isq";
 
 /// Where the model stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -115,9 +117,6 @@ pub enum SessionError {
     /// A follow-up question could not be answered.
     #[error(transparent)]
     FollowUp(#[from] FollowUpError),
-    /// A model in the library that this build cannot chat with.
-    #[error("this build chats with GGUF models; safetensors folders are kept for loading with in-situ quantization")]
-    NotChatModel,
 }
 
 /// See the module documentation.
@@ -204,10 +203,13 @@ impl Session {
     /// Loads a model of the library as the chat model.
     pub async fn load_library_model(&self, id: i64) -> Result<ModelInfo, SessionError> {
         let model = self.library.get(id).await?;
-        if model.format == ModelFormat::Safetensors {
-            return Err(SessionError::NotChatModel);
-        }
-        self.load_model(&model.path).await
+        // A safetensors model in its catalog variant's form: the FP8 variants are the BF16
+        // weights quantized to FP8 as they load; others load as they are.
+        let isq = match (model.format, model.variant.as_deref()) {
+            (ModelFormat::Safetensors, Some(variant)) if variant.ends_with(":fp8") => Some(Isq::Fp8),
+            _ => None,
+        };
+        self.load_model_with(&model.path, isq).await
     }
 
     /// Removes a model of the library: downloaded files are deleted, imported ones forgotten.
@@ -256,6 +258,17 @@ impl Session {
         }
     }
 
+    /// The in-situ quantization to load `path` with at start-up: the one it was last loaded
+    /// with, when it is the last model (see [`Session::load_model_with`]).
+    pub async fn startup_isq(&self, path: &Path) -> Option<Isq> {
+        let last_path = self.store.setting(LAST_MODEL_KEY).await.ok().flatten()?;
+        if Path::new(&last_path) != path {
+            return None;
+        }
+        let last = self.store.setting(LAST_ISQ_KEY).await.ok().flatten()?;
+        [Isq::Q4k, Isq::Q5k, Isq::Q6k, Isq::Q8_0, Isq::Fp8].into_iter().find(|isq| isq.wire_name() == last)
+    }
+
     /// The model to load at start-up: `ALTIPLANO_MODEL` when set, else the last model that
     /// loaded, else the starter model when it is on disk.
     pub async fn startup_model(&self) -> Option<PathBuf> {
@@ -264,7 +277,7 @@ impl Session {
         }
         if let Ok(Some(last)) = self.store.setting(LAST_MODEL_KEY).await {
             let last = PathBuf::from(last);
-            if last.is_file() {
+            if last.exists() {
                 return Some(last);
             }
         }
@@ -274,14 +287,24 @@ impl Session {
     /// Loads the model at `path`, replacing the current one once the new one is ready. On
     /// success it becomes the start-up model for next time.
     pub async fn load_model(&self, path: &Path) -> Result<ModelInfo, SessionError> {
+        self.load_model_with(path, None).await
+    }
+
+    /// Loads a model (a GGUF file, or a safetensors folder quantized in place with `isq`) and
+    /// makes it the chat model; it is loaded the same way at the next start.
+    pub async fn load_model_with(&self, path: &Path, isq: Option<Isq>) -> Result<ModelInfo, SessionError> {
         let _one_at_a_time = self.load_lock.lock().await;
         self.state.send_replace(ModelState::Loading { path: path.to_path_buf() });
-        match Engine::load(path, LoadOptions::default()).await {
+        match Engine::open(path, LoadOptions { isq, ..LoadOptions::default() }).await {
             Ok(engine) => {
                 let info = engine.info().clone();
                 *self.engine.write().await = Some(engine);
                 self.state.send_replace(ModelState::Ready { info: info.clone() });
-                if let Err(e) = self.store.set_setting(LAST_MODEL_KEY, &info.path.to_string_lossy()).await {
+                let remembered = async {
+                    self.store.set_setting(LAST_MODEL_KEY, &info.path.to_string_lossy()).await?;
+                    self.store.set_setting(LAST_ISQ_KEY, isq.map(Isq::wire_name).unwrap_or("")).await
+                };
+                if let Err(e) = remembered.await {
                     tracing::warn!("could not remember the model: {e}");
                 }
                 Ok(info)

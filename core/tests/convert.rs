@@ -225,3 +225,31 @@ async fn an_in_situ_quantized_model_is_cached_reused_and_redone_when_its_files_c
     let caches: Vec<_> = std::fs::read_dir(folder.join(".altiplano-uqff")).expect("cache").flatten().collect();
     assert_eq!(caches.len(), 1, "the stale cache was removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_safetensors_model_in_the_library_is_used_for_chat_and_again_at_the_next_start() {
+    use altiplano_core::chat::{ChatOptions, Turn};
+    use altiplano_core::config::DataDir;
+    use altiplano_core::session::{ModelState, Session};
+    let dir = common::data_dir();
+    let folder = dir.path().join("smollm2-hf");
+    convert_gguf(&common::starter_model(), &folder, WeightType::Bf16).expect("convert");
+    let data = dir.path().join("data");
+    {
+        let session = Session::open(DataDir::at(data.clone()).expect("data dir")).await.expect("session");
+        let model = session.library().import(&folder).await.expect("import");
+        let info = session.load_library_model(model.id).await.expect("use for chat");
+        assert_eq!(info.name, "smollm2-hf");
+        assert!(matches!(session.model_state(), ModelState::Ready { .. }));
+        let options = ChatOptions { sampling: Sampling { max_tokens: 12, ..Sampling::greedy() }, system_prompt: None };
+        let outcome = session.chat(1, Turn::new(None, common::FRANCE.into(), options), |_| {}).await.expect("chat");
+        assert!(outcome.reply.content.contains("Paris"), "{:?}", outcome.reply.content);
+
+        // Quantized in place, it is remembered that way for the next start.
+        session.load_model_with(&folder, Some(Isq::Q8_0)).await.expect("load with ISQ");
+    }
+    let session = Session::open(DataDir::at(data).expect("data dir")).await.expect("session");
+    let path = session.startup_model().await.expect("a start-up model");
+    assert_eq!(path, std::fs::canonicalize(&folder).unwrap_or(folder.clone()));
+    assert_eq!(session.startup_isq(&path).await, Some(Isq::Q8_0));
+}

@@ -539,7 +539,6 @@ impl From<SessionError> for ApiError {
             SessionError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
             SessionError::Chat(ChatError::NothingToRegenerate(_)) => ErrorCode::NothingToRegenerate,
             SessionError::NoProject | SessionError::OutsideProject(_) => ErrorCode::NotFound,
-            SessionError::NotChatModel => ErrorCode::InvalidModel,
             SessionError::Document(_) | SessionError::OpenDocument(OpenError::Document(_)) => ErrorCode::BadDocument,
             SessionError::OpenDocument(OpenError::Store(e)) => store_code(e),
             SessionError::Summary(SummaryError::Cancelled { .. }) => ErrorCode::Stopped,

@@ -76,7 +76,8 @@ pub fn run() -> Result<(), StartupError> {
                 });
                 tauri::async_runtime::spawn(async move {
                     if let Some(path) = session.startup_model().await {
-                        if let Err(e) = session.load_model(&path).await {
+                        let isq = session.startup_isq(&path).await;
+                        if let Err(e) = session.load_model_with(&path, isq).await {
                             tracing::warn!("start-up model {} did not load: {e}", path.display());
                         }
                     }
