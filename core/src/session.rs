@@ -108,6 +108,9 @@ pub enum SessionError {
     /// A document could not be read.
     #[error(transparent)]
     Document(#[from] DocumentError),
+    /// A page number the document does not have.
+    #[error("the document has no page {0}")]
+    NoSuchPage(u32),
     /// A document could not be opened.
     #[error(transparent)]
     OpenDocument(#[from] documents::OpenError),
@@ -479,6 +482,11 @@ impl Session {
     pub async fn document_pages(&self, id: i64) -> Result<Vec<Page>, SessionError> {
         saved::get(&self.store, id).await?;
         Ok(saved::pages(&self.store, id).await?)
+    }
+
+    /// One page of a document, for the view a citation opens.
+    pub async fn document_page(&self, id: i64, number: u32) -> Result<Page, SessionError> {
+        self.document_pages(id).await?.into_iter().find(|p| p.number == number).ok_or(SessionError::NoSuchPage(number))
     }
 
     /// Forgets a document and its summaries (its conversation stays).

@@ -538,7 +538,9 @@ impl From<SessionError> for ApiError {
             SessionError::Chat(ChatError::Store(e)) => store_code(e),
             SessionError::Chat(ChatError::EmptyMessage) => ErrorCode::EmptyMessage,
             SessionError::Chat(ChatError::NothingToRegenerate(_)) => ErrorCode::NothingToRegenerate,
-            SessionError::NoProject | SessionError::OutsideProject(_) => ErrorCode::NotFound,
+            SessionError::NoProject | SessionError::OutsideProject(_) | SessionError::NoSuchPage(_) => {
+                ErrorCode::NotFound
+            }
             SessionError::Document(_) | SessionError::OpenDocument(OpenError::Document(_)) => ErrorCode::BadDocument,
             SessionError::OpenDocument(OpenError::Store(e)) => store_code(e),
             SessionError::Summary(SummaryError::Cancelled { .. }) => ErrorCode::Stopped,

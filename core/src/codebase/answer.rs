@@ -12,9 +12,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::{CodeError, CodeIndex, Hit};
-use crate::engine::{
-    CancellationToken, Engine, EngineError, GenerationEvent, GenerationStats, PromptMessage, Sampling,
-};
+use crate::engine::{CancellationToken, Engine, EngineError, GenerationStats, PromptMessage, Sampling};
 use crate::store::Role;
 
 /// Tokens kept for the answer.
@@ -188,25 +186,14 @@ pub async fn ask(
     question: &str,
     sampling: Sampling,
     cancel: CancellationToken,
-    mut on_text: impl FnMut(&str),
+    on_text: impl FnMut(&str),
 ) -> Result<CodeAnswer, AskError> {
     let context = build_context(index, engine, question).await?;
     let messages = render(question, &context.repo_map, &context.excerpts);
     let sampling = Sampling { max_tokens: sampling.max_tokens.min(ANSWER_TOKENS), ..sampling };
-    let mut rx = engine.generate(messages, sampling, cancel);
-    let mut text = String::new();
-    let mut stats = GenerationStats::default();
-    while let Some(event) = rx.recv().await {
-        match event? {
-            GenerationEvent::Text(piece) => {
-                on_text(&piece);
-                text.push_str(&piece);
-            }
-            GenerationEvent::Finished { stats: s, .. } => stats = s,
-        }
-    }
-    let answer = check_citations(&text, &context.excerpts);
-    Ok(CodeAnswer { context, answer, stats })
+    let reply = engine.complete(messages, sampling, cancel, on_text).await?;
+    let answer = check_citations(&reply.text, &context.excerpts);
+    Ok(CodeAnswer { context, answer, stats: reply.stats })
 }
 
 #[cfg(test)]

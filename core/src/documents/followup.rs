@@ -17,9 +17,7 @@ use tantivy::{doc, Index, TantivyDocument};
 use super::saved::SummaryNode;
 use super::summary::{check_citations, citations_with_claims, PageCitation};
 use super::Page;
-use crate::engine::{
-    CancellationToken, Engine, EngineError, GenerationEvent, GenerationStats, PromptMessage, Sampling,
-};
+use crate::engine::{CancellationToken, Engine, EngineError, GenerationStats, PromptMessage, Sampling};
 use crate::store::Role;
 
 /// Tokens kept for the answer.
@@ -154,7 +152,7 @@ pub async fn ask(
     question: &str,
     context_tokens: Option<usize>,
     cancel: CancellationToken,
-    mut on_text: impl FnMut(&str),
+    on_text: impl FnMut(&str),
 ) -> Result<DocumentAnswer, FollowUpError> {
     let context = context_tokens.unwrap_or(usize::MAX).min(engine.usable_context());
     let budget = context.saturating_sub(ANSWER_TOKENS.min(context / 4)).max(256);
@@ -172,31 +170,20 @@ pub async fn ask(
     }
     let messages = render(title, question, &overview, &chosen);
     let sampling = Sampling { temperature: 0.2, top_p: 0.9, greedy: false, max_tokens: ANSWER_TOKENS.min(context / 4) };
-    let mut rx = engine.generate(messages, sampling, cancel);
-    let mut text = String::new();
-    let mut stats = GenerationStats::default();
-    while let Some(event) = rx.recv().await {
-        match event? {
-            GenerationEvent::Text(piece) => {
-                on_text(&piece);
-                text.push_str(&piece);
-            }
-            GenerationEvent::Finished { stats: s, .. } => stats = s,
-        }
-    }
+    let reply = engine.complete(messages, sampling, cancel, on_text).await?;
     // Pages shown, and pages the shown summaries (and the overview) cite.
     let mut allowed: BTreeSet<u32> = chosen.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
     for s in chosen.iter().filter(|s| s.summary) {
         allowed.extend(check_citations(&s.text, |_| true).pages);
     }
     allowed.extend(check_citations(&overview, |_| true).pages);
-    let checked = check_citations(&text, |p| allowed.contains(&p));
+    let checked = check_citations(&reply.text, |p| allowed.contains(&p));
     Ok(DocumentAnswer {
         citations: citations_with_claims(&checked.text),
         text: checked.text,
         removed_citations: checked.removed,
         sources: chosen,
-        stats,
+        stats: reply.stats,
     })
 }
 

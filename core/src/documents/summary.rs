@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::saved::{self, SavedDocument, SummaryNode};
 use super::Page;
-use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, GenerationEvent, PromptMessage, Sampling};
+use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, PromptMessage, Sampling};
 use crate::store::{Role, Store, StoreError};
 
 const LEAF_SYSTEM: &str = "You summarize one part of a longer document for an analyst. Each page of the \
@@ -419,7 +419,8 @@ impl Tracker<'_> {
         let user = format!("From \"{}\", {pages}:\n\n{}", self.doc.title, input.text);
         let messages = vec![PromptMessage::new(Role::System, system), PromptMessage::new(Role::User, user)];
         let sampling = Sampling { temperature: 0.2, top_p: 0.9, greedy: false, max_tokens: self.output };
-        let (raw, reason) = generate(self.engine, messages, sampling, self.cancel.clone()).await?;
+        let reply = self.engine.complete(messages, sampling, self.cancel.clone(), |_| {}).await?;
+        let (raw, reason) = (reply.text, reply.reason);
         if reason == FinishReason::Cancelled {
             return Err(SummaryError::Cancelled { done: clock.written, steps: clock.steps });
         }
@@ -453,24 +454,6 @@ fn drop_unfinished_line(text: &str) -> String {
         Some(i) => text[..i].to_owned(),
         None => text.to_owned(),
     }
-}
-
-async fn generate(
-    engine: &Engine,
-    messages: Vec<PromptMessage>,
-    sampling: Sampling,
-    cancel: CancellationToken,
-) -> Result<(String, FinishReason), EngineError> {
-    let mut rx = engine.generate(messages, sampling, cancel);
-    let mut text = String::new();
-    let mut reason = FinishReason::Stop;
-    while let Some(event) = rx.recv().await {
-        match event? {
-            GenerationEvent::Text(piece) => text.push_str(&piece),
-            GenerationEvent::Finished { reason: r, .. } => reason = r,
-        }
-    }
-    Ok((text, reason))
 }
 
 /// Every page as pieces that fit `budget` tokens: whole pages when they fit, else cut at

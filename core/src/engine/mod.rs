@@ -268,6 +268,17 @@ pub enum GenerationEvent {
     },
 }
 
+/// A whole reply, from [`Engine::complete`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The text.
+    pub text: String,
+    /// Why it ended.
+    pub reason: FinishReason,
+    /// Measurements.
+    pub stats: GenerationStats,
+}
+
 /// A loaded model, ready to generate. Cheap to clone; clones share the model.
 #[derive(Clone)]
 pub struct Engine {
@@ -514,6 +525,33 @@ impl Engine {
             return Err(failed("the text is too short to measure (it needs at least two tokens)".into()));
         }
         Ok(Perplexity { perplexity: (nll / scored as f64).exp(), tokens: tokens.len() })
+    }
+
+    /// Generates a whole reply to `messages`, handing each piece of text to `on_text` as it
+    /// comes (see [`Engine::generate`]).
+    pub async fn complete(
+        &self,
+        messages: Vec<PromptMessage>,
+        sampling: Sampling,
+        cancel: CancellationToken,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<Completion, EngineError> {
+        let mut rx = self.generate(messages, sampling, cancel);
+        let mut done =
+            Completion { text: String::new(), reason: FinishReason::Stop, stats: GenerationStats::default() };
+        while let Some(event) = rx.recv().await {
+            match event? {
+                GenerationEvent::Text(piece) => {
+                    on_text(&piece);
+                    done.text.push_str(&piece);
+                }
+                GenerationEvent::Finished { reason, stats } => {
+                    done.reason = reason;
+                    done.stats = stats;
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Streams a reply to `messages`. The receiver yields text pieces, then exactly one

@@ -141,12 +141,7 @@ pub async fn summarize_document(
 /// The text of one page, for the view a citation opens.
 #[tauri::command]
 pub async fn document_page(session: SessionState<'_>, document_id: i64, page: u32) -> Result<String, ApiError> {
-    let pages = session.document_pages(document_id).await?;
-    pages
-        .into_iter()
-        .find(|p| p.number == page)
-        .map(|p| p.text)
-        .ok_or_else(|| ApiError::new(crate::dto::ErrorCode::NotFound, format!("the document has no page {page}")))
+    Ok(session.document_page(document_id, page).await?.text)
 }
 
 /// Answers a follow-up question about a document, streaming the text; `stop_reply` with the

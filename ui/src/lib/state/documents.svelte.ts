@@ -66,6 +66,12 @@ function entryFor(document: DocumentDto, summary: SummaryDto | null): DocumentEn
   };
 }
 
+/** An entry for a file that is being read, or could not be. */
+function pendingEntry(key: string, name: string, openError: ApiError | null = null): DocumentEntry {
+  const placeholder: DocumentDto = { id: -1, title: name, path: '', pageCount: 0, warnings: [], conversationId: null };
+  return { ...entryFor(placeholder, null), key, document: null, opening: openError === null, openError };
+}
+
 export class DocumentsState {
   entries = $state<DocumentEntry[]>([]);
   selectedKey = $state<string | null>(null);
@@ -89,8 +95,7 @@ export class DocumentsState {
   handleEvent(event: DocumentEventDto): void {
     const openingKey = `open-${event.key}`;
     if (event.kind === 'opening') {
-      const entry: DocumentEntry = { ...entryFor({ id: -1, title: event.name, path: '', pageCount: 0, warnings: [], conversationId: null }, null), key: openingKey, document: null, opening: true };
-      this.entries.unshift(entry);
+      this.entries.unshift(pendingEntry(openingKey, event.name));
       this.selectedKey = openingKey;
       return;
     }
@@ -101,7 +106,7 @@ export class DocumentsState {
         failed.opening = false;
         failed.openError = event.error;
       } else {
-        this.entries.unshift({ ...entryFor({ id: -1, title: event.name, path: '', pageCount: 0, warnings: [], conversationId: null }, null), key: openingKey, document: null, openError: event.error });
+        this.entries.unshift(pendingEntry(openingKey, event.name, event.error));
       }
       return;
     }
@@ -149,12 +154,7 @@ export class DocumentsState {
     try {
       await api.chooseDocuments();
     } catch (e) {
-      this.entries.unshift({
-        ...entryFor({ id: -1, title: 'Open documents', path: '', pageCount: 0, warnings: [], conversationId: null }, null),
-        key: `open-dialog-${Date.now()}`,
-        document: null,
-        openError: api.asApiError(e),
-      });
+      this.entries.unshift(pendingEntry(`open-dialog-${Date.now()}`, 'Open documents', api.asApiError(e)));
     }
   }
 
