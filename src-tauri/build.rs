@@ -6,6 +6,7 @@ const COMMANDS: &[&str] = &[
     "use_starter_model",
     "choose_model_file",
     "plan_models",
+    "use_model",
     "list_conversations",
     "get_messages",
     "search_messages",

@@ -239,7 +239,8 @@ fn cpu_features() -> Vec<String> {
 }
 
 /// NVIDIA GPUs through NVML; none when the driver or library is absent.
-fn nvidia_gpus() -> Vec<Gpu> {
+/// The NVIDIA GPUs NVML reports now (none without a driver).
+pub fn nvidia_gpus() -> Vec<Gpu> {
     let nvml = match nvml_wrapper::Nvml::init() {
         Ok(nvml) => nvml,
         Err(e) => {

@@ -15,8 +15,12 @@
 //! - [`download`]: resumable, verified downloads from a Hugging Face endpoint into the hub
 //!   cache, with a persistent queue.
 //! - [`library`]: the models on disk (downloaded or imported), validated.
+//! - [`measure`]: what a model really takes here (memory, decode speed), kept beside the
+//!   planner's estimates.
 //! - [`secrets`]: the Hugging Face token in the OS keyring.
 //! - [`store`]: conversations and messages in SQLite (sqlx), with full-text search.
+//! - [`choose`]: making a model the chat model (`models use`, "Use this model"): found on
+//!   disk or downloaded, loaded as its plan says, measured, remembered.
 //! - [`chat`]: one chat turn end to end — history through the chat template, fitting the
 //!   context window, streaming the reply while saving it.
 //! - [`codebase`]: indexing a code folder (tree-sitter chunks, tantivy BM25, incremental) and
@@ -38,6 +42,7 @@
 
 pub mod catalog;
 pub mod chat;
+pub mod choose;
 pub mod codebase;
 pub mod config;
 pub mod convert;
@@ -47,6 +52,7 @@ pub mod download;
 pub mod engine;
 pub mod hardware;
 pub mod library;
+pub mod measure;
 pub mod planner;
 pub mod secrets;
 pub mod session;

@@ -159,6 +159,22 @@ pub struct Candidate {
     pub node_settings: Vec<String>,
     /// Why, in words.
     pub explanation: String,
+    /// Figures measured on this machine, when this variant has been loaded here; the memory
+    /// and speed above already use them.
+    pub measured: Option<Measured>,
+}
+
+/// What loading a catalog variant really took on this machine (see [`crate::measure`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measured {
+    /// The variant id, `model:quant`.
+    pub variant: String,
+    /// Resident memory the CPU side took (weights on the CPU, runtime).
+    pub resident_bytes: u64,
+    /// Memory taken on each NVIDIA GPU, in device order.
+    pub gpu_bytes: Vec<u64>,
+    /// Measured decode speed.
+    pub tokens_per_second: Option<f64>,
 }
 
 /// The result of planning.
@@ -289,16 +305,95 @@ impl Setting<'_> {
 
 /// Plans `catalog`'s Llama models for the machine `profile` describes.
 pub fn plan(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptions) -> Plan {
+    plan_measured(profile, catalog, options, &[])
+}
+
+/// Plans as [`plan`] does, but where a variant has been measured on this machine its measured
+/// memory (when above the estimate) and decode speed replace the estimates: a variant that
+/// proved larger than its budget no longer fits, one that proved slower ranks by its real speed.
+pub fn plan_measured(
+    profile: &HardwareProfile,
+    catalog: &Catalog,
+    options: PlanOptions,
+    measured: &[Measured],
+) -> Plan {
     let mut candidates = Vec::new();
     for model in catalog.models.iter().filter(|m| !m.starter) {
         for variant in &model.variants {
-            candidates.push(place(profile, model, variant, options));
+            let mut c = place(profile, model, variant, options);
+            let id = Catalog::variant_id(model, variant);
+            if let Some(m) = measured.iter().find(|m| m.variant == id) {
+                apply_measured(&mut c, m);
+            }
+            candidates.push(c);
         }
     }
     candidates.sort_by(|a, b| rank(a, b, catalog, options.prefer));
     let recommended = candidates.iter().find(|c| usable(c)).cloned();
     let reason_if_none = recommended.is_none().then(|| why_none(&candidates, profile, catalog, options));
     Plan { recommended, candidates, reason_if_none }
+}
+
+/// How one catalog variant (any, the starter included) would run on this machine.
+pub fn place_variant(
+    profile: &HardwareProfile,
+    catalog: &Catalog,
+    variant_id: &str,
+    options: PlanOptions,
+) -> Option<Candidate> {
+    let (model, variant) = catalog.find_variant(variant_id)?;
+    Some(place(profile, model, variant, options))
+}
+
+/// For a candidate that splits layers between GPUs and the CPU, how many layers go on each
+/// GPU, in device order (empty for any other placement: the engine places it itself).
+pub fn gpu_layers(c: &Candidate, catalog: &Catalog) -> Vec<u32> {
+    let (Placement::LayerSplit { .. }, Some(model)) = (&c.placement, catalog.model(&c.model)) else {
+        return Vec::new();
+    };
+    let layer_weights = c.weights_bytes.div_ceil(u64::from(model.layers.max(1))).max(1);
+    c.devices
+        .iter()
+        .filter(|d| d.device.starts_with("cuda:"))
+        .map(|d| u32::try_from(d.weights_bytes / layer_weights).unwrap_or(u32::MAX))
+        .collect()
+}
+
+/// Puts measured figures in place of the estimates. Memory measured after a short reply holds
+/// the weights and the runtime, not a long context's KV cache, so the measured figure raises
+/// the overhead where it exceeds weights plus estimated overhead; it never lowers an estimate.
+fn apply_measured(c: &mut Candidate, m: &Measured) {
+    if c.fit == Fit::TooLarge {
+        return;
+    }
+    for d in &mut c.devices {
+        let taken = if d.device == "cpu" {
+            Some(m.resident_bytes)
+        } else {
+            d.device
+                .strip_prefix("cuda:")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| m.gpu_bytes.get(i).copied())
+        };
+        if let Some(taken) = taken {
+            d.overhead_bytes = d.overhead_bytes.max(taken.saturating_sub(d.weights_bytes));
+        }
+    }
+    let mut said = format!(" Measured on this machine: {} resident", gib(m.resident_bytes));
+    for (i, bytes) in m.gpu_bytes.iter().enumerate().filter(|(_, b)| **b > 0) {
+        said.push_str(&format!(", {} on cuda:{i}", gib(*bytes)));
+    }
+    if let Some(t) = m.tokens_per_second {
+        c.tokens_per_second_estimate = t;
+        said.push_str(&format!(", {t:.1} tokens/s"));
+    }
+    said.push('.');
+    if !fits(&c.devices) {
+        c.fit = Fit::TooLarge;
+        said.push_str(" That is more than this machine can give it at the planned context.");
+    }
+    c.explanation.push_str(&said);
+    c.measured = Some(m.clone());
 }
 
 fn usable(c: &Candidate) -> bool {
@@ -368,6 +463,7 @@ fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, 
         devices,
         node_settings: Vec::new(),
         explanation: String::new(),
+        measured: None,
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
+use crate::choose::{self, ChooseError, OnDisk, Resolution, Target};
 use crate::codebase::answer::{self, AskError, CodeAnswer};
 use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
@@ -23,9 +24,10 @@ use crate::documents::{
 };
 use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
-use crate::engine::{CancellationToken, Engine, EngineError, Isq, LoadOptions, ModelInfo};
+use crate::engine::{CancellationToken, Engine, EngineError, Isq, LoadOptions, LoadProgress, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel, ModelFormat};
+use crate::measure::{self, Measurement, Measurements, Probe};
 use crate::planner::{self, Plan, PlanOptions};
 use crate::store::Role;
 use crate::store::{Store, StoreError};
@@ -34,11 +36,6 @@ use crate::store::{Store, StoreError};
 const LAST_PROJECT_KEY: &str = "code.last_project";
 /// Environment variable naming a code folder to open at start-up.
 pub const PROJECT_ENV: &str = "ALTIPLANO_PROJECT";
-
-/// Setting key holding the last model that loaded successfully.
-const LAST_MODEL_KEY: &str = "model.last_path";
-/// Setting key holding the in-situ quantization it loaded with (empty: none).
-const LAST_ISQ_KEY: &str = "model.last_isq";
 
 /// Where the model stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,6 +47,8 @@ pub enum ModelState {
     Loading {
         /// The file.
         path: PathBuf,
+        /// How far it has got.
+        progress: LoadProgress,
     },
     /// Ready to chat.
     Ready {
@@ -120,6 +119,27 @@ pub enum SessionError {
     /// A follow-up question could not be answered.
     #[error(transparent)]
     FollowUp(#[from] FollowUpError),
+    /// A model could not be chosen.
+    #[error(transparent)]
+    Choose(#[from] ChooseError),
+}
+
+/// What [`Session::use_model`] set going.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UseStarted {
+    /// The model was on disk; it is loaded, measured, and the chat model now.
+    Loaded {
+        /// The model.
+        info: ModelInfo,
+        /// What it took.
+        measurement: Measurement,
+    },
+    /// It is downloading; it loads when the download completes.
+    Downloading {
+        /// The download job.
+        job: DownloadJob,
+    },
 }
 
 /// See the module documentation.
@@ -239,11 +259,116 @@ impl Session {
     }
 
     /// Plans the built-in catalog for this machine.
+    /// Plans the built-in catalog for this machine, with the figures measured here.
     pub async fn plan(&self, options: PlanOptions) -> Result<(HardwareProfile, Catalog, Plan), SessionError> {
         let profile = self.hardware().await;
         let catalog = Catalog::builtin()?;
-        let plan = planner::plan(&profile, &catalog, options);
+        let measured = self.measurements_table().for_planner(&measure::machine_id(&profile), &catalog).await?;
+        let plan = planner::plan_measured(&profile, &catalog, options, &measured);
         Ok((profile, catalog, plan))
+    }
+
+    /// What models really took on this machine, newest first.
+    pub async fn measurements(&self) -> Result<Vec<Measurement>, SessionError> {
+        let profile = self.hardware().await;
+        Ok(self.measurements_table().list(&measure::machine_id(&profile)).await?)
+    }
+
+    fn measurements_table(&self) -> Measurements {
+        Measurements::new(self.store.clone())
+    }
+
+    /// Makes `target` the chat model: a catalog variant id, a library id or a path. A model on
+    /// disk is loaded as its plan says (see [`choose::load_options`]), measured, and remembered;
+    /// a catalog variant not on disk is downloaded first, in the background, and loaded when the
+    /// download completes.
+    pub async fn use_model(self: &Arc<Self>, target: &str, isq: Option<Isq>) -> Result<UseStarted, SessionError> {
+        let catalog = Catalog::builtin()?;
+        let target = Target::parse(target, &catalog)?;
+        match choose::resolve(&self.library, &catalog, &target).await? {
+            Resolution::OnDisk(model) => {
+                let (info, measurement) = self.use_on_disk(&model, isq, &catalog).await?;
+                Ok(UseStarted::Loaded { info, measurement })
+            }
+            Resolution::Download { spec, variant } => {
+                let job = self.downloads.enqueue(&spec, Some(&variant)).await?;
+                let session = Arc::clone(self);
+                let id = job.id;
+                tokio::spawn(async move {
+                    match session.wait_for_download(id).await {
+                        Some(model_id) => {
+                            let loaded = async {
+                                let model = session.library.get(model_id).await?;
+                                let key = model.variant.clone().unwrap_or_else(|| model.path.display().to_string());
+                                session.use_on_disk(&OnDisk { model, key }, isq, &catalog).await
+                            };
+                            if let Err(e) = loaded.await {
+                                tracing::warn!("the downloaded model {model_id} could not be loaded: {e}");
+                            }
+                        }
+                        None => tracing::info!("download {id} did not complete; the chat model is unchanged"),
+                    }
+                });
+                Ok(UseStarted::Downloading { job })
+            }
+        }
+    }
+
+    async fn use_on_disk(
+        &self,
+        model: &OnDisk,
+        isq: Option<Isq>,
+        catalog: &Catalog,
+    ) -> Result<(ModelInfo, Measurement), SessionError> {
+        let options = choose::load_options(model, isq, catalog, &self.hardware().await)?;
+        self.load_measured(&model.model.path, options, &model.key).await
+    }
+
+    /// Waits for a download to end; the library id of its model when it completed.
+    async fn wait_for_download(&self, id: i64) -> Option<i64> {
+        use crate::download::queue::JobState;
+        let mut changes = self.downloads.subscribe();
+        loop {
+            let job = self.downloads.job(id).await.ok()?;
+            match job.state {
+                JobState::Completed => return job.model_id,
+                JobState::Cancelled => return None,
+                // A failed or paused download can be resumed from the Downloads list; keep waiting.
+                _ => {}
+            }
+            if changes.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Loads a model, measures what it takes on this machine before it replaces the current
+    /// one, records the figures, and makes it the chat model.
+    pub async fn load_measured(
+        &self,
+        path: &Path,
+        options: LoadOptions,
+        model_key: &str,
+    ) -> Result<(ModelInfo, Measurement), SessionError> {
+        let profile = self.hardware().await;
+        let machine = measure::machine_id(&profile);
+        let isq = options.isq;
+        let probe = Probe::start();
+        let profile = &profile;
+        let table = self.measurements_table();
+        let machine = &machine;
+        // Recorded before the new model is announced as ready, so whoever reacts to that
+        // (the Models page re-plans) sees the figures.
+        let (info, measurement) = self
+            .load_then(path, options, |engine| async move {
+                let measurement = probe.finish(&engine, isq, model_key, profile).await?;
+                if let Err(e) = table.record(machine, &measurement).await {
+                    tracing::warn!("could not record the model's measurements: {e}");
+                }
+                Ok(measurement)
+            })
+            .await?;
+        Ok((info, measurement))
     }
 
     /// Where the model stands now.
@@ -264,12 +389,7 @@ impl Session {
     /// The in-situ quantization to load `path` with at start-up: the one it was last loaded
     /// with, when it is the last model (see [`Session::load_model_with`]).
     pub async fn startup_isq(&self, path: &Path) -> Option<Isq> {
-        let last_path = self.store.setting(LAST_MODEL_KEY).await.ok().flatten()?;
-        if Path::new(&last_path) != path {
-            return None;
-        }
-        let last = self.store.setting(LAST_ISQ_KEY).await.ok().flatten()?;
-        [Isq::Q4k, Isq::Q5k, Isq::Q6k, Isq::Q8_0, Isq::Fp8].into_iter().find(|isq| isq.wire_name() == last)
+        choose::remembered(&self.store).await.filter(|c| c.path == path).and_then(|c| c.isq)
     }
 
     /// The model to load at start-up: `ALTIPLANO_MODEL` when set, else the last model that
@@ -278,10 +398,9 @@ impl Session {
         if let Some(path) = std::env::var_os(config::MODEL_ENV).filter(|p| !p.is_empty()) {
             return Some(PathBuf::from(path));
         }
-        if let Ok(Some(last)) = self.store.setting(LAST_MODEL_KEY).await {
-            let last = PathBuf::from(last);
-            if last.exists() {
-                return Some(last);
+        if let Some(last) = choose::remembered(&self.store).await {
+            if last.path.exists() {
+                return Some(last.path);
             }
         }
         config::starter_model().filter(|p| p.is_file())
@@ -296,21 +415,52 @@ impl Session {
     /// Loads a model (a GGUF file, or a safetensors folder quantized in place with `isq`) and
     /// makes it the chat model; it is loaded the same way at the next start.
     pub async fn load_model_with(&self, path: &Path, isq: Option<Isq>) -> Result<ModelInfo, SessionError> {
+        let (info, ()) =
+            self.load_then(path, LoadOptions { isq, ..LoadOptions::default() }, |_| async { Ok(()) }).await?;
+        Ok(info)
+    }
+
+    /// Loads a model, reporting progress in the model state; runs `before_swap` on the new
+    /// engine while the previous one still serves; then makes it the chat model and remembers it.
+    async fn load_then<T, F, Fut>(
+        &self,
+        path: &Path,
+        options: LoadOptions,
+        before_swap: F,
+    ) -> Result<(ModelInfo, T), SessionError>
+    where
+        F: FnOnce(Engine) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
+    {
         let _one_at_a_time = self.load_lock.lock().await;
-        self.state.send_replace(ModelState::Loading { path: path.to_path_buf() });
-        match Engine::open(path, LoadOptions { isq, ..LoadOptions::default() }).await {
-            Ok(engine) => {
+        let path_buf = path.to_path_buf();
+        self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress: LoadProgress::default() });
+        let isq = options.isq;
+        let (tx, mut rx) = watch::channel(LoadProgress::default());
+        let open = Engine::open(path, LoadOptions { progress: Some(tx), ..options });
+        tokio::pin!(open);
+        let loaded = loop {
+            tokio::select! {
+                loaded = &mut open => break loaded,
+                Ok(()) = rx.changed() => {
+                    let progress = *rx.borrow_and_update();
+                    self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress });
+                }
+            }
+        };
+        let loaded = match loaded {
+            Ok(engine) => before_swap(engine.clone()).await.map(|extra| (engine, extra)),
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Ok((engine, extra)) => {
                 let info = engine.info().clone();
                 *self.engine.write().await = Some(engine);
                 self.state.send_replace(ModelState::Ready { info: info.clone() });
-                let remembered = async {
-                    self.store.set_setting(LAST_MODEL_KEY, &info.path.to_string_lossy()).await?;
-                    self.store.set_setting(LAST_ISQ_KEY, isq.map(Isq::wire_name).unwrap_or("")).await
-                };
-                if let Err(e) = remembered.await {
+                if let Err(e) = choose::remember(&self.store, &info.path, isq).await {
                     tracing::warn!("could not remember the model: {e}");
                 }
-                Ok(info)
+                Ok((info, extra))
             }
             Err(e) => {
                 // Keep serving the previous model if there is one.

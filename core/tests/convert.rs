@@ -159,9 +159,10 @@ async fn quantizing_in_place_costs_little_perplexity() {
     let text = english_text();
     let mut measured = Vec::new();
     for isq in [None, Some(Isq::Q8_0), Some(Isq::Fp8), Some(Isq::Q4k)] {
-        let engine = Engine::open(&folder, LoadOptions { max_parallel_replies: 1, isq, evaluation: true })
-            .await
-            .unwrap_or_else(|e| panic!("{isq:?}: {e}"));
+        let engine =
+            Engine::open(&folder, LoadOptions { max_parallel_replies: 1, isq, evaluation: true, ..Default::default() })
+                .await
+                .unwrap_or_else(|e| panic!("{isq:?}: {e}"));
         let result = engine.perplexity(&text, 512).await.expect("perplexity");
         assert!(result.tokens >= 2000, "the text is long enough: {} tokens", result.tokens);
         assert!(result.perplexity.is_finite() && result.perplexity > 1.0, "{isq:?}: {result:?}");

@@ -3,7 +3,9 @@
 
 use altiplano_core::catalog::{Catalog, Quant};
 use altiplano_core::hardware::{Cpu, Gpu, GpuVendor, HardwareProfile, Os};
-use altiplano_core::planner::{plan, Backend, Fit, Placement, PlanOptions, Preference};
+use altiplano_core::planner::{
+    gpu_layers as gpu_layers_for, plan, plan_measured, Backend, Fit, Measured, Placement, PlanOptions, Preference,
+};
 use proptest::prelude::*;
 
 const GIB: u64 = 1 << 30;
@@ -296,4 +298,55 @@ fn when_nothing_is_recommended_the_reason_matches_the_cause() {
     // Nothing fits at all: says what would.
     let tiny = plan(&pc(4, 4, vec![]), &catalog, PlanOptions::default());
     assert!(tiny.reason_if_none.unwrap().contains("would run it"));
+}
+
+#[test]
+fn measured_figures_replace_estimates_and_can_change_the_recommendation() {
+    let catalog = Catalog::builtin().unwrap();
+    let laptop = pc(16, 8, vec![]);
+    let estimated = plan(&laptop, &catalog, PlanOptions::default());
+    let best = estimated.recommended.clone().unwrap();
+    assert_eq!((best.model.as_str(), best.quant), ("llama-3.1-8b-instruct", Quant::Q6K));
+    let id = "llama-3.1-8b-instruct:q6_k";
+
+    // Measured slower than reading speed: listed with the real figure, no longer recommended.
+    let slow =
+        Measured { variant: id.into(), resident_bytes: 7 * GIB, gpu_bytes: vec![], tokens_per_second: Some(1.5) };
+    let measured = plan_measured(&laptop, &catalog, PlanOptions::default(), &[slow]);
+    let row = measured.candidates.iter().find(|c| c.model == best.model && c.quant == Quant::Q6K).unwrap();
+    assert_eq!(row.tokens_per_second_estimate, 1.5);
+    assert!(
+        row.explanation.contains("Measured on this machine: 7.0 GiB resident, 1.5 tokens/s"),
+        "{}",
+        row.explanation
+    );
+    let now = measured.recommended.unwrap();
+    assert_ne!((now.model.as_str(), now.quant), ("llama-3.1-8b-instruct", Quant::Q6K));
+
+    // Measured larger than this machine can give: it no longer fits.
+    let big = Measured { variant: id.into(), resident_bytes: 15 * GIB, gpu_bytes: vec![], tokens_per_second: None };
+    let measured = plan_measured(&laptop, &catalog, PlanOptions::default(), &[big]);
+    let row = measured.candidates.iter().find(|c| c.model == best.model && c.quant == Quant::Q6K).unwrap();
+    assert_eq!(row.fit, Fit::TooLarge);
+    assert_eq!(row.tokens_per_second_estimate, best.tokens_per_second_estimate, "no speed measured: estimate kept");
+
+    // Measured smaller than the estimate: the estimate stands (a short reply's memory is a floor).
+    let small = Measured { variant: id.into(), resident_bytes: GIB, gpu_bytes: vec![], tokens_per_second: None };
+    let measured = plan_measured(&laptop, &catalog, PlanOptions::default(), &[small]);
+    assert_eq!(measured.recommended.unwrap().devices, best.devices);
+}
+
+#[test]
+fn a_plan_split_between_gpu_and_cpu_names_the_layers_for_each_gpu() {
+    let catalog = Catalog::builtin().unwrap();
+    let rig = pc(64, 16, nvidia("NVIDIA GeForce RTX 3090", 24, "8.6", 2));
+    let best = plan(&rig, &catalog, PlanOptions::default()).recommended.unwrap();
+    let Placement::LayerSplit { gpu_layers, cpu_layers } = best.placement else { panic!("{:?}", best.placement) };
+    let per_gpu = gpu_layers_for(&best, &catalog);
+    assert_eq!(per_gpu.len(), 2);
+    assert_eq!(per_gpu.iter().sum::<u32>(), gpu_layers);
+    assert!(cpu_layers > 0 && per_gpu.iter().all(|n| *n > 0), "{per_gpu:?} + {cpu_layers} on the CPU");
+    // One GPU that holds everything: the engine places it itself.
+    let one = plan(&pc(64, 16, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1)), &catalog, PlanOptions::default());
+    assert!(gpu_layers_for(&one.recommended.unwrap(), &catalog).is_empty());
 }

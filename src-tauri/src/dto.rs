@@ -6,18 +6,20 @@
 
 use altiplano_core::catalog::Catalog;
 use altiplano_core::chat::{ChatError, TurnOutcome};
+use altiplano_core::choose::ChooseError;
 use altiplano_core::codebase::answer::CodeAnswer;
 use altiplano_core::codebase::IndexReport;
 use altiplano_core::documents::followup::{DocumentAnswer, FollowUpError};
 use altiplano_core::documents::{OpenError, PageCitation, SavedDocument, Summary, SummaryError, SummaryProgress};
 use altiplano_core::download::queue::{DownloadJob, QueueError};
 use altiplano_core::download::DownloadError;
-use altiplano_core::engine::{EngineError, FinishReason, ModelInfo};
+use altiplano_core::engine::{EngineError, FinishReason, LoadProgress, ModelInfo};
 use altiplano_core::hardware::{GpuVendor, HardwareProfile};
 use altiplano_core::library::{LibraryError, LocalModel, ModelFormat, ModelSource};
+use altiplano_core::measure::Measurement;
 use altiplano_core::planner::{Backend, Candidate, Fit, Placement, Plan, Preference};
 use altiplano_core::secrets::SecretError;
-use altiplano_core::session::{ModelState, SessionError};
+use altiplano_core::session::{ModelState, SessionError, UseStarted};
 use altiplano_core::store::{Conversation, Message, MessageStatus, Role, SearchHit, StoreError};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -54,7 +56,7 @@ impl From<&ModelInfo> for ModelDto {
 #[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum ModelStateDto {
     None,
-    Loading { path: String },
+    Loading { path: String, progress: LoadProgressDto },
     Ready { model: ModelDto },
     Failed { path: String, message: String },
 }
@@ -63,9 +65,96 @@ impl From<ModelState> for ModelStateDto {
     fn from(state: ModelState) -> Self {
         match state {
             ModelState::None => Self::None,
-            ModelState::Loading { path } => Self::Loading { path: path.display().to_string() },
+            ModelState::Loading { path, progress } => {
+                Self::Loading { path: path.display().to_string(), progress: progress.into() }
+            }
             ModelState::Ready { info } => Self::Ready { model: ModelDto::from(&info) },
             ModelState::Failed { path, message } => Self::Failed { path: path.display().to_string(), message },
+        }
+    }
+}
+
+/// How far a model load has got.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct LoadProgressDto {
+    /// `checking`, `layers`, `finishing` or `done`.
+    pub stage: String,
+    pub layers_done: u32,
+    pub layers_total: u32,
+    /// The weights are quantized as they load.
+    pub quantizing: bool,
+}
+
+impl From<LoadProgress> for LoadProgressDto {
+    fn from(p: LoadProgress) -> Self {
+        Self {
+            stage: wire_name(&p.stage),
+            layers_done: p.layers_done,
+            layers_total: p.layers_total,
+            quantizing: p.quantizing,
+        }
+    }
+}
+
+/// What loading a model really took on this computer, beside the planner's estimate.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct MeasurementDto {
+    /// Catalog variant id, or the model's path.
+    pub model_key: String,
+    pub name: String,
+    pub isq: Option<String>,
+    #[ts(type = "number")]
+    pub resident_bytes: u64,
+    #[ts(type = "number[]")]
+    pub gpu_bytes: Vec<u64>,
+    pub decode_tokens_per_second: Option<f64>,
+    pub load_seconds: f64,
+    #[ts(type = "number | null")]
+    pub estimated_bytes: Option<u64>,
+    pub estimated_tokens_per_second: Option<f64>,
+    #[ts(type = "number")]
+    pub measured_at: i64,
+}
+
+impl From<Measurement> for MeasurementDto {
+    fn from(m: Measurement) -> Self {
+        Self {
+            model_key: m.model_key,
+            name: m.name,
+            isq: m.isq,
+            resident_bytes: m.resident_bytes,
+            gpu_bytes: m.gpu_bytes,
+            decode_tokens_per_second: m.decode_tokens_per_second,
+            load_seconds: m.load_seconds,
+            estimated_bytes: m.estimated_bytes,
+            estimated_tokens_per_second: m.estimated_tokens_per_second,
+            measured_at: m.measured_at,
+        }
+    }
+}
+
+/// What "Use this model" set going.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum UseStartedDto {
+    /// It was on disk: loaded, measured, the chat model now.
+    Loaded { model: ModelDto, measurement: MeasurementDto },
+    /// It is downloading; it loads when the download completes.
+    Downloading { job: DownloadJobDto },
+}
+
+impl From<UseStarted> for UseStartedDto {
+    fn from(u: UseStarted) -> Self {
+        match u {
+            UseStarted::Loaded { info, measurement } => {
+                Self::Loaded { model: ModelDto::from(&info), measurement: measurement.into() }
+            }
+            UseStarted::Downloading { job } => Self::Downloading { job: job.into() },
         }
     }
 }
@@ -381,6 +470,20 @@ pub struct CandidateDto {
     pub weights_bytes: u64,
     pub explanation: String,
     pub node_settings: Vec<String>,
+    /// Measured on this computer: the speed above is the measured one.
+    pub measured: Option<MeasuredDto>,
+}
+
+/// A candidate's figures measured on this computer.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct MeasuredDto {
+    #[ts(type = "number")]
+    pub resident_bytes: u64,
+    #[ts(type = "number[]")]
+    pub gpu_bytes: Vec<u64>,
+    pub tokens_per_second: Option<f64>,
 }
 
 impl CandidateDto {
@@ -424,6 +527,11 @@ impl CandidateDto {
             weights_bytes: c.weights_bytes,
             explanation: c.explanation.clone(),
             node_settings: c.node_settings.clone(),
+            measured: c.measured.as_ref().map(|m| MeasuredDto {
+                resident_bytes: m.resident_bytes,
+                gpu_bytes: m.gpu_bytes.clone(),
+                tokens_per_second: m.tokens_per_second,
+            }),
         }
     }
 }
@@ -437,15 +545,18 @@ pub struct ModelsPageDto {
     pub recommended: Option<CandidateDto>,
     pub candidates: Vec<CandidateDto>,
     pub reason_if_none: Option<String>,
+    /// What models really took on this computer, newest first.
+    pub measurements: Vec<MeasurementDto>,
 }
 
 impl ModelsPageDto {
-    pub fn new(profile: &HardwareProfile, catalog: &Catalog, plan: &Plan) -> Self {
+    pub fn new(profile: &HardwareProfile, catalog: &Catalog, plan: &Plan, measurements: Vec<Measurement>) -> Self {
         Self {
             hardware: profile.into(),
             recommended: plan.recommended.as_ref().map(|c| CandidateDto::new(c, catalog)),
             candidates: plan.candidates.iter().map(|c| CandidateDto::new(c, catalog)).collect(),
             reason_if_none: plan.reason_if_none.clone(),
+            measurements: measurements.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -526,6 +637,7 @@ impl From<SessionError> for ApiError {
         let e = match e {
             SessionError::Download(e) => return e.into(),
             SessionError::Library(e) => return e.into(),
+            SessionError::Choose(ChooseError::Library(e)) => return e.into(),
             other => other,
         };
         let code = match &e {
@@ -549,6 +661,9 @@ impl From<SessionError> for ApiError {
                 engine_code(e)
             }
             SessionError::Summary(SummaryError::Store(e)) => store_code(e),
+            SessionError::Choose(ChooseError::UnknownTarget(_) | ChooseError::IsqOnGguf(_)) => ErrorCode::Invalid,
+            SessionError::Choose(ChooseError::NoStarter(_)) => ErrorCode::ModelNotFound,
+            SessionError::Choose(ChooseError::Download(e)) => download_code(e.code()),
             _ => ErrorCode::Internal,
         };
         Self::new(code, e.to_string())

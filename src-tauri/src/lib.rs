@@ -91,6 +91,7 @@ pub fn run() -> Result<(), StartupError> {
             commands::model::use_starter_model,
             commands::model::choose_model_file,
             commands::model::plan_models,
+            commands::model::use_model,
             commands::conversations::list_conversations,
             commands::conversations::get_messages,
             commands::conversations::search_messages,

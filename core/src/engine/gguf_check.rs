@@ -21,6 +21,8 @@ pub(crate) struct GgufSummary {
     pub context_length: Option<u64>,
     /// Number of tensors.
     pub tensor_count: u64,
+    /// Each tensor's name and its bytes in the file (absolute offsets, end exclusive).
+    pub tensors: Vec<(String, u64, u64)>,
 }
 
 /// Why a file is not a usable GGUF model.
@@ -190,7 +192,8 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
         )));
     }
 
-    let mut summary = GgufSummary { architecture: None, name: None, context_length: None, tensor_count };
+    let mut summary =
+        GgufSummary { architecture: None, name: None, context_length: None, tensor_count, tensors: Vec::new() };
     let mut alignment = 32u64;
     let mut context_lengths = Vec::new();
     for _ in 0..kv_count {
@@ -236,8 +239,13 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
             .and_then(|b| b.checked_add(offset))
             .ok_or_else(|| GgufProblem::Corrupt(format!("tensor {name} is impossibly large")))?;
         data_end = data_end.max(bytes);
+        summary.tensors.push((name, offset, bytes));
     }
     let data_start = w.pos.div_ceil(alignment) * alignment;
+    for (_, start, end) in &mut summary.tensors {
+        *start = start.saturating_add(data_start);
+        *end = end.saturating_add(data_start);
+    }
     let expected = data_start.saturating_add(data_end);
     if expected > len {
         return Err(GgufProblem::Truncated { expected, actual: len });

@@ -12,13 +12,19 @@
 //! Nothing but this module touches mistralrs.
 
 pub(crate) mod gguf_check;
+mod progress;
+
+use progress::{Layout, Watcher};
+pub use progress::{LoadProgress, LoadStage};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use either::Either;
-use mistralrs::core::{GGUFLoaderBuilder, GGUFSpecificConfig, MistralRsBuilder};
+use mistralrs::core::{
+    DeviceLayerMapMetadata, DeviceMapMetadata, GGUFLoaderBuilder, GGUFSpecificConfig, MistralRsBuilder,
+};
 use mistralrs::{
     AutoDeviceMapParams, DefaultSchedulerMethod, Device, DeviceMapSetting, Model, ModelDType, RequestBuilder, Response,
     SamplingParams, SchedulerConfig, TextMessageRole, TextMessages, TokenSource,
@@ -96,11 +102,54 @@ pub struct LoadOptions {
     /// Load for [`Engine::perplexity`] only: no prefix cache (a cache hit would skip the very
     /// positions whose logits are wanted). Do not chat with such an engine.
     pub evaluation: bool,
+    /// Where to report how far the load has got (layers read of the total).
+    pub progress: Option<tokio::sync::watch::Sender<LoadProgress>>,
+    /// Layers to put on each GPU, in device order, the rest on the CPU (the plan's split);
+    /// empty lets the engine place the model (all on one GPU, tensor parallel with NCCL, or
+    /// the CPU).
+    pub gpu_layers: Vec<u32>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { max_parallel_replies: 4, isq: None, evaluation: false }
+        Self { max_parallel_replies: 4, isq: None, evaluation: false, progress: None, gpu_layers: Vec::new() }
+    }
+}
+
+/// How often a load's progress is looked at.
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+
+impl LoadOptions {
+    fn report(&self, progress: LoadProgress) {
+        if let Some(sender) = &self.progress {
+            sender.send_replace(progress);
+        }
+    }
+
+    /// Watches `layout` while the engine reads it; `None` when nobody listens.
+    fn watch(&self, layout: Layout) -> Option<Watcher> {
+        let sender = self.progress.clone()?;
+        Some(Watcher::start(layout, self.isq.is_some(), sender, PROGRESS_EVERY))
+    }
+
+    /// The device map: the plan's split when there is one, else mistral.rs's own.
+    fn device_map(&self) -> DeviceMapSetting {
+        if self.gpu_layers.iter().all(|n| *n == 0) {
+            return DeviceMapSetting::Auto(AutoDeviceMapParams::default_text());
+        }
+        let layers = self
+            .gpu_layers
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(ordinal, n)| DeviceLayerMapMetadata { ordinal, layers: *n as usize })
+            .collect();
+        DeviceMapSetting::Map(DeviceMapMetadata::from_num_device_layers(layers))
+    }
+
+    fn report_done(&self, layers: u32) {
+        let quantizing = self.isq.is_some();
+        self.report(LoadProgress { stage: LoadStage::Done, layers_done: layers, layers_total: layers, quantizing });
     }
 }
 
@@ -141,6 +190,23 @@ impl Isq {
             Self::Q8_0 => "q8_0",
             Self::Fp8 => "fp8",
         }
+    }
+
+    /// The type a catalog variant's `isq` names, as mistral.rs spells it (`F8E4M3`, `Q4K`).
+    pub fn from_catalog(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "Q4K" => Some(Self::Q4k),
+            "Q5K" => Some(Self::Q5k),
+            "Q6K" => Some(Self::Q6k),
+            "Q8_0" => Some(Self::Q8_0),
+            "F8E4M3" | "FP8" => Some(Self::Fp8),
+            _ => None,
+        }
+    }
+
+    /// Parses [`Isq::wire_name`].
+    pub fn from_wire(name: &str) -> Option<Self> {
+        [Self::Q4k, Self::Q5k, Self::Q6k, Self::Q8_0, Self::Fp8].into_iter().find(|i| i.wire_name() == name)
     }
 }
 
@@ -295,6 +361,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads a GGUF model from a local file, offline.
     pub async fn load(path: &Path, options: LoadOptions) -> Result<Self, EngineError> {
+        options.report(LoadProgress::default());
         let path = validate_path(path)?;
         let checked_path = path.clone();
         let summary = tokio::task::spawn_blocking(move || gguf_check::check(&checked_path))
@@ -312,10 +379,16 @@ impl Engine {
         let max_seqs = options.max_parallel_replies.max(1);
         // mistral.rs panics on some bad inputs; a task turns a panic into a JoinError.
         let prefix_cache = if options.evaluation { None } else { Some(16) };
-        let model = tokio::spawn(async move { build_model(&load_path, max_seqs, prefix_cache).await })
+        let layout = Layout::gguf(&path, &summary.tensors);
+        let layers = layout.layers();
+        let watcher = options.watch(layout);
+        let device_map = options.device_map();
+        let model = tokio::spawn(async move { build_model(&load_path, max_seqs, prefix_cache, device_map).await })
             .await
             .map_err(|e| EngineError::Load { path: path.clone(), reason: panic_message(e) })?
             .map_err(|e| EngineError::Load { path: path.clone(), reason: format!("{e:#}") })?;
+        drop(watcher);
+        options.report_done(layers);
 
         let context_length = model
             .max_sequence_length()
@@ -355,6 +428,7 @@ impl Engine {
     /// quantized in place when `options.isq` is set. Missing or malformed files are named
     /// before mistral.rs sees the folder.
     pub async fn load_folder(dir: &Path, options: LoadOptions) -> Result<Self, EngineError> {
+        options.report(LoadProgress { quantizing: options.isq.is_some(), ..LoadProgress::default() });
         let dir = std::path::absolute(dir).map_err(|_| EngineError::ModelNotFound(dir.to_path_buf()))?;
         if !dir.is_dir() {
             return Err(EngineError::ModelNotFound(dir));
@@ -373,6 +447,7 @@ impl Engine {
                 .with_dtype(dtype)
                 .with_max_num_seqs(options.max_parallel_replies.max(1))
                 .with_prefix_cache_n(if options.evaluation { None } else { Some(16) })
+                .with_device_mapping(options.device_map())
         };
         let source = dir.to_string_lossy().into_owned();
         // An in-situ quantized model is cached as UQFF (keyed by the ISQ type and the source
@@ -395,11 +470,22 @@ impl Engine {
             ),
             (None, _) => (configure(mistralrs::TextModelBuilder::new(&source)), None),
         };
+        // A cached load reads the layers' unquantized tensors (norms) from the cache's residual
+        // weights instead of the model's own files.
+        let mut shards = summary.shards.clone();
+        if let (Some(QuantizationCache::Reused), Some(c)) = (cache_use, &cache) {
+            shards = vec![c.dir.join("residual.safetensors")];
+        }
+        let layout = Layout::safetensors(&shards);
+        let layers = layout.layers();
+        let watcher = options.watch(layout);
         // mistral.rs panics on some bad inputs; a task turns a panic into a JoinError.
         let model = tokio::spawn(async move { builder.build().await })
             .await
             .map_err(|e| EngineError::Load { path: dir.clone(), reason: panic_message(e) })?
             .map_err(|e| EngineError::Load { path: dir.clone(), reason: format!("{e:#}") })?;
+        drop(watcher);
+        options.report_done(layers);
         if let (Some(QuantizationCache::Written), Some(cache)) = (cache_use, &cache) {
             // Only a finished cache is ever read: the marker is written last.
             if let Err(e) = std::fs::write(cache.dir.join(UQFF_COMPLETE), &summary.fingerprint) {
@@ -583,6 +669,8 @@ struct FolderSummary {
     /// SHA-256 over config.json and each weight file's name, size and modification time: a
     /// changed source gets a new quantization cache.
     fingerprint: String,
+    /// The weight files.
+    shards: Vec<PathBuf>,
 }
 
 /// File written last into a finished UQFF cache folder.
@@ -695,7 +783,7 @@ fn check_folder(dir: &Path) -> Result<FolderSummary, String> {
         }
         hex::encode(hasher.finalize())
     };
-    Ok(FolderSummary { architecture, context_length, weight_bytes, fingerprint })
+    Ok(FolderSummary { architecture, context_length, weight_bytes, fingerprint, shards })
 }
 
 fn validate_path(path: &Path) -> Result<PathBuf, EngineError> {
@@ -709,7 +797,12 @@ fn validate_path(path: &Path) -> Result<PathBuf, EngineError> {
     std::path::absolute(path).map_err(|_| EngineError::ModelNotFound(path.to_path_buf()))
 }
 
-async fn build_model(path: &Path, max_seqs: usize, prefix_cache: Option<usize>) -> anyhow::Result<Model> {
+async fn build_model(
+    path: &Path,
+    max_seqs: usize,
+    prefix_cache: Option<usize>,
+    device_map: DeviceMapSetting,
+) -> anyhow::Result<Model> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let file = path
         .file_name()
@@ -731,16 +824,7 @@ async fn build_model(path: &Path, max_seqs: usize, prefix_cache: Option<usize>) 
     let dtype = if matches!(device, Device::Cpu) { ModelDType::F32 } else { ModelDType::Auto };
     let load_device = device.clone();
     let pipeline = tokio::task::spawn_blocking(move || {
-        loader.load_model_from_hf(
-            None,
-            TokenSource::None,
-            &dtype,
-            &load_device,
-            true,
-            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
-            None,
-            None,
-        )
+        loader.load_model_from_hf(None, TokenSource::None, &dtype, &load_device, true, device_map, None, None)
     })
     .await??;
     let scheduler = SchedulerConfig::DefaultScheduler { method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?) };

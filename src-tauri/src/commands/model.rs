@@ -7,7 +7,9 @@ use altiplano_core::planner::PlanOptions;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, ErrorCode, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto};
+use crate::dto::{
+    ApiError, ErrorCode, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto, UseStartedDto,
+};
 
 fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
     StatusDto {
@@ -63,5 +65,13 @@ pub async fn plan_models(
     prefer: PreferenceDto,
 ) -> Result<ModelsPageDto, ApiError> {
     let (profile, catalog, plan) = session.plan(PlanOptions { context_tokens, prefer: prefer.into() }).await?;
-    Ok(ModelsPageDto::new(&profile, &catalog, &plan))
+    let measurements = session.measurements().await?;
+    Ok(ModelsPageDto::new(&profile, &catalog, &plan, measurements))
+}
+
+/// "Use this model": a catalog variant id (downloaded first when it is not on disk) or a
+/// library model id. Loaded as its plan says, measured, and made the chat model.
+#[tauri::command]
+pub async fn use_model(session: SessionState<'_>, target: String) -> Result<UseStartedDto, ApiError> {
+    Ok(session.inner().use_model(&target, None).await?.into())
 }

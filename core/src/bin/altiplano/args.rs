@@ -97,10 +97,12 @@ pub struct SummarizeArgs {
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// The model: a GGUF file, or a safetensors folder.
+    /// The model: a GGUF file, or a safetensors folder (default: the model chosen with
+    /// `altiplano models use` or in the app, else the starter model).
     #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
-    pub model: PathBuf,
-    /// Quantize a safetensors model in place as it loads.
+    pub model: Option<PathBuf>,
+    /// Quantize a safetensors model in place as it loads (default for the chosen model: the
+    /// quantization it was chosen with).
     #[arg(long, value_enum, value_name = "TYPE")]
     pub isq: Option<altiplano_core::engine::Isq>,
     /// Continue this conversation (default: start a new one).
@@ -201,6 +203,20 @@ pub enum ModelsCommand {
     Rm {
         /// Model id (from `models list`).
         id: i64,
+    },
+    /// Make a model the chat model (of `altiplano chat` and the app): a catalog variant
+    /// (downloaded first when it is not on disk), a model id of `models list`, or a GGUF file or
+    /// safetensors folder. It is loaded as its plan says, and what it really takes here (memory,
+    /// decode speed) is recorded beside the planner's estimate.
+    Use {
+        /// Variant id (e.g. llama-3.1-8b-instruct:q4_k_m), model id, or path.
+        target: String,
+        /// Quantize a safetensors model in place as it loads (default: the variant's own, if any).
+        #[arg(long, value_enum, value_name = "TYPE")]
+        isq: Option<altiplano_core::engine::Isq>,
+        /// Print JSON: { "model", "measurement" }.
+        #[arg(long)]
+        json: bool,
     },
     /// Register a GGUF file or a safetensors folder already on disk, after checking it.
     Import {

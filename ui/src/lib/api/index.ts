@@ -27,12 +27,17 @@ import type { DocumentAnswerDto } from './bindings/DocumentAnswerDto';
 import type { OpenedDocumentDto } from './bindings/OpenedDocumentDto';
 import type { SummaryDto } from './bindings/SummaryDto';
 import type { SummaryProgressDto } from './bindings/SummaryProgressDto';
+import type { UseStartedDto } from './bindings/UseStartedDto';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings/ErrorCode';
 export type { ModelsPageDto, PreferenceDto };
 export type { CandidateDto } from './bindings/CandidateDto';
 export type { ModelStateDto } from './bindings/ModelStateDto';
+export type { LoadProgressDto } from './bindings/LoadProgressDto';
+export type { MeasurementDto } from './bindings/MeasurementDto';
+export type { MeasuredDto } from './bindings/MeasuredDto';
+export type { UseStartedDto };
 export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
 export type { ProjectDto, ProjectEventDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
 export type { SkipCountDto } from './bindings/SkipCountDto';
@@ -209,6 +214,11 @@ export const setDownloadEndpoint = (endpoint: string): Promise<void> => invoke('
 export const importModel = (folder: boolean): Promise<LocalModelDto | null> => invoke('import_model', { folder });
 /** Deletes a downloaded model's files, or forgets an imported one (its files stay). */
 export const removeModel = (id: number): Promise<void> => invoke('remove_model', { id });
+/**
+ * "Use this model": a catalog variant id (downloaded first when not on disk, then loaded when
+ * the download completes) or a library model id; loaded as planned, measured, made the chat model.
+ */
+export const useModel = (target: string): Promise<UseStartedDto> => invoke('use_model', { target });
 /** Loads a GGUF model from the library as the chat model. */
 export const loadLocalModel = (id: number): Promise<ModelDto> => invoke('load_local_model', { id });
 

@@ -100,7 +100,7 @@ describe('answers', () => {
     const ready = { state: 'ready', model: {} } as ModelStateDto;
     expect(askBlocker(false, ready)).toBe('Open a folder to ask about its code.');
     expect(askBlocker(true, ready)).toBeNull();
-    expect(askBlocker(true, { state: 'loading', path: '/m.gguf' })).toBe('The model is loading; ask when it is ready.');
+    expect(askBlocker(true, { state: 'loading', path: '/m.gguf', progress: { stage: 'layers', layersDone: 3, layersTotal: 30, quantizing: false } })).toBe('The model is loading; ask when it is ready.');
     expect(askBlocker(true, { state: 'none' })).toMatch(/^Load a model/);
     expect(askBlocker(true, { state: 'failed', path: '/m.gguf', message: 'bad' })).toMatch(/^Load a model/);
     expect(askBlocker(true, undefined)).toMatch(/^Load a model/);

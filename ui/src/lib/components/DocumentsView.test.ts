@@ -188,7 +188,7 @@ describe('the Documents tab', () => {
   });
 
   it('waits for the model before summarizing', async () => {
-    app.status = { model: { state: 'loading', path: '/m.gguf' }, starterModelAvailable: false, dataDir: '/data' };
+    app.status = { model: { state: 'loading', path: '/m.gguf', progress: { stage: 'layers', layersDone: 3, layersTotal: 30, quantizing: false } }, starterModelAvailable: false, dataDir: '/data' };
     await settle();
     await drop();
     expect(calls.some((c) => c.cmd === 'summarize_document')).toBe(false);

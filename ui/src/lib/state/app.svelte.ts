@@ -41,7 +41,58 @@ export class AppState {
     this.status = await api.getStatus();
     await this.refreshConversations();
     if (this.status.model.state === 'loading') {
-      this.status = await api.waitForModel();
+      this.status = await this.followLoad(api.waitForModel());
+    }
+  }
+
+  /** Refreshes the status a few times a second until `work` ends, so a load shows its progress. */
+  private async followLoad<T>(work: Promise<T>): Promise<T> {
+    let done = false;
+    const poll = async () => {
+      while (!done) {
+        await new Promise((r) => setTimeout(r, 250));
+        if (done) break;
+        const status = await api.getStatus().catch(() => null);
+        if (status && !done) this.status = status;
+      }
+    };
+    void poll();
+    try {
+      return await work;
+    } finally {
+      done = true;
+    }
+  }
+
+  /**
+   * "Use this model" on the Models page: a catalog variant is loaded as planned when it is on
+   * disk, or downloaded first (the status follows the download, then the load). Returns the
+   * failure for the page to show, or null.
+   */
+  async useModel(target: string): Promise<ApiError | null> {
+    let started: api.UseStartedDto | null = null;
+    const error = await this.loadModel(() =>
+      api.useModel(target).then((s) => {
+        started = s;
+      }),
+    );
+    const s = started as api.UseStartedDto | null;
+    if (s?.kind === 'downloading') void this.followDownload(s.job.id);
+    return error;
+  }
+
+  /** Follows a "use" download: the status refreshes while it runs and while the model loads. */
+  private async followDownload(jobId: number): Promise<void> {
+    let sawLoading = false;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const [status, downloads] = await Promise.all([api.getStatus(), api.listDownloads()]).catch(() => [null, null]);
+      if (!status || !downloads) continue;
+      this.status = status;
+      if (status.model.state === 'loading') sawLoading = true;
+      const job = downloads.jobs.find((j) => j.id === jobId);
+      if (!job || job.state === 'failed' || job.state === 'cancelled') return;
+      if (job.state === 'completed' && sawLoading && status.model.state !== 'loading') return;
     }
   }
 
@@ -183,7 +234,7 @@ export class AppState {
     this.status = await api.getStatus();
     let error: ApiError | null = null;
     try {
-      await loading;
+      await this.followLoad(loading);
     } catch (e) {
       error = api.asApiError(e);
     }

@@ -4,15 +4,31 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use altiplano_core::chat::{self, ChatEvent, ChatOptions, Turn};
-use altiplano_core::engine::{CancellationToken, Engine, FinishReason, LoadOptions, Sampling};
+use altiplano_core::engine::{CancellationToken, FinishReason, LoadOptions, Sampling};
 use altiplano_core::store::Store;
+use altiplano_core::{choose, config};
 use serde_json::json;
 
+use super::load;
 use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let engine =
-        Engine::open(&args.model, LoadOptions { max_parallel_replies: 1, isq: args.isq, ..Default::default() }).await?;
+    let (model, isq) = match &args.model {
+        Some(path) => (path.clone(), args.isq),
+        None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
+            Some(chosen) => (chosen.path, args.isq.or(chosen.isq)),
+            None => (
+                config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no model chosen: pass --model PATH, choose one with `altiplano models use`, or fetch the \
+                         starter model with models/fetch-starter.sh"
+                    )
+                })?,
+                args.isq,
+            ),
+        },
+    };
+    let engine = load::open(&model, LoadOptions { max_parallel_replies: 1, isq, ..Default::default() }).await?;
     let sampling = if args.greedy {
         Sampling { max_tokens: args.max_tokens, ..Sampling::greedy() }
     } else {

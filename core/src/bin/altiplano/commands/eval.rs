@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use altiplano_core::engine::{Engine, LoadOptions};
+use altiplano_core::engine::LoadOptions;
 
+use super::load;
 use crate::args::EvalCommand;
 
 pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
@@ -12,7 +13,8 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&file)
         .map_err(|e| anyhow::anyhow!("cannot read {} as UTF-8 text: {e}", file.display()))?;
     let started = Instant::now();
-    let engine = Engine::open(&model, LoadOptions { max_parallel_replies: 1, isq, evaluation: true }).await?;
+    let options = LoadOptions { max_parallel_replies: 1, isq, evaluation: true, ..Default::default() };
+    let engine = load::open(&model, options).await?;
     let loaded = started.elapsed();
     let result = engine.perplexity(&text, window).await?;
     if json {

@@ -6,6 +6,7 @@ mod conversations;
 mod eval;
 mod extract;
 mod hardware;
+mod load;
 mod models;
 mod plan;
 mod summarize;
@@ -22,10 +23,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
-    // Looking at hardware and planning need no database.
+    // Looking at hardware needs no database.
     let command = match cli.command {
         Command::Hardware { json } => return hardware::run(&data_dir, json),
-        Command::Plan(args) => return plan::run(&data_dir, args),
         Command::Code(command) => return code::run(&data_dir, command).await,
         Command::Extract { file, json } => return extract::run(&file, json).await,
         Command::Eval(command) => return eval::run(command).await,
@@ -34,10 +34,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = Store::open(&data_dir.database_path()).await?;
     let result = match command {
         Command::Chat(args) => chat::run(&store, args).await,
+        Command::Plan(args) => plan::run(&data_dir, &store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
         Command::Models(command) => models::run(&store, command).await,
         Command::Summarize(args) => summarize::run(&store, args).await,
-        Command::Hardware { .. } | Command::Plan(_) | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
+        Command::Hardware { .. } | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
             unreachable!("handled above, without opening the store")
         }
     };

@@ -5,14 +5,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use altiplano_core::catalog::Catalog;
+use altiplano_core::choose::{self, OnDisk, Resolution, Target};
 use altiplano_core::download::queue::{DownloadManager, JobState};
-use altiplano_core::download::{self, human_bytes, DownloadOptions, HubCache, PullProgress};
+use altiplano_core::download::{self, human_bytes, DownloadOptions, HubCache, PullProgress, PullSpec};
+use altiplano_core::engine::Isq;
+use altiplano_core::hardware;
 use altiplano_core::library::Library;
+use altiplano_core::library::LocalModel;
+use altiplano_core::measure::{self, Measurements, Probe};
 use altiplano_core::secrets;
 use altiplano_core::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
+use super::load;
 use crate::args::{ModelsCommand, PullArgs, TokenCommand};
 
 pub async fn run(store: &Store, command: ModelsCommand) -> anyhow::Result<ExitCode> {
@@ -37,6 +43,7 @@ pub async fn run(store: &Store, command: ModelsCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Token(command) => token(command).await,
+        ModelsCommand::Use { target, isq, json } => use_model(store, &target, isq, json).await,
         ModelsCommand::ConvertGguf { input, output, dtype, json } => {
             let converted =
                 tokio::task::spawn_blocking(move || altiplano_core::convert::convert_gguf(&input, &output, dtype))
@@ -111,10 +118,28 @@ async fn list(store: &Store, library: &Library, json: bool) -> anyhow::Result<Ex
 async fn pull(store: &Store, args: PullArgs) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::builtin()?;
     let (spec, variant) = download::spec_for_target(&catalog, &args.target, &args.files, &args.revision)?;
+    let Some(model) = fetch(store, &spec, variant.as_deref(), args.json).await? else {
+        return Ok(ExitCode::from(130));
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&model)?);
+    } else {
+        println!("model {}: {} ({})\n{}", model.id, model.name, human_bytes(model.size_bytes), model.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a download in the foreground with progress; `None` when Ctrl+C paused it.
+async fn fetch(
+    store: &Store,
+    spec: &PullSpec,
+    variant: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Option<LocalModel>> {
     let manager = DownloadManager::new(store.clone(), HubCache::from_env(), DownloadOptions::default());
-    let id = manager.add(&spec, variant.as_deref()).await?;
+    let id = manager.add(spec, variant).await?;
     let (tx, rx) = watch::channel(PullProgress::default());
-    let show_bar = !args.json && std::io::stderr().is_terminal();
+    let show_bar = !json && std::io::stderr().is_terminal();
     let renderer = tokio::spawn(render(rx, show_bar));
     let run = manager.run(id, tx);
     tokio::pin!(run);
@@ -125,16 +150,62 @@ async fn pull(store: &Store, args: PullArgs) -> anyhow::Result<ExitCode> {
             let _ = run.await;
             renderer.abort();
             eprintln!("altiplano: paused; run the same command again to continue from the bytes already fetched");
-            return Ok(ExitCode::from(130));
+            return Ok(None);
         }
     };
     renderer.abort();
-    let model = outcome?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&model)?);
-    } else {
-        println!("model {}: {} ({})\n{}", model.id, model.name, human_bytes(model.size_bytes), model.path.display());
+    Ok(Some(outcome?))
+}
+
+/// `models use`: find or fetch the model, load it as planned, measure it, remember it.
+async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::builtin()?;
+    let library = Library::new(store.clone());
+    let target = Target::parse(target, &catalog)?;
+    let chosen = match choose::resolve(&library, &catalog, &target).await? {
+        Resolution::OnDisk(model) => model,
+        Resolution::Download { spec, variant } => {
+            eprintln!("{variant} is not on disk yet; downloading it from {}", spec.repo);
+            let Some(model) = fetch(store, &spec, Some(&variant), json).await? else {
+                return Ok(ExitCode::from(130));
+            };
+            OnDisk { model, key: variant }
+        }
+    };
+    let profile = hardware::detect(&chosen.model.path);
+    let options = choose::load_options(&chosen, isq, &catalog, &profile)?;
+    let isq = options.isq;
+    let probe = Probe::start();
+    let engine = load::open(&chosen.model.path, options).await?;
+    if !json {
+        eprintln!("loaded {}; timing a short reply…", engine.info().name);
     }
+    let measurement = probe.finish(&engine, isq, &chosen.key, &profile).await?;
+    Measurements::new(store.clone()).record(&measure::machine_id(&profile), &measurement).await?;
+    choose::remember(store, &engine.info().path, isq).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "model": chosen.model, "measurement": measurement }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &measurement;
+    let versus = |estimate: Option<String>| estimate.map(|e| format!(" (planner estimated {e})")).unwrap_or_default();
+    println!("now using {} ({})", engine.info().name, chosen.model.path.display());
+    println!("  loaded in {:.1} s", m.load_seconds);
+    println!("  memory: {} resident{}", human_bytes(m.resident_bytes), versus(m.estimated_bytes.map(human_bytes)));
+    for (i, bytes) in m.gpu_bytes.iter().enumerate().filter(|(_, b)| **b > 0) {
+        println!("  cuda:{i}: {}", human_bytes(*bytes));
+    }
+    match m.decode_tokens_per_second {
+        Some(t) => println!(
+            "  decode: {t:.1} tokens/s{}",
+            versus(m.estimated_tokens_per_second.map(|e| format!("{e:.1} tokens/s")))
+        ),
+        None => println!("  decode: not measured (the reply was too short)"),
+    }
+    println!("`altiplano chat` and the app now start with it.");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,17 +5,26 @@ use std::process::ExitCode;
 use altiplano_core::catalog::Catalog;
 use altiplano_core::config::DataDir;
 use altiplano_core::hardware::{self, HardwareProfile};
+use altiplano_core::measure::{self, Measurements};
 use altiplano_core::planner::{self, Fit, PlanOptions};
+use altiplano_core::store::Store;
 
 use crate::args::PlanArgs;
 
-pub fn run(data_dir: &DataDir, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let profile = match &args.hardware {
-        Some(file) => HardwareProfile::from_file(file)?,
-        None => hardware::detect(&data_dir.models_dir()),
-    };
+pub async fn run(data_dir: &DataDir, store: &Store, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::builtin()?;
-    let plan = planner::plan(&profile, &catalog, PlanOptions { context_tokens: args.context, prefer: args.prefer });
+    // Figures measured here (`models use`) apply to this machine only, not to a described one.
+    let (profile, measured) = match &args.hardware {
+        Some(file) => (HardwareProfile::from_file(file)?, Vec::new()),
+        None => {
+            let profile = hardware::detect(&data_dir.models_dir());
+            let measured =
+                Measurements::new(store.clone()).for_planner(&measure::machine_id(&profile), &catalog).await?;
+            (profile, measured)
+        }
+    };
+    let options = PlanOptions { context_tokens: args.context, prefer: args.prefer };
+    let plan = planner::plan_measured(&profile, &catalog, options, &measured);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(ExitCode::SUCCESS);
@@ -39,7 +48,11 @@ pub fn run(data_dir: &DataDir, args: PlanArgs) -> anyhow::Result<ExitCode> {
             Fit::Cpu => "cpu",
             Fit::TooLarge => "too large",
         };
-        let speed = if c.fit == Fit::TooLarge { "–".into() } else { format!("{:.1}", c.tokens_per_second_estimate) };
+        let speed = match (c.fit, &c.measured) {
+            (Fit::TooLarge, _) => "–".into(),
+            (_, Some(m)) if m.tokens_per_second.is_some() => format!("{:.1}*", c.tokens_per_second_estimate),
+            _ => format!("{:.1}", c.tokens_per_second_estimate),
+        };
         let context = if c.fit == Fit::TooLarge { "–".into() } else { c.max_context_tokens.to_string() };
         println!(
             "{:<24} {:<7} {:<6} {:<10} {:>9} {:>9}",
@@ -50,6 +63,9 @@ pub fn run(data_dir: &DataDir, args: PlanArgs) -> anyhow::Result<ExitCode> {
             context,
             speed
         );
+    }
+    if plan.candidates.iter().any(|c| c.measured.is_some()) {
+        println!("* measured on this machine (`altiplano models use`)");
     }
     Ok(ExitCode::SUCCESS)
 }

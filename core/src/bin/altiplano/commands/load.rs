@@ -1,0 +1,69 @@
+//! Loading a model with a progress bar: layers read (and quantized) of the total.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use altiplano_core::engine::{Engine, LoadOptions, LoadProgress, LoadStage};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+/// A bar on a terminal that follows a load's progress; hidden elsewhere (scripts, pipes).
+pub struct LoadBar {
+    sender: watch::Sender<LoadProgress>,
+    render: tokio::task::JoinHandle<()>,
+}
+
+impl LoadBar {
+    /// A bar for loading `path`.
+    pub fn new(path: &Path) -> Self {
+        let (sender, mut rx) = watch::channel(LoadProgress::default());
+        let bar = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {msg:24} [{bar:30}] {pos}/{len} layers {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        bar.set_prefix(name);
+        let render = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let p = *rx.borrow_and_update();
+                bar.set_length(u64::from(p.layers_total));
+                bar.set_position(u64::from(p.layers_done));
+                bar.set_message(stage_text(&p));
+            }
+            bar.finish_and_clear();
+        });
+        Self { sender, render }
+    }
+
+    /// The sender to put in [`LoadOptions::progress`].
+    pub fn sender(&self) -> watch::Sender<LoadProgress> {
+        self.sender.clone()
+    }
+
+    /// Clears the bar.
+    pub async fn finish(self) {
+        drop(self.sender);
+        let _ = self.render.await;
+    }
+}
+
+fn stage_text(p: &LoadProgress) -> &'static str {
+    match (p.stage, p.quantizing) {
+        (LoadStage::Checking, _) => "checking files",
+        (LoadStage::Layers, false) => "reading weights",
+        (LoadStage::Layers, true) => "reading and quantizing",
+        (LoadStage::Finishing, true) => "saving quantized copy",
+        (LoadStage::Finishing, false) => "finishing",
+        (LoadStage::Done, _) => "loaded",
+    }
+}
+
+/// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar.
+pub async fn open(path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
+    let bar = LoadBar::new(path);
+    let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), ..options }).await;
+    bar.finish().await;
+    Ok(engine?)
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import type { LoadProgressDto, MeasurementDto } from '../api';
+import { baseName, loadingLabel, loadPercent, memoryVersus, speedVersus } from './format';
+
+const progress = (p: Partial<LoadProgressDto>): LoadProgressDto => ({
+  stage: 'layers',
+  layersDone: 0,
+  layersTotal: 32,
+  quantizing: false,
+  ...p,
+});
+
+const measurement = (m: Partial<MeasurementDto>): MeasurementDto => ({
+  modelKey: 'llama-3.1-8b-instruct:q4_k_m',
+  name: 'Meta-Llama-3.1-8B-Instruct-Q4_K_M',
+  isq: null,
+  residentBytes: 5 * 2 ** 30,
+  gpuBytes: [],
+  decodeTokensPerSecond: 9.25,
+  loadSeconds: 4.2,
+  estimatedBytes: 5.5 * 2 ** 30,
+  estimatedTokensPerSecond: 10,
+  measuredAt: 0,
+  ...m,
+});
+
+describe('loading words', () => {
+  it('names the file and the layer being read, counting from one', () => {
+    expect(loadingLabel('/m/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf', progress({ layersDone: 11 }))).toBe(
+      'Loading Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf: reading layer 12 of 32…',
+    );
+    expect(loadingLabel('C:\\models\\hf\\', progress({ layersDone: 32, quantizing: true }))).toBe(
+      'Loading hf: reading and quantizing layer 32 of 32…',
+    );
+  });
+
+  it('says what happens before and after the layers', () => {
+    expect(loadingLabel('/m/a.gguf', progress({ stage: 'checking', layersTotal: 0 }))).toBe('Loading a.gguf: checking the files…');
+    expect(loadingLabel('/m/hf', progress({ stage: 'finishing', quantizing: true }))).toMatch(/saving the quantized copy/);
+    expect(loadingLabel('/m/a.gguf', progress({ layersTotal: 0 }))).toBe('Loading a.gguf…');
+  });
+
+  it('gives a percentage only when the layer count is known', () => {
+    expect(loadPercent(progress({ layersDone: 8 }))).toBe(25);
+    expect(loadPercent(progress({ layersTotal: 0 }))).toBeNull();
+    expect(baseName('/a/b/')).toBe('b');
+  });
+});
+
+describe('measured figures', () => {
+  it('set the measurement beside the estimate', () => {
+    expect(memoryVersus(measurement({}))).toBe('5.0 GiB (estimated 5.5 GiB)');
+    expect(speedVersus(measurement({}))).toBe('9.3 tok/s (estimated 10.0)');
+  });
+
+  it('add GPU memory and cope without estimates or a timed reply', () => {
+    const m = measurement({ gpuBytes: [2 ** 30], estimatedBytes: null, estimatedTokensPerSecond: null, decodeTokensPerSecond: null });
+    expect(memoryVersus(m)).toBe('5.0 GiB + 1.0 GiB on GPU 0');
+    expect(speedVersus(m)).toBe('not measured');
+    expect(speedVersus(measurement({ estimatedTokensPerSecond: null }))).toBe('9.3 tok/s');
+  });
+});
