@@ -1,7 +1,10 @@
 // End to end: downloading a model from the Models page, in the real app driven through
 // tauri-driver. A fake Hugging Face Hub (the altiplano-testhub binary) serves the real starter
 // model as acme/tiny-GGUF; the app, pointed at it with HF_ENDPOINT, downloads it through the
-// form, lists it under "Models on disk" and loads it for chat. Saves tests/artifacts/downloads.png.
+// form, lists it under "Models on disk" and loads it for chat. Then "Use" on a catalog variant
+// (served by the fake Hub under the catalog's own repo and file name, with the starter model's
+// bytes) downloads it, loads it, makes it the chat model and shows what it measured here.
+// Saves tests/artifacts/downloads.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -53,6 +56,8 @@ before(async () => {
   const hubRoot = join(workDir, 'hub');
   mkdirSync(join(hubRoot, 'acme/tiny-GGUF'), { recursive: true });
   copyFileSync(starterModel, join(hubRoot, 'acme/tiny-GGUF/tiny.Q4_1.gguf'));
+  mkdirSync(join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF'), { recursive: true });
+  copyFileSync(starterModel, join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf'));
   cacheDir = join(workDir, 'cache');
   mkdirSync(cacheDir);
   const hubUrl = await startHub(hubRoot);
@@ -144,4 +149,34 @@ test('download a model from a Hugging Face endpoint and chat with it', async () 
   await driver.until('the model to be marked in use', async () => (await driver.findAll('[data-testid="in-use"]')).length === 1);
 
   writeFileSync(join(artifacts, 'downloads.png'), await driver.screenshot());
+});
+
+test('"Use" on a catalog variant downloads it, loads it for chat and shows what it measured', async () => {
+  // The app from the test above is still running, on the Models page.
+  const clicked = await driver.until('the Use button of Llama 3.1 8B Q4_K_M', () =>
+    driver.execute(`
+      const b = document.querySelector('[aria-label="Use Llama 3.1 8B Instruct Q4_K_M"]');
+      if (!b || b.disabled) return false;
+      b.click();
+      return true;
+    `),
+  );
+  assert.equal(clicked, true);
+
+  const status = await driver.until('the variant to download and load', async () => {
+    const [text] = await driver.textContents('[data-testid="model-status"]');
+    return text && text.startsWith('Meta-Llama-3.1-8B-Instruct-Q4_K_M') ? text : null;
+  });
+  assert.match(status, /context/);
+  const measured = await driver.until('the measurement on the Models page', async () => {
+    const rows = await driver.textContents('[data-testid="measurement"]');
+    return rows.length > 0 ? rows : null;
+  });
+  assert.equal(measured.length, 1);
+  assert.match(measured[0], /Meta-Llama-3\.1-8B-Instruct-Q4_K_M/);
+  assert.match(measured[0], /estimated/, 'beside the planner estimate');
+  assert.match(measured[0], /tok\/s/);
+  await driver.until('the variant marked in use', async () => (await driver.findAll('[data-testid="variant-in-use"]')).length === 1);
+  const [error] = await driver.textContents('[data-testid="use-error"]');
+  assert.equal(error, undefined, `no failure shown: ${error}`);
 });
