@@ -109,6 +109,16 @@ pub struct OnDisk {
     pub key: String,
 }
 
+impl OnDisk {
+    /// A library model, keyed by its catalog variant (the starter file counts as the starter
+    /// variant), else by its path.
+    pub fn new(model: LocalModel, catalog: &Catalog) -> Self {
+        let key = model.variant.clone().or_else(|| starter_variant(catalog, &model.path));
+        let key = key.unwrap_or_else(|| model.path.display().to_string());
+        Self { model, key }
+    }
+}
+
 /// Where a target stands.
 #[derive(Debug, Clone)]
 pub enum Resolution {
@@ -126,7 +136,7 @@ pub enum Resolution {
 /// Finds `target` on disk (a path is imported into the library, so it is listed from then on)
 /// or says what to download.
 pub async fn resolve(library: &Library, catalog: &Catalog, target: &Target) -> Result<Resolution, ChooseError> {
-    let on_disk = |model: LocalModel, key: String| Ok(Resolution::OnDisk(OnDisk { model, key }));
+    let on_disk = |model: LocalModel| Ok(Resolution::OnDisk(OnDisk::new(model, catalog)));
     match target {
         Target::Path(path) => {
             // A model already listed (a download, say) keeps its entry; others are imported.
@@ -136,15 +146,9 @@ pub async fn resolve(library: &Library, catalog: &Catalog, target: &Target) -> R
                 Some(model) => model,
                 None => library.import(path).await?,
             };
-            let key = model.variant.clone().or_else(|| starter_variant(catalog, &model.path));
-            let key = key.unwrap_or_else(|| model.path.display().to_string());
-            on_disk(model, key)
+            on_disk(model)
         }
-        Target::Library(id) => {
-            let model = library.get(*id).await?;
-            let key = model.variant.clone().unwrap_or_else(|| model.path.display().to_string());
-            on_disk(model, key)
-        }
+        Target::Library(id) => on_disk(library.get(*id).await?),
         Target::Variant(id) => {
             let Some((model, _)) = catalog.find_variant(id) else {
                 return Err(ChooseError::UnknownTarget(id.clone()));
@@ -154,11 +158,11 @@ pub async fn resolve(library: &Library, catalog: &Catalog, target: &Target) -> R
                 if !path.is_file() {
                     return Err(ChooseError::NoStarter(path));
                 }
-                return on_disk(library.import(&path).await?, id.clone());
+                return on_disk(library.import(&path).await?);
             }
             let local = library.list().await?.into_iter().find(|m| m.variant.as_deref() == Some(id) && m.path.exists());
             match local {
-                Some(model) => on_disk(model, id.clone()),
+                Some(model) => on_disk(model),
                 None => {
                     let (spec, _) = download::spec_for_target(catalog, id, &[], "main")?;
                     Ok(Resolution::Download { spec, variant: id.clone() })

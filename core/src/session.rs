@@ -26,7 +26,7 @@ use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
 use crate::engine::{CancellationToken, Engine, EngineError, Isq, LoadOptions, LoadProgress, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
-use crate::library::{Library, LibraryError, LocalModel, ModelFormat};
+use crate::library::{Library, LibraryError, LocalModel};
 use crate::measure::{self, Measurement, Measurements, Probe};
 use crate::planner::{self, Plan, PlanOptions};
 use crate::store::Role;
@@ -223,16 +223,14 @@ impl Session {
         Ok(self.downloads.enqueue(&spec, variant.as_deref()).await?)
     }
 
-    /// Loads a model of the library as the chat model.
+    /// Loads a model of the library as the chat model, the way its catalog variant runs (an FP8
+    /// variant's BF16 weights quantized to FP8 as they load; the plan's GPU/CPU split).
     pub async fn load_library_model(&self, id: i64) -> Result<ModelInfo, SessionError> {
-        let model = self.library.get(id).await?;
-        // A safetensors model in its catalog variant's form: the FP8 variants are the BF16
-        // weights quantized to FP8 as they load; others load as they are.
-        let isq = match (model.format, model.variant.as_deref()) {
-            (ModelFormat::Safetensors, Some(variant)) if variant.ends_with(":fp8") => Some(Isq::Fp8),
-            _ => None,
-        };
-        self.load_model_with(&model.path, isq).await
+        let catalog = Catalog::builtin()?;
+        let model = OnDisk::new(self.library.get(id).await?, &catalog);
+        let options = choose::load_options(&model, None, &catalog, &self.hardware().await)?;
+        let (info, ()) = self.load_then(&model.model.path, options, |_| async { Ok(()) }).await?;
+        Ok(info)
     }
 
     /// Removes a model of the library: downloaded files are deleted, imported ones forgotten.
@@ -258,7 +256,6 @@ impl Session {
             .clone()
     }
 
-    /// Plans the built-in catalog for this machine.
     /// Plans the built-in catalog for this machine, with the figures measured here.
     pub async fn plan(&self, options: PlanOptions) -> Result<(HardwareProfile, Catalog, Plan), SessionError> {
         let profile = self.hardware().await;
@@ -298,9 +295,8 @@ impl Session {
                     match session.wait_for_download(id).await {
                         Some(model_id) => {
                             let loaded = async {
-                                let model = session.library.get(model_id).await?;
-                                let key = model.variant.clone().unwrap_or_else(|| model.path.display().to_string());
-                                session.use_on_disk(&OnDisk { model, key }, isq, &catalog).await
+                                let model = OnDisk::new(session.library.get(model_id).await?, &catalog);
+                                session.use_on_disk(&model, isq, &catalog).await
                             };
                             if let Err(e) = loaded.await {
                                 tracing::warn!("the downloaded model {model_id} could not be loaded: {e}");

@@ -169,7 +169,7 @@ async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) ->
             let Some(model) = fetch(store, &spec, Some(&variant), json).await? else {
                 return Ok(ExitCode::from(130));
             };
-            OnDisk { model, key: variant }
+            OnDisk::new(model, &catalog)
         }
     };
     let profile = hardware::detect(&chosen.model.path);
