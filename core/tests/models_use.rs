@@ -23,6 +23,11 @@ const VARIANT: &str = "llama-3.1-8b-instruct:q4_k_m";
 const REPO: &str = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF";
 const FILE: &str = "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf";
 
+/// Held by the tests that load models in this process: a measurement is this process's growth
+/// in resident memory, so another test loading or dropping a model at the same time would be
+/// counted in it (as the app, which loads one model at a time, never does).
+static IN_PROCESS_LOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn altiplano(data_dir: &Path, hub: &str, cache: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_altiplano"));
     cmd.env("ALTIPLANO_DATA_DIR", data_dir)
@@ -127,6 +132,7 @@ fn assert_climbs(seen: &[LoadProgress], layers: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_report_layers_as_the_engine_reads_them() {
+    let _alone = IN_PROCESS_LOADS.lock().await;
     // GGUF: read through a file descriptor.
     let (tx, rx) = watch::channel(LoadProgress::default());
     let seen = collect(rx);
@@ -155,6 +161,7 @@ async fn loads_report_layers_as_the_engine_reads_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_session_uses_the_starter_variant_measures_it_and_shows_loading_progress() {
+    let _alone = IN_PROCESS_LOADS.lock().await;
     let dir = common::data_dir();
     let session = Session::open(DataDir::at(dir.path().to_path_buf()).expect("data dir")).await.expect("session");
 
