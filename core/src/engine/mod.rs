@@ -133,8 +133,17 @@ impl LoadOptions {
     }
 
     /// The device map: the plan's split when there is one, else mistral.rs's own.
+    ///
+    /// A build with `nccl` makes mistral.rs run every load tensor-parallel over all GPUs and
+    /// ignore any device map, unless `MISTRALRS_NO_NCCL=1` (read at each load). A plan that
+    /// splits layers between GPUs and the CPU needs that off, so it is set for such a load and
+    /// cleared again for the next load that wants tensor parallelism — unless the user set it.
     fn device_map(&self) -> DeviceMapSetting {
-        if self.gpu_layers.iter().all(|n| *n == 0) {
+        let split = self.gpu_layers.iter().any(|n| *n > 0);
+        if cfg!(feature = "nccl") {
+            nccl_off_for_split(split);
+        }
+        if !split {
             return DeviceMapSetting::Auto(AutoDeviceMapParams::default_text());
         }
         let layers = self
@@ -150,6 +159,25 @@ impl LoadOptions {
     fn report_done(&self, layers: u32) {
         let quantizing = self.isq.is_some();
         self.report(LoadProgress { stage: LoadStage::Done, layers_done: layers, layers_total: layers, quantizing });
+    }
+}
+
+/// Whether `MISTRALRS_NO_NCCL` is ours to set and clear: absent when the first load came.
+static NCCL_SWITCH_OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+const NO_NCCL: &str = "MISTRALRS_NO_NCCL";
+
+/// Turns mistral.rs's NCCL tensor parallelism off for a layer-split load and back on for the
+/// next, leaving a value the user gave alone. Loads are one at a time; mistral.rs reads the
+/// variable from Rust (`std::env`, which locks around it).
+fn nccl_off_for_split(split: bool) {
+    if !*NCCL_SWITCH_OURS.get_or_init(|| std::env::var_os(NO_NCCL).is_none()) {
+        return;
+    }
+    if split {
+        tracing::info!("the plan splits layers between GPUs and the CPU: NCCL tensor parallelism off for this load");
+        std::env::set_var(NO_NCCL, "1");
+    } else {
+        std::env::remove_var(NO_NCCL);
     }
 }
 
@@ -956,5 +984,23 @@ fn finish_stats(stats: &mut GenerationStats, first: Option<Instant>, last: Insta
         if decode > 0.0 && stats.completion_tokens > 1 {
             stats.decode_tokens_per_second = Some((stats.completion_tokens - 1) as f64 / decode);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_split_turns_nccl_off_for_its_load_only() {
+        // This test owns the variable in this binary: nothing else here reads or sets it.
+        assert!(std::env::var_os(NO_NCCL).is_none());
+        let split = LoadOptions { gpu_layers: vec![20, 0], ..LoadOptions::default() };
+        assert!(matches!(split.device_map(), DeviceMapSetting::Map(_)));
+        nccl_off_for_split(true);
+        assert_eq!(std::env::var(NO_NCCL).as_deref(), Ok("1"), "mistral.rs must honour the split");
+        nccl_off_for_split(false);
+        assert!(std::env::var_os(NO_NCCL).is_none(), "the next whole-GPU load is tensor parallel again");
+        assert!(matches!(LoadOptions::default().device_map(), DeviceMapSetting::Auto(_)));
     }
 }
