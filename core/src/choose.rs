@@ -58,7 +58,7 @@ pub enum ChooseError {
     )]
     UnknownTarget(String),
     /// In-situ quantization asked for a GGUF file.
-    #[error("{} is a GGUF file, quantized already; --isq applies to safetensors folders", .0.display())]
+    #[error("{} is a GGUF file, quantized already; in-situ quantization (--isq) applies to safetensors folders", .0.display())]
     IsqOnGguf(PathBuf),
     /// The starter model is not on disk.
     #[error("the starter model is not on disk ({}); run models/fetch-starter.sh", .0.display())]

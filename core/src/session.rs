@@ -224,13 +224,17 @@ impl Session {
     }
 
     /// Loads a model of the library as the chat model, the way its catalog variant runs (an FP8
-    /// variant's BF16 weights quantized to FP8 as they load; the plan's GPU/CPU split).
-    pub async fn load_library_model(&self, id: i64) -> Result<ModelInfo, SessionError> {
+    /// variant's BF16 weights quantized to FP8 as they load; the plan's GPU/CPU split), or, for
+    /// a safetensors model, quantized in place with `isq`. It is measured and remembered, as
+    /// [`Session::use_model`] does.
+    pub async fn load_library_model(
+        &self,
+        id: i64,
+        isq: Option<Isq>,
+    ) -> Result<(ModelInfo, Measurement), SessionError> {
         let catalog = Catalog::builtin()?;
         let model = OnDisk::new(self.library.get(id).await?, &catalog);
-        let options = choose::load_options(&model, None, &catalog, &self.hardware().await)?;
-        let (info, ()) = self.load_then(&model.model.path, options, |_| async { Ok(()) }).await?;
-        Ok(info)
+        self.use_on_disk(&model, isq, &catalog).await
     }
 
     /// Removes a model of the library: downloaded files are deleted, imported ones forgotten.

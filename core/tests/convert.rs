@@ -239,15 +239,24 @@ async fn a_safetensors_model_in_the_library_is_used_for_chat_and_again_at_the_ne
     {
         let session = Session::open(DataDir::at(data.clone()).expect("data dir")).await.expect("session");
         let model = session.library().import(&folder).await.expect("import");
-        let info = session.load_library_model(model.id).await.expect("use for chat");
+        let (info, measured) = session.load_library_model(model.id, None).await.expect("use for chat");
         assert_eq!(info.name, "smollm2-hf");
+        assert_eq!(measured.isq, None, "as stored");
         assert!(matches!(session.model_state(), ModelState::Ready { .. }));
         let options = ChatOptions { sampling: Sampling { max_tokens: 12, ..Sampling::greedy() }, system_prompt: None };
         let outcome = session.chat(1, Turn::new(None, common::FRANCE.into(), options), |_| {}).await.expect("chat");
         assert!(outcome.reply.content.contains("Paris"), "{:?}", outcome.reply.content);
 
-        // Quantized in place, it is remembered that way for the next start.
-        session.load_model_with(&folder, Some(Isq::Q8_0)).await.expect("load with ISQ");
+        // Quantized in place, as the Models page offers, it is remembered that way for the next
+        // start; and a GGUF file cannot be quantized again.
+        let (info, measured) = session.load_library_model(model.id, Some(Isq::Q8_0)).await.expect("load with ISQ");
+        assert_eq!(info.name, "smollm2-hf (ISQ Q8_0)");
+        assert_eq!(measured.isq.as_deref(), Some("q8_0"));
+        let gguf = session.library().import(&common::starter_model()).await.expect("import the GGUF");
+        let refused = session.load_library_model(gguf.id, Some(Isq::Q4k)).await.expect_err("ISQ on GGUF");
+        assert!(refused.to_string().contains("GGUF"), "{refused}");
+        let ModelState::Ready { info: in_use } = session.model_state() else { panic!("a model stays in use") };
+        assert_eq!(in_use.name, info.name, "the model in use stays");
     }
     let session = Session::open(DataDir::at(data).expect("data dir")).await.expect("session");
     let path = session.startup_model().await.expect("a start-up model");

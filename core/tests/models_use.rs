@@ -102,7 +102,7 @@ async fn models_use_downloads_loads_measures_and_chat_then_starts_with_it() {
     // Bad targets get one line saying what is wrong.
     for (args, expected) in [
         (vec!["models", "use", "llama-9b:q1"], "not a model file or folder"),
-        (vec!["models", "use", VARIANT, "--isq", "q4k"], "--isq applies to safetensors folders"),
+        (vec!["models", "use", VARIANT, "--isq", "q4k"], "(--isq) applies to safetensors folders"),
     ] {
         let out = altiplano(&data, &hub.url(), &cache).args(&args).output().expect("run");
         assert!(!out.status.success(), "{args:?} should fail");

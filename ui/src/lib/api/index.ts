@@ -219,8 +219,12 @@ export const removeModel = (id: number): Promise<void> => invoke('remove_model',
  * the download completes) or a library model id; loaded as planned, measured, made the chat model.
  */
 export const useModel = (target: string): Promise<UseStartedDto> => invoke('use_model', { target });
-/** Loads a GGUF model from the library as the chat model. */
-export const loadLocalModel = (id: number): Promise<ModelDto> => invoke('load_local_model', { id });
+/**
+ * Loads a model from the library as the chat model (measured and remembered); a safetensors
+ * model is quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given.
+ */
+export const loadLocalModel = (id: number, isq: string | null = null): Promise<ModelDto> =>
+  invoke('load_local_model', { id, isq });
 
 // Documents: opened by the file dialog, by dropping files on the window, or from the command
 // line; all three report through `watchDocuments`.

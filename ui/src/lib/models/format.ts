@@ -43,3 +43,19 @@ export function speedVersus(m: MeasurementDto): string {
   const estimate = m.estimatedTokensPerSecond === null ? '' : ` (estimated ${m.estimatedTokensPerSecond.toFixed(1)})`;
   return `${m.decodeTokensPerSecond.toFixed(1)} tok/s${estimate}`;
 }
+
+/** The in-situ quantizations offered for an imported safetensors model, as the backend names them. */
+export const ISQ_CHOICES: readonly { value: string; label: string }[] = [
+  { value: 'q8_0', label: 'Q8_0 (near lossless, half of BF16)' },
+  { value: 'q6k', label: 'Q6K' },
+  { value: 'q5k', label: 'Q5K' },
+  { value: 'q4k', label: 'Q4K (smallest)' },
+  { value: 'fp8', label: 'FP8 (for GPUs with FP8)' },
+  { value: '', label: 'As stored (no quantization)' },
+];
+
+/**
+ * Q8_0 by default: within 2 % of the unquantized perplexity (core/tests/convert.rs holds it
+ * there) at half the memory of BF16, a quarter of F32.
+ */
+export const DEFAULT_ISQ = 'q8_0';

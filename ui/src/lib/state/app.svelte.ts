@@ -81,18 +81,26 @@ export class AppState {
     return error;
   }
 
-  /** Follows a "use" download: the status refreshes while it runs and while the model loads. */
+  /**
+   * Follows a "use" download: the status refreshes while it runs and while the model loads.
+   * The load starts as the download completes; one quick enough to fall between two looks is
+   * over once a few looks after completion have not seen it loading.
+   */
   private async followDownload(jobId: number): Promise<void> {
     let sawLoading = false;
+    let looksSinceCompleted = 0;
     for (;;) {
       await new Promise((r) => setTimeout(r, 500));
       const [status, downloads] = await Promise.all([api.getStatus(), api.listDownloads()]).catch(() => [null, null]);
       if (!status || !downloads) continue;
       this.status = status;
-      if (status.model.state === 'loading') sawLoading = true;
+      const loading = status.model.state === 'loading';
+      if (loading) sawLoading = true;
       const job = downloads.jobs.find((j) => j.id === jobId);
       if (!job || job.state === 'failed' || job.state === 'cancelled') return;
-      if (job.state === 'completed' && sawLoading && status.model.state !== 'loading') return;
+      if (job.state !== 'completed' || loading) continue;
+      looksSinceCompleted += 1;
+      if (sawLoading || looksSinceCompleted >= 4) return;
     }
   }
 
@@ -209,9 +217,9 @@ export class AppState {
    * Makes a model from the library (Models page) the chat model. The failure is returned for
    * the Models page to show beside the model, rather than above the composer.
    */
-  loadLocalModel(id: number): Promise<ApiError | null> {
+  loadLocalModel(id: number, isq: string | null = null): Promise<ApiError | null> {
     return this.loadModel(() =>
-      api.loadLocalModel(id).then((model) => (this.loadedFromLibrary = { id, path: model.path })),
+      api.loadLocalModel(id, isq).then((model) => (this.loadedFromLibrary = { id, path: model.path })),
     );
   }
 
