@@ -78,6 +78,11 @@ impl DataDir {
         self.0.join("models")
     }
 
+    /// Where GGUF files without fast CPU kernels keep their Q8_0 copies (`engine/repack.rs`).
+    pub fn repack_dir(&self) -> PathBuf {
+        self.0.join("cache").join("repacked")
+    }
+
     /// The SQLite database of conversations and settings.
     pub fn database_path(&self) -> PathBuf {
         self.0.join("altiplano.sqlite3")

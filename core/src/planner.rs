@@ -221,7 +221,7 @@ fn cpu_overhead(model: &Model, weights_here: u64) -> u64 {
 /// Memory the planner expects a variant to take on the CPU at `context` tokens: weights, KV
 /// cache and runtime overhead (what the CPU budget is checked against).
 pub fn cpu_memory_estimate(model: &Model, variant: &Variant, context: u32) -> u64 {
-    let weights = model.weights_bytes(variant);
+    let weights = cpu_weights(variant, model.weights_bytes(variant));
     weights + model.kv_bytes_per_token() * u64::from(context) + cpu_overhead(model, weights)
 }
 
@@ -289,6 +289,7 @@ pub fn cpu_bandwidth(p: &HardwareProfile) -> f64 {
 /// Share of peak bandwidth decoding really reaches.
 const EFFICIENCY: f64 = 0.6;
 
+#[derive(Clone, Copy)]
 struct Setting<'a> {
     model: &'a Model,
     variant: &'a Variant,
@@ -628,7 +629,17 @@ fn on_metal(s: &Setting<'_>, gpu: &Gpu) -> Option<Candidate> {
 }
 
 fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Option<Candidate> {
+    let s = &Setting { weights: cpu_weights(s.variant, s.weights), ..*s };
     whole_on(s, "cpu", cpu_budget(profile), cpu_overhead(s.model, s.weights), Backend::Cpu, cpu_bandwidth(profile))
+}
+
+/// The weights' bytes as the CPU runs them: a Q4_1 GGUF file runs from a Q8_0 copy (34 bytes
+/// per block of 32 weights against 20; see `engine/repack.rs`), everything else as stored.
+fn cpu_weights(variant: &Variant, stored: u64) -> u64 {
+    match (variant.quant, variant.format) {
+        (Quant::Q4_1, Format::Gguf) => stored / 20 * 34,
+        _ => stored,
+    }
 }
 
 /// The whole model on one device: weights, KV cache at the planned context, overhead.

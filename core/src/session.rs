@@ -238,7 +238,11 @@ impl Session {
     }
 
     /// Removes a model of the library: downloaded files are deleted, imported ones forgotten.
+    /// Its Q8_0 copy, if the engine made one, goes too.
     pub async fn remove_library_model(&self, id: i64) -> Result<LocalModel, SessionError> {
+        // Found by the source's path, which has to exist to be resolved as it was when loaded.
+        let path = self.library.get(id).await?.path;
+        crate::engine::remove_repacked_copy(&path, &self.data_dir.repack_dir());
         Ok(self.library.remove(id, self.downloads.cache()).await?)
     }
 
@@ -437,7 +441,8 @@ impl Session {
         self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress: LoadProgress::default() });
         let isq = options.isq;
         let (tx, mut rx) = watch::channel(LoadProgress::default());
-        let open = Engine::open(path, LoadOptions { progress: Some(tx), ..options });
+        let repack_dir = options.repack_dir.clone().or_else(|| Some(self.data_dir.repack_dir()));
+        let open = Engine::open(path, LoadOptions { progress: Some(tx), repack_dir, ..options });
         tokio::pin!(open);
         let loaded = loop {
             tokio::select! {

@@ -257,6 +257,15 @@ async fn a_safetensors_model_in_the_library_is_used_for_chat_and_again_at_the_ne
         assert!(refused.to_string().contains("GGUF"), "{refused}");
         let ModelState::Ready { info: in_use } = session.model_state() else { panic!("a model stays in use") };
         assert_eq!(in_use.name, info.name, "the model in use stays");
+
+        // The GGUF file runs from a Q8_0 copy in the data folder, which goes when it is removed.
+        let (gguf_info, _) = session.load_library_model(gguf.id, None).await.expect("use the GGUF file");
+        let copy = gguf_info.repacked.expect("a Q8_0 copy of the Q4_1 file").cache;
+        assert!(copy.starts_with(&data) && copy.is_file(), "{}", copy.display());
+        session.load_library_model(model.id, Some(Isq::Q8_0)).await.expect("back to the folder");
+        session.remove_library_model(gguf.id).await.expect("remove the GGUF file");
+        assert!(!copy.exists(), "the copy went with the model");
+        assert!(common::starter_model().is_file(), "an imported file itself stays");
     }
     let session = Session::open(DataDir::at(data).expect("data dir")).await.expect("session");
     let path = session.startup_model().await.expect("a start-up model");

@@ -156,3 +156,56 @@ async fn bad_model_files_give_clear_errors() {
         .unwrap_err();
     assert!(matches!(err, EngineError::InvalidModel { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_cpu_q4_1_weights_run_from_a_q8_0_copy_written_once() {
+    use altiplano_core::engine::{LoadProgress, LoadStage};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache_dir = dir.path().join("repacked");
+    let options = || LoadOptions { repack_dir: Some(cache_dir.clone()), ..LoadOptions::default() };
+
+    let (tx, mut rx) = tokio::sync::watch::channel(LoadProgress::default());
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while rx.changed().await.is_ok() {
+            seen.push(*rx.borrow_and_update());
+        }
+        seen
+    });
+    let first = Engine::load(&common::starter_model(), LoadOptions { progress: Some(tx), ..options() })
+        .await
+        .expect("the starter loads from its copy");
+    let repacked = first.info().repacked.clone().expect("Q4_1 has no fast CPU kernel, so a copy is used");
+    assert_eq!((repacked.from.as_str(), repacked.to.as_str(), repacked.written), ("Q4_1", "Q8_0", true));
+    assert_eq!(repacked.cache.parent(), Some(cache_dir.as_path()));
+    assert_eq!(first.info().name, "SmolLM2-135M-Instruct.Q4_1", "the model keeps its own name and path");
+    assert!(first.info().path.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    let (text, _, _) = reply(&first, common::FRANCE, Sampling::greedy()).await;
+    assert!(text.contains("Paris"), "{text:?}");
+    drop(first);
+    let seen = seen.await.expect("progress");
+    let converting: Vec<u32> =
+        seen.iter().filter(|p| p.stage == LoadStage::Converting).map(|p| p.layers_done).collect();
+    assert!(converting.len() > 2 && converting.windows(2).all(|w| w[0] <= w[1]), "converting climbs: {seen:?}");
+    assert!(seen.iter().all(|p| p.stage != LoadStage::Converting || p.layers_total == 30), "{seen:?}");
+    assert_eq!(seen.last().map(|p| p.stage), Some(LoadStage::Done));
+
+    // The next load reads the copy without converting again.
+    let second = Engine::load(&common::starter_model(), options()).await.expect("loads again");
+    let again = second.info().repacked.clone().expect("the copy again");
+    assert_eq!((again.cache, again.written), (repacked.cache, false));
+    drop(second);
+
+    // Where no copy can be written, the file loads as it is.
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, b"a file").expect("write");
+    let plain = Engine::load(
+        &common::starter_model(),
+        LoadOptions { repack_dir: Some(blocked.join("repacked")), ..LoadOptions::default() },
+    )
+    .await
+    .expect("loads without a copy");
+    assert_eq!(plain.info().repacked, None);
+    let (text, _, _) = reply(&plain, common::FRANCE, Sampling::greedy()).await;
+    assert!(text.contains("Paris"), "{text:?}");
+}

@@ -79,7 +79,8 @@ impl From<ModelState> for ModelStateDto {
 #[serde(rename_all = "camelCase")]
 #[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct LoadProgressDto {
-    /// `checking`, `layers`, `finishing` or `done`.
+    /// `checking`, `converting` (a GGUF file's one-time copy into a quantization with fast CPU
+    /// kernels), `layers`, `finishing` or `done`.
     pub stage: String,
     pub layers_done: u32,
     pub layers_total: u32,

@@ -13,9 +13,11 @@
 
 pub(crate) mod gguf_check;
 mod progress;
+mod repack;
 
 use progress::{Layout, Watcher};
 pub use progress::{LoadProgress, LoadStage};
+pub use repack::{remove_copy as remove_repacked_copy, Repacked};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,11 +110,22 @@ pub struct LoadOptions {
     /// empty lets the engine place the model (all on one GPU, tensor parallel with NCCL, or
     /// the CPU).
     pub gpu_layers: Vec<u32>,
+    /// Where a GGUF file whose quantization has no fast CPU kernel (Q4_1, Q5_0, Q5_1) keeps
+    /// its Q8_0 copy for CPU loads (see `engine/repack.rs`); `None` loads such files as they
+    /// are.
+    pub repack_dir: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { max_parallel_replies: 4, isq: None, evaluation: false, progress: None, gpu_layers: Vec::new() }
+        Self {
+            max_parallel_replies: 4,
+            isq: None,
+            evaluation: false,
+            progress: None,
+            gpu_layers: Vec::new(),
+            repack_dir: None,
+        }
     }
 }
 
@@ -266,6 +279,8 @@ pub struct ModelInfo {
     /// For an in-situ quantized model: whether its UQFF cache was written by this load or
     /// read (quantization skipped).
     pub quantization_cache: Option<QuantizationCache>,
+    /// For a GGUF file loaded from its Q8_0 copy (no fast CPU kernel for its own quantization).
+    pub repacked: Option<Repacked>,
 }
 
 /// What a load did with the UQFF cache of an in-situ quantized model.
@@ -403,11 +418,15 @@ impl Engine {
             })?;
         let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
 
-        let load_path = path.clone();
+        let layers_total = Layout::gguf(&path, &summary.tensors).layers();
+        let (load_path, tensors, repacked) = match Self::repack(&path, layers_total, &options).await {
+            Some((repacked, tensors)) => (repacked.cache.clone(), tensors, Some(repacked)),
+            None => (path.clone(), summary.tensors.clone(), None),
+        };
         let max_seqs = options.max_parallel_replies.max(1);
         // mistral.rs panics on some bad inputs; a task turns a panic into a JoinError.
         let prefix_cache = if options.evaluation { None } else { Some(16) };
-        let layout = Layout::gguf(&path, &summary.tensors);
+        let layout = Layout::gguf(&load_path, &tensors);
         let layers = layout.layers();
         let watcher = options.watch(layout);
         let device_map = options.device_map();
@@ -437,9 +456,74 @@ impl Engine {
             context_length,
             file_bytes,
             quantization_cache: None,
+            repacked,
         };
         tracing::info!(model = %info.name, context = info.context_length, "model loaded");
         Ok(Self { model: Arc::new(model), info: Arc::new(info) })
+    }
+
+    /// On the CPU, a GGUF file of Q4_1, Q5_0 or Q5_1 weights is loaded from its Q8_0 copy in
+    /// [`LoadOptions::repack_dir`], written now when there is none (see `engine/repack.rs`);
+    /// with the copy, its tensors. Anything that goes wrong leaves the source to load as it is.
+    async fn repack(path: &Path, layers: u32, options: &LoadOptions) -> Option<(Repacked, Vec<(String, u64, u64)>)> {
+        let dir = options.repack_dir.clone()?;
+        if !matches!(mistralrs::best_device(false), Ok(Device::Cpu)) {
+            return None;
+        }
+        let source = path.to_path_buf();
+        let progress = options.progress.clone();
+        let made = tokio::task::spawn_blocking(move || -> Result<Option<Repacked>, repack::RepackError> {
+            match repack::plan(&source, &dir)? {
+                repack::Plan::NotNeeded => Ok(None),
+                repack::Plan::Cached(repacked) => Ok(Some(repacked)),
+                repack::Plan::Write { from, cache, bytes } => {
+                    tracing::info!(
+                        source = %source.display(),
+                        "{from:?} weights have no fast CPU kernel: writing a Q8_0 copy to {}",
+                        cache.display()
+                    );
+                    let report = |done: usize, total: usize| {
+                        if let Some(sender) = &progress {
+                            let layers_done = u32::try_from(done * layers as usize / total.max(1)).unwrap_or(layers);
+                            let stage = LoadStage::Converting;
+                            sender.send_replace(LoadProgress {
+                                stage,
+                                layers_done,
+                                layers_total: layers,
+                                quantizing: true,
+                            });
+                        }
+                    };
+                    repack::write(&source, &cache, bytes, from, report).map(Some)
+                }
+            }
+        })
+        .await;
+        let repacked = match made {
+            Ok(Ok(repacked)) => repacked?,
+            Ok(Err(e)) => {
+                tracing::warn!("loading {} as it is, without its faster Q8_0 copy: {e}", path.display());
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "loading {} as it is: making its Q8_0 copy failed: {}",
+                    path.display(),
+                    panic_message(e)
+                );
+                return None;
+            }
+        };
+        // The copy is checked like any GGUF file before mistral.rs reads it.
+        let cache = repacked.cache.clone();
+        match tokio::task::spawn_blocking(move || gguf_check::check(&cache)).await {
+            Ok(Ok(summary)) => Some((repacked, summary.tensors)),
+            _ => {
+                tracing::warn!("the Q8_0 copy {} is damaged; removed, loading the source", repacked.cache.display());
+                let _ = std::fs::remove_file(&repacked.cache);
+                None
+            }
+        }
     }
 
     /// Loads a model: a folder as a safetensors model ([`Engine::load_folder`]), anything
@@ -533,6 +617,7 @@ impl Engine {
             context_length,
             file_bytes: summary.weight_bytes,
             quantization_cache: cache_use,
+            repacked: None,
         };
         tracing::info!(model = %info.name, context = info.context_length, "model loaded");
         Ok(Self { model: Arc::new(model), info: Arc::new(info) })

@@ -30,6 +30,9 @@ pub enum LoadStage {
     /// Checking the files before the engine reads them.
     #[default]
     Checking,
+    /// Writing a copy of a GGUF file in a quantization the CPU has fast kernels for (once per
+    /// file; see `engine/repack.rs`), layer by layer.
+    Converting,
     /// Reading the weights layer by layer (and quantizing them, for in-situ quantization).
     Layers,
     /// Every layer is read; the engine is finishing (writing the quantization cache, setting

@@ -38,6 +38,9 @@ describe('loading words', () => {
     expect(loadingLabel('/m/a.gguf', progress({ stage: 'checking', layersTotal: 0 }))).toBe('Loading a.gguf: checking the files…');
     expect(loadingLabel('/m/hf', progress({ stage: 'finishing', quantizing: true }))).toMatch(/saving the quantized copy/);
     expect(loadingLabel('/m/a.gguf', progress({ layersTotal: 0 }))).toBe('Loading a.gguf…');
+    expect(loadingLabel('/m/s.Q4_1.gguf', progress({ stage: 'converting', layersDone: 3, layersTotal: 30 }))).toBe(
+      'Loading s.Q4_1.gguf: converting it for this CPU (once), layer 4 of 30…',
+    );
   });
 
   it('gives a percentage only when the layer count is known', () => {

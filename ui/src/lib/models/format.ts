@@ -14,6 +14,11 @@ export function loadingLabel(path: string, p: LoadProgressDto): string {
   switch (p.stage) {
     case 'checking':
       return `Loading ${name}: checking the files…`;
+    case 'converting':
+      // Once per file: Q4_1/Q5 weights copied to Q8_0, which this CPU has fast kernels for.
+      return p.layersTotal === 0
+        ? `Loading ${name}: converting it for this CPU (once)…`
+        : `Loading ${name}: converting it for this CPU (once), layer ${Math.min(p.layersDone + 1, p.layersTotal)} of ${p.layersTotal}…`;
     case 'layers':
       if (p.layersTotal === 0) return `Loading ${name}…`;
       return `Loading ${name}: ${p.quantizing ? 'reading and quantizing' : 'reading'} layer ${Math.min(p.layersDone + 1, p.layersTotal)} of ${p.layersTotal}…`;

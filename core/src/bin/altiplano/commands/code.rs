@@ -63,7 +63,7 @@ async fn ask(
 ) -> anyhow::Result<ExitCode> {
     let index = CodeIndex::open(data_dir.path(), &dir)?;
     index.update(|_| {})?;
-    let engine = Engine::load(&model, LoadOptions { max_parallel_replies: 1, ..Default::default() }).await?;
+    let engine = Engine::load(&model, LoadOptions { max_parallel_replies: 1, ..super::load::options() }).await?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {

@@ -1,7 +1,8 @@
 //! Loading a model with a progress bar: layers read (and quantized) of the total.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use altiplano_core::engine::{Engine, LoadOptions, LoadProgress, LoadStage};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -52,6 +53,7 @@ impl LoadBar {
 fn stage_text(p: &LoadProgress) -> &'static str {
     match (p.stage, p.quantizing) {
         (LoadStage::Checking, _) => "checking files",
+        (LoadStage::Converting, _) => "converting to Q8_0 (once)",
         (LoadStage::Layers, false) => "reading weights",
         (LoadStage::Layers, true) => "reading and quantizing",
         (LoadStage::Finishing, true) => "saving quantized copy",
@@ -60,10 +62,25 @@ fn stage_text(p: &LoadProgress) -> &'static str {
     }
 }
 
+/// Where this process's loads keep Q8_0 copies of GGUF files without fast CPU kernels: the
+/// data folder's (set once, at start).
+static REPACK_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets [`REPACK_DIR`].
+pub fn set_repack_dir(dir: PathBuf) {
+    let _ = REPACK_DIR.set(dir);
+}
+
+/// Load options with the data folder's repack cache.
+pub fn options() -> LoadOptions {
+    LoadOptions { repack_dir: REPACK_DIR.get().cloned(), ..LoadOptions::default() }
+}
+
 /// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar.
 pub async fn open(path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
     let bar = LoadBar::new(path);
-    let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), ..options }).await;
+    let repack_dir = options.repack_dir.clone().or_else(|| REPACK_DIR.get().cloned());
+    let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, ..options }).await;
     bar.finish().await;
     Ok(engine?)
 }

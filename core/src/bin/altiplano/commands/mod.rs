@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
+    load::set_repack_dir(data_dir.repack_dir());
     // Looking at hardware needs no database.
     let command = match cli.command {
         Command::Hardware { json } => return hardware::run(&data_dir, json),

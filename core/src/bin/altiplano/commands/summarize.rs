@@ -38,7 +38,7 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
             None => {
                 if engine.is_none() {
                     engine = Some(
-                        Engine::load(&args.model, LoadOptions { max_parallel_replies: 1, ..Default::default() })
+                        Engine::load(&args.model, LoadOptions { max_parallel_replies: 1, ..super::load::options() })
                             .await?,
                     );
                 }

@@ -5,7 +5,8 @@
  */
 export type LoadProgressDto = { 
 /**
- * `checking`, `layers`, `finishing` or `done`.
+ * `checking`, `converting` (a GGUF file's one-time copy into a quantization with fast CPU
+ * kernels), `layers`, `finishing` or `done`.
  */
 stage: string, layersDone: number, layersTotal: number, 
 /**
