@@ -11,6 +11,15 @@ pub const DATA_DIR_ENV: &str = "ALTIPLANO_DATA_DIR";
 /// Environment variable naming the model to load at start-up.
 pub const MODEL_ENV: &str = "ALTIPLANO_MODEL";
 
+/// Environment variable that, set to `0`, loads GGUF files without fast CPU kernels as they
+/// are instead of from their Q8_0 copies (less memory, slower; see `engine/repack.rs`).
+pub const REPACK_ENV: &str = "ALTIPLANO_REPACK";
+
+/// Whether loads on the CPU use Q8_0 copies of Q4_1/Q5 GGUF files (unless `ALTIPLANO_REPACK=0`).
+pub fn repack_enabled() -> bool {
+    std::env::var(REPACK_ENV).map_or(true, |v| v.trim() != "0")
+}
+
 /// Environment variable naming the starter model file.
 pub const STARTER_MODEL_ENV: &str = "ALTIPLANO_STARTER_MODEL";
 /// File name of the starter model (SmolLM2-135M-Instruct, Q4_1).

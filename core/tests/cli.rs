@@ -22,6 +22,27 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Q8_0 copies of GGUF files in the data folder `data_dir`.
+fn copies(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir.join("cache/repacked"))
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "gguf")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_altiplano_repack_0_a_q4_1_file_runs_as_it_is() {
+    let dir = common::data_dir();
+    let out = run_ok(
+        altiplano(dir.path())
+            .env("ALTIPLANO_REPACK", "0")
+            .args(["chat", "--greedy", "--model"])
+            .arg(common::starter_model())
+            .arg(common::FRANCE),
+    );
+    assert!(out.contains("Paris"), "{out}");
+    assert_eq!(copies(dir.path()), 0, "no copy written");
+}
+
 #[test]
 fn chat_streams_saves_and_is_searchable() {
     let dir = common::data_dir();
@@ -29,6 +50,8 @@ fn chat_streams_saves_and_is_searchable() {
 
     let out = run_ok(altiplano(dir.path()).arg("chat").arg("--model").arg(&model).arg("--greedy").arg(common::FRANCE));
     assert!(out.contains("Paris"), "{out}");
+    // The Q4_1 starter ran from the Q8_0 copy written into the data folder.
+    assert_eq!(copies(dir.path()), 1);
 
     let list: Value =
         serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "list", "--json"]))).unwrap();

@@ -23,7 +23,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
-    load::set_repack_dir(data_dir.repack_dir());
+    if altiplano_core::config::repack_enabled() {
+        load::set_repack_dir(data_dir.repack_dir());
+    }
     // Looking at hardware needs no database.
     let command = match cli.command {
         Command::Hardware { json } => return hardware::run(&data_dir, json),
