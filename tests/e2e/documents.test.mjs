@@ -6,13 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { KEY_ENTER } from './webdriver.mjs';
-import { startDriver, stop } from './harness.mjs';
+import { application, root, starterModel, startDriver, stop } from './harness.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const application = process.env.ALTIPLANO_APP_BINARY;
-const starterModel = join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf');
 const artifacts = join(root, 'tests/artifacts');
 const DRIVER_PORT = 4450;
 const NATIVE_PORT = 4451;

@@ -11,15 +11,12 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { KEY_ENTER } from './webdriver.mjs';
-import { startDriver, stop } from './harness.mjs';
+import { application, root, starterModel, startDriver, stop, workspaceBinary } from './harness.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const application = process.env.ALTIPLANO_APP_BINARY;
 const testhub =
-  process.env.ALTIPLANO_TESTHUB_BINARY ?? join(resolve(root, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug/altiplano-testhub');
-const starterModel = join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf');
+  process.env.ALTIPLANO_TESTHUB_BINARY ?? workspaceBinary('altiplano-testhub');
 const artifacts = join(root, 'tests/artifacts');
 // Ports of their own, so a tauri-driver left over from another test file cannot answer.
 const DRIVER_PORT = 4446;

@@ -2,7 +2,20 @@
 // driver left over from another test file cannot answer) with the app's environment, and stop
 // child processes for sure.
 import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { WebDriver } from './webdriver.mjs';
+
+/** The repository. */
+export const root = resolve(import.meta.dirname, '../..');
+/** The built app under test. */
+export const application = process.env.ALTIPLANO_APP_BINARY;
+/** The starter model, fetched by models/fetch-starter.sh. */
+export const starterModel = join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf');
+
+/** A binary of the workspace build: `$CARGO_TARGET_DIR/debug/NAME` (or `target/debug/NAME`). */
+export function workspaceBinary(name) {
+  return join(resolve(root, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug', name);
+}
 
 /** Starts tauri-driver with `env` for the app and resolves with a ready WebDriver client. */
 export async function startDriver({ port, nativePort, env }) {

@@ -8,16 +8,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { startDriver, stop } from './harness.mjs';
+import { join } from 'node:path';
+import { application, starterModel, startDriver, stop, workspaceBinary } from './harness.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const application = process.env.ALTIPLANO_APP_BINARY;
-const cli = process.env.ALTIPLANO_CLI_BINARY ?? join(resolve(root, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug/altiplano');
-const starterModel = join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf');
+const cli = process.env.ALTIPLANO_CLI_BINARY ?? workspaceBinary('altiplano');
 // Ports of their own, so a tauri-driver left over from another test file cannot answer.
-const DRIVER_PORT = 4448;
-const NATIVE_PORT = 4449;
+const DRIVER_PORT = 4452;
+const NATIVE_PORT = 4453;
 
 let driver;
 let driverProcess;
