@@ -20,6 +20,8 @@ use crate::store::{now_ms, Role, Store, StoreError};
 const BENCH_PROMPT: &str = "Describe a morning walk in the mountains in a few sentences.";
 /// Tokens generated to time decoding.
 const BENCH_TOKENS: usize = 48;
+/// The longest the timed reply may take (a 70B model on a CPU decodes about a token a second).
+const BENCH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// One model's figures on one machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,14 +105,24 @@ impl Probe {
     ) -> Result<Measurement, EngineError> {
         let load_seconds = self.started.elapsed().as_secs_f64();
         let sampling = Sampling { max_tokens: BENCH_TOKENS, ..Sampling::greedy() };
-        let mut rx =
-            engine.generate(vec![PromptMessage::new(Role::User, BENCH_PROMPT)], sampling, CancellationToken::new());
+        // A large model on a small machine may decode a token a second: the speed is taken
+        // from what came within the time limit, rather than keeping the user waiting.
+        let cancel = CancellationToken::new();
+        let deadline = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                tokio::time::sleep(BENCH_TIME_LIMIT).await;
+                cancel.cancel();
+            }
+        });
+        let mut rx = engine.generate(vec![PromptMessage::new(Role::User, BENCH_PROMPT)], sampling, cancel);
         let mut decode = None;
         while let Some(event) = rx.recv().await {
             if let GenerationEvent::Finished { stats, .. } = event? {
                 decode = stats.decode_tokens_per_second;
             }
         }
+        deadline.abort();
         let resident = resident_bytes().saturating_sub(self.resident);
         let gpu_bytes: Vec<u64> = gpu_used()
             .iter()
