@@ -135,6 +135,10 @@ test('download a model from a Hugging Face endpoint and chat with it', async () 
   assert.match(model, /tiny\.Q4_1\.gguf/);
   assert.match(model, /GGUF/);
   assert.match(model, /downloaded/);
+  // The page with the finished download and the model on disk. (Taken before the model loads:
+  // WebKitWebDriver's screenshot has hung past its 300 s limit right after a load here, though
+  // the page kept answering every other command.)
+  writeFileSync(join(artifacts, 'downloads.png'), await driver.screenshot());
 
   const [use] = await driver.findAll('[data-testid="local-model"] [data-testid="use-for-chat"]');
   await driver.click(use);
@@ -144,8 +148,6 @@ test('download a model from a Hugging Face endpoint and chat with it', async () 
   });
   assert.doesNotMatch(status, /failed/i);
   await driver.until('the model to be marked in use', async () => (await driver.findAll('[data-testid="in-use"]')).length === 1);
-
-  writeFileSync(join(artifacts, 'downloads.png'), await driver.screenshot());
 });
 
 test('"Use" on a catalog variant downloads it, loads it for chat and shows what it measured', async () => {
