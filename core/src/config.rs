@@ -92,6 +92,11 @@ impl DataDir {
         self.0.join("cache").join("repacked")
     }
 
+    /// [`DataDir::repack_dir`] for loads to use, unless `ALTIPLANO_REPACK=0` turns copies off.
+    pub fn repack_cache(&self) -> Option<PathBuf> {
+        repack_enabled().then(|| self.repack_dir())
+    }
+
     /// The SQLite database of conversations and settings.
     pub fn database_path(&self) -> PathBuf {
         self.0.join("altiplano.sqlite3")

@@ -240,7 +240,7 @@ fn match_llama_cpp_pre_tokenizer(tokenizer: &mut serde_json::Value, add_space_pr
 }
 
 /// candle's errors carry a backtrace after their first line when `RUST_BACKTRACE` is set.
-fn first_line(e: &impl std::fmt::Display) -> String {
+pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_owned()
 }
 

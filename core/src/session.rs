@@ -441,8 +441,7 @@ impl Session {
         self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress: LoadProgress::default() });
         let isq = options.isq;
         let (tx, mut rx) = watch::channel(LoadProgress::default());
-        let repack_dir =
-            options.repack_dir.clone().or_else(|| config::repack_enabled().then(|| self.data_dir.repack_dir()));
+        let repack_dir = options.repack_dir.clone().or_else(|| self.data_dir.repack_cache());
         let open = Engine::open(path, LoadOptions { progress: Some(tx), repack_dir, ..options });
         tokio::pin!(open);
         let loaded = loop {

@@ -13,7 +13,7 @@ use altiplano_core::documents::followup::{DocumentAnswer, FollowUpError};
 use altiplano_core::documents::{OpenError, PageCitation, SavedDocument, Summary, SummaryError, SummaryProgress};
 use altiplano_core::download::queue::{DownloadJob, QueueError};
 use altiplano_core::download::DownloadError;
-use altiplano_core::engine::{EngineError, FinishReason, LoadProgress, ModelInfo};
+use altiplano_core::engine::{EngineError, FinishReason, LoadProgress, ModelInfo, UnknownIsq};
 use altiplano_core::hardware::{GpuVendor, HardwareProfile};
 use altiplano_core::library::{LibraryError, LocalModel, ModelFormat, ModelSource};
 use altiplano_core::measure::Measurement;
@@ -630,6 +630,12 @@ fn store_code(e: &StoreError) -> ErrorCode {
             ErrorCode::NotFound
         }
         _ => ErrorCode::Internal,
+    }
+}
+
+impl From<UnknownIsq> for ApiError {
+    fn from(e: UnknownIsq) -> Self {
+        Self::new(ErrorCode::Invalid, e.to_string())
     }
 }
 

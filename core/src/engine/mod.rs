@@ -245,9 +245,25 @@ impl Isq {
         }
     }
 
+    /// Every type, in the order the CLI lists them.
+    pub const ALL: [Self; 5] = [Self::Q4k, Self::Q5k, Self::Q6k, Self::Q8_0, Self::Fp8];
+
     /// Parses [`Isq::wire_name`].
     pub fn from_wire(name: &str) -> Option<Self> {
-        [Self::Q4k, Self::Q5k, Self::Q6k, Self::Q8_0, Self::Fp8].into_iter().find(|i| i.wire_name() == name)
+        name.parse().ok()
+    }
+}
+
+/// A name that is no [`Isq::wire_name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown quantization {name:?}: use {choices}", name = .0, choices = Isq::ALL.map(Isq::wire_name).join(", "))]
+pub struct UnknownIsq(pub String);
+
+impl std::str::FromStr for Isq {
+    type Err = UnknownIsq;
+
+    fn from_str(name: &str) -> Result<Self, UnknownIsq> {
+        Self::ALL.into_iter().find(|i| i.wire_name() == name).ok_or_else(|| UnknownIsq(name.to_owned()))
     }
 }
 

@@ -18,6 +18,8 @@ use candle_core::Device;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::convert::first_line;
+
 /// The quantizations without a SIMD kernel in candle's CPU backend.
 const SLOW_ON_CPU: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 /// Weights per block of Q8_0, and its bytes per block (an f16 scale and 32 signed bytes).
@@ -152,14 +154,13 @@ pub(crate) fn write(
         return Err(write_err(&partial, e.to_string()));
     }
     std::fs::rename(&partial, cache).map_err(|e| write_err(cache, e.to_string()))?;
-    remove_older_copies(cache);
+    remove_copies(dir, &source_prefix(source), cache.file_name().and_then(|f| f.to_str()));
     Ok(Repacked { from: name(from), to: name(GgmlDType::Q8_0), cache: cache.to_path_buf(), written: true })
 }
 
 /// `<hash of the source's path>-<hash of its size and modification time>.q8_0.gguf`: a source
 /// changed in place gets a new name, and the old copy is found by the first half.
 fn cache_name(source: &Path) -> Result<String, RepackError> {
-    let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
     let meta = std::fs::metadata(source)
         .map_err(|e| RepackError::Read { path: source.to_path_buf(), reason: e.to_string() })?;
     let modified = meta
@@ -168,30 +169,27 @@ fn cache_name(source: &Path) -> Result<String, RepackError> {
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let path_hash = short_hash(canonical.to_string_lossy().as_bytes());
     let content_hash = short_hash(format!("{}:{modified}", meta.len()).as_bytes());
-    Ok(format!("{path_hash}-{content_hash}.q8_0.gguf"))
+    Ok(format!("{}{content_hash}.q8_0.gguf", source_prefix(source)))
+}
+
+/// The start shared by every copy's name of `source`, whatever its contents.
+fn source_prefix(source: &Path) -> String {
+    let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    format!("{}-", short_hash(canonical.to_string_lossy().as_bytes()))
 }
 
 /// Removes the copy of `source` from `dir`, if there is one (the model left the library).
 pub fn remove_copy(source: &Path, dir: &Path) {
-    let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
-    let prefix = format!("{}-", short_hash(canonical.to_string_lossy().as_bytes()));
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+    remove_copies(dir, &source_prefix(source), None);
 }
 
-fn remove_older_copies(cache: &Path) {
-    let (Some(dir), Some(file)) = (cache.parent(), cache.file_name().and_then(|f| f.to_str())) else { return };
-    let Some((prefix, _)) = file.split_once('-') else { return };
+/// Removes the files of `dir` whose names start with `prefix`, except `keep`.
+fn remove_copies(dir: &Path, prefix: &str, keep: Option<&str>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        let other = entry.file_name().to_string_lossy().into_owned();
-        if other != file && other.starts_with(&format!("{prefix}-")) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(prefix) && Some(name.as_str()) != keep {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -209,11 +207,6 @@ fn available_memory() -> u64 {
     let mut system = sysinfo::System::new();
     system.refresh_memory();
     system.available_memory()
-}
-
-/// candle's errors carry a backtrace after their first line when `RUST_BACKTRACE` is set.
-fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, ErrorCode, LocalModelDto, ModelDto};
+use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, LocalModelDto, ModelDto};
 
 /// Updates are sent at most this often while a download runs.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
@@ -151,12 +151,7 @@ pub async fn remove_model(session: SessionState<'_>, id: i64) -> Result<(), ApiE
 /// model quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given.
 #[tauri::command]
 pub async fn load_local_model(session: SessionState<'_>, id: i64, isq: Option<String>) -> Result<ModelDto, ApiError> {
-    let isq = match isq.as_deref() {
-        None => None,
-        Some(name) => Some(Isq::from_wire(name).ok_or_else(|| {
-            ApiError::new(ErrorCode::Invalid, format!("unknown quantization {name:?}: use q4k, q5k, q6k, q8_0 or fp8"))
-        })?),
-    };
+    let isq = isq.as_deref().map(str::parse::<Isq>).transpose().map_err(ApiError::from)?;
     let (info, _) = session.load_library_model(id, isq).await?;
     Ok(ModelDto::from(&info))
 }

@@ -23,8 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
-    if altiplano_core::config::repack_enabled() {
-        load::set_repack_dir(data_dir.repack_dir());
+    if let Some(dir) = data_dir.repack_cache() {
+        load::set_repack_dir(dir);
     }
     // Looking at hardware needs no database.
     let command = match cli.command {
