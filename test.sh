@@ -7,6 +7,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 scripts/deps.sh test
 
+# Every process this run starts inherits this mark, so whatever outlives its test (a daemon that
+# D-Bus started, holding the run's output open) is found and stopped when the run ends.
+export ALTIPLANO_RUN_MARK="altiplano-test-$$-$(date +%s%N)"
+trap 'scripts/reap.sh "$ALTIPLANO_RUN_MARK"' EXIT
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "formatting"
@@ -33,4 +38,8 @@ fi
 step "end to end: the real app under Xvfb (screenshots go to tests/artifacts/)"
 cargo build --workspace --all-targets
 export ALTIPLANO_APP_BINARY="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/altiplano-app"
-xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test --test-concurrency=1 tests/e2e/
+# A private bus with an unlocked throwaway keyring already running (the app's keyring calls
+# activate and prompt nothing), and a time limit so a hang fails instead of stalling the run.
+timeout --kill-after=30 1800 \
+  xvfb-run -a -s "-screen 0 1280x800x24" \
+  scripts/with-keyring.sh node --test --test-concurrency=1 tests/e2e/
