@@ -112,6 +112,8 @@ pub struct Model {
     pub layers: u32,
     /// Hidden size.
     pub hidden_size: u32,
+    /// Tokens in the vocabulary (rows of the token embedding).
+    pub vocab_size: u32,
     /// Attention heads.
     pub attention_heads: u32,
     /// Key/value heads (grouped-query attention).
@@ -136,6 +138,12 @@ impl Model {
     /// Bytes of KV cache per token of context at 16-bit precision: keys and values, every layer.
     pub fn kv_bytes_per_token(&self) -> u64 {
         2 * u64::from(self.layers) * u64::from(self.kv_heads) * u64::from(self.head_dim) * 2
+    }
+
+    /// Bytes of the F32 token embedding that mistral.rs makes when it loads a GGUF file of this
+    /// model: the lookup table is dequantized, beside the quantized weights it came from.
+    pub fn gguf_embedding_bytes(&self) -> u64 {
+        u64::from(self.vocab_size) * u64::from(self.hidden_size) * 4
     }
 
     /// Size of a variant's weights: exact where known, else parameters × bits per weight.
@@ -214,8 +222,10 @@ impl Catalog {
             if !ids.insert(id.as_str()) {
                 return bad(format!("model {id} is listed twice"));
             }
-            if m.parameters == 0 || m.layers == 0 || m.kv_heads == 0 || m.head_dim == 0 {
-                return bad(format!("model {id}: parameters, layers, kv_heads and head_dim must be positive"));
+            if m.parameters == 0 || m.layers == 0 || m.kv_heads == 0 || m.head_dim == 0 || m.vocab_size == 0 {
+                return bad(format!(
+                    "model {id}: parameters, layers, kv_heads, head_dim and vocab_size must be positive"
+                ));
             }
             if m.attention_heads % m.kv_heads != 0 {
                 return bad(format!("model {id}: attention_heads must be a multiple of kv_heads"));

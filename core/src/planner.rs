@@ -213,16 +213,31 @@ fn gpu_overhead(model: &Model, weights_here: u64) -> u64 {
     GIB / 2 + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
 }
 
-/// Runtime overhead on the CPU.
+/// Runtime overhead on the CPU (fitted to the starter model's measured growth, with the F32
+/// embedding counted apart; see `tests/memory_estimate.rs`).
 fn cpu_overhead(model: &Model, weights_here: u64) -> u64 {
-    256 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
+    224 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
 }
 
 /// Memory the planner expects a variant to take on the CPU at `context` tokens: weights, KV
 /// cache and runtime overhead (what the CPU budget is checked against).
 pub fn cpu_memory_estimate(model: &Model, variant: &Variant, context: u32) -> u64 {
     let weights = cpu_weights(variant, model.weights_bytes(variant));
-    weights + model.kv_bytes_per_token() * u64::from(context) + cpu_overhead(model, weights)
+    weights
+        + model.kv_bytes_per_token() * u64::from(context)
+        + cpu_overhead(model, weights)
+        + embedding_copy(model, variant)
+}
+
+/// Memory beside the weights that a variant's format costs on the device holding the model's
+/// first part: a GGUF model's token embedding, which mistral.rs dequantizes to F32 at load
+/// (`quantized_llama.rs`; 2.1 GB for Llama 3.1 8B, 8.4 GB for 405B). Safetensors weights are
+/// used in their own dtype.
+fn embedding_copy(model: &Model, variant: &Variant) -> u64 {
+    match variant.format {
+        Format::Gguf => model.gguf_embedding_bytes(),
+        Format::Safetensors => 0,
+    }
 }
 
 /// Peak memory bandwidth of a GPU, bytes/s, from its name.
@@ -509,7 +524,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
             budget_bytes: budget,
             weights_bytes: weights,
             kv_cache_bytes: s.kv(s.context).div_ceil(u64::from(world)),
-            overhead_bytes: gpu_overhead(s.model, weights),
+            overhead_bytes: gpu_overhead(s.model, weights) + embedding_copy(s.model, s.variant),
             headroom_bytes: margin,
         });
     }
@@ -545,7 +560,8 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
     let mut gpu_layers = 0u64;
     for (i, g) in gpus.iter().enumerate() {
         let (budget, margin) = gpu_budget(g);
-        let overhead = gpu_overhead(s.model, 0) + layer_weights * 2;
+        let first_part = if i == 0 { embedding_copy(s.model, s.variant) } else { 0 };
+        let overhead = gpu_overhead(s.model, 0) + layer_weights * 2 + first_part;
         let room = budget.saturating_sub(overhead);
         let n = (room / (layer_weights + layer_kv)).min(layers - gpu_layers);
         gpu_layers += n;
@@ -625,12 +641,14 @@ fn whole_on(
 }
 
 fn on_metal(s: &Setting<'_>, gpu: &Gpu) -> Option<Candidate> {
-    whole_on(s, "metal", gpu_budget(gpu), gpu_overhead(s.model, s.weights), Backend::Metal, gpu_bandwidth(gpu))
+    let overhead = gpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant);
+    whole_on(s, "metal", gpu_budget(gpu), overhead, Backend::Metal, gpu_bandwidth(gpu))
 }
 
 fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Option<Candidate> {
     let s = &Setting { weights: cpu_weights(s.variant, s.weights), ..*s };
-    whole_on(s, "cpu", cpu_budget(profile), cpu_overhead(s.model, s.weights), Backend::Cpu, cpu_bandwidth(profile))
+    let overhead = cpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant);
+    whole_on(s, "cpu", cpu_budget(profile), overhead, Backend::Cpu, cpu_bandwidth(profile))
 }
 
 /// The weights' bytes as the CPU runs them: a Q4_1 GGUF file runs from a Q8_0 copy (34 bytes
@@ -656,7 +674,8 @@ fn whole_device(s: &Setting<'_>, device: &str, (budget, margin): (u64, u64), ove
 
 /// Nothing fits: the CPU's view of what the model would need, for the explanation.
 fn too_large(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
-    let devices = vec![whole_device(s, "cpu", cpu_budget(profile), cpu_overhead(s.model, s.weights))];
+    let overhead = cpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant);
+    let devices = vec![whole_device(s, "cpu", cpu_budget(profile), overhead)];
     candidate(s, Backend::Cpu, Placement::None, Fit::TooLarge, devices)
 }
 
@@ -679,6 +698,7 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
     let name = &s.model.name;
     let q = s.variant.quant.as_str();
     let estimate = if s.variant.bytes.is_some() { "" } else { " (estimated from the parameter count)" };
+    let embedding = embedding_copy(s.model, s.variant);
     let mut text = match (&c.placement, c.backend) {
         (Placement::None, _) if s.variant.quant == Quant::Fp8 => {
             return format!(
@@ -688,7 +708,7 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
             );
         }
         (Placement::None, _) => {
-            let need = s.weights + s.kv(s.context);
+            let need = s.weights + embedding + s.kv(s.context);
             return format!(
                 "{name} {q} does not fit: it needs about {} for weights{estimate} and KV cache at {} tokens, more than any \
                  device here offers.",
@@ -718,8 +738,13 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
         ),
         (Placement::Cpu, _) => format!("{name} {q} runs on the CPU"),
     };
+    let unpacked = match embedding {
+        0 => String::new(),
+        bytes => format!(", token embedding unpacked to F32 {}", gib(bytes)),
+    };
     text.push_str(&format!(
-        ": weights {}{estimate}, KV cache {} at {} tokens; about {:.0} tokens/s (assuming {:.0} GB/s memory bandwidth).",
+        ": weights {}{estimate}{unpacked}, KV cache {} at {} tokens; about {:.0} tokens/s (assuming {:.0} GB/s memory \
+         bandwidth).",
         gib(s.weights),
         gib(s.kv(s.context)),
         s.context,
@@ -791,8 +816,7 @@ fn nothing_fits(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptio
     match smallest {
         Some((m, v)) => {
             let context = options.context_tokens.min(GGUF_CONTEXT_CAP);
-            let need =
-                m.weights_bytes(v) + m.kv_bytes_per_token() * u64::from(context) + cpu_overhead(m, m.weights_bytes(v));
+            let need = cpu_memory_estimate(m, v, context);
             let (budget, _) = cpu_budget(profile);
             format!(
                 "No Llama 3.1 variant fits: the smallest, {} {}, needs about {} with {context} tokens of context, and this \

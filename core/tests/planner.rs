@@ -4,7 +4,8 @@
 use altiplano_core::catalog::{Catalog, Quant};
 use altiplano_core::hardware::{Cpu, Gpu, GpuVendor, HardwareProfile, Os};
 use altiplano_core::planner::{
-    gpu_layers as gpu_layers_for, plan, plan_measured, Backend, Fit, Measured, Placement, PlanOptions, Preference,
+    cpu_memory_estimate, gpu_layers as gpu_layers_for, plan, plan_measured, Backend, Fit, Measured, Placement,
+    PlanOptions, Preference,
 };
 use proptest::prelude::*;
 
@@ -75,6 +76,32 @@ fn check(profile: &HardwareProfile, expected: Option<(&str, &str, Backend, Fit)>
     }
 }
 
+/// mistral.rs dequantizes a GGUF model's token embedding to F32 when it loads it (2.1 GB for
+/// 8B, beside 4.9 GB of Q4_K_M weights); safetensors weights keep their dtype.
+#[test]
+fn a_gguf_model_is_planned_with_its_f32_embedding() {
+    let catalog = Catalog::builtin().unwrap();
+    let model = catalog.model("llama-3.1-8b-instruct").unwrap();
+    let variant = |q: Quant| model.variants.iter().find(|v| v.quant == q).unwrap();
+    let embedding = 128_256 * 4096 * 4;
+    let gguf = variant(Quant::Q8_0);
+    let safetensors = variant(Quant::Fp8);
+    assert!(cpu_memory_estimate(model, gguf, 0) >= model.weights_bytes(gguf) + embedding);
+    let beside_weights = |v| cpu_memory_estimate(model, v, 0) - model.weights_bytes(v);
+    assert!(beside_weights(gguf) >= beside_weights(safetensors) + embedding, "only GGUF carries it");
+    // On a GPU too: a 12 GB card holds 8B Q6_K with it, not Q8_0 (8.5 GB + 2.1 GB + KV cache).
+    let card = pc(32, 16, nvidia("NVIDIA GeForce RTX 3060", 12, "8.6", 1));
+    let plan = plan(&card, &catalog, PlanOptions::default());
+    let row = |q: Quant| plan.candidates.iter().find(|c| c.model == model.id && c.quant == q).unwrap();
+    assert_eq!(row(Quant::Q8_0).fit, Fit::Partial);
+    assert_eq!(row(Quant::Q6K).fit, Fit::Gpu);
+    assert!(
+        row(Quant::Q6K).explanation.contains("token embedding unpacked to F32 2.0 GiB"),
+        "{}",
+        row(Quant::Q6K).explanation
+    );
+}
+
 #[test]
 fn cpu_only_laptops() {
     check(&pc(8, 8, vec![]), None);
@@ -85,7 +112,9 @@ fn cpu_only_laptops() {
 #[test]
 fn apple_silicon() {
     check(&mac("Apple M1", 8), None);
-    check(&mac("Apple M1", 16), Some(("llama-3.1-8b-instruct", "Q8_0", Backend::Metal, Fit::Gpu)));
+    // Q8_0 (8.5 GB) would fit beside the KV cache, but not with the F32 embedding (2.1 GB)
+    // that mistral.rs makes from a GGUF file.
+    check(&mac("Apple M1", 16), Some(("llama-3.1-8b-instruct", "Q6_K", Backend::Metal, Fit::Gpu)));
     check(&mac("Apple M2 Pro", 32), Some(("llama-3.1-8b-instruct", "BF16", Backend::Metal, Fit::Gpu)));
     check(&mac("Apple M3 Max", 128), Some(("llama-3.1-70b-instruct", "Q6_K", Backend::Metal, Fit::Gpu)));
 }
@@ -94,14 +123,20 @@ fn apple_silicon() {
 fn consumer_gpus() {
     check(
         &pc(32, 16, nvidia("NVIDIA GeForce RTX 3060", 12, "8.6", 1)),
-        Some(("llama-3.1-8b-instruct", "Q8_0", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-8b-instruct", "Q6_K", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(64, 16, nvidia("NVIDIA GeForce RTX 4090", 24, "8.9", 1)),
         Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
     );
+    // 70B Q4_K_M split with the CPU would decode at ~3.6 tokens/s, below usable: 8B at full
+    // precision over both GPUs instead.
     check(
         &pc(64, 16, nvidia("NVIDIA GeForce RTX 3090", 24, "8.6", 2)),
+        Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
+    );
+    check(
+        &pc(128, 16, nvidia("NVIDIA RTX A6000", 48, "8.6", 1)),
         Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
     );
 }
@@ -110,11 +145,11 @@ fn consumer_gpus() {
 fn data_centre_gpus() {
     check(
         &pc(128, 32, nvidia("NVIDIA A100-PCIE-40GB", 40, "8.0", 1)),
-        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
+        Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(256, 32, nvidia("NVIDIA A100 80GB PCIe", 80, "8.0", 1)),
-        Some(("llama-3.1-70b-instruct", "Q8_0", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-70b-instruct", "Q6_K", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1)),
@@ -126,7 +161,7 @@ fn data_centre_gpus() {
     );
     check(
         &pc(1024, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4)),
-        Some(("llama-3.1-405b-instruct", "Q5_K_M", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-405b-instruct", "Q4_K_M", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(2048, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 8)),
@@ -273,8 +308,8 @@ proptest! {
 #[test]
 fn layers_spread_over_a_non_power_of_two_of_gpus_fit_without_the_cpu() {
     let catalog = Catalog::builtin().unwrap();
-    let small = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 84, "9.0", 3));
-    let large = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 88, "9.0", 3));
+    let small = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 88, "9.0", 3));
+    let large = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 92, "9.0", 3));
     let params = |p: &HardwareProfile| {
         let rec = plan(p, &catalog, PlanOptions::default()).recommended.unwrap();
         (catalog.model(&rec.model).unwrap().parameters, rec.fit)
@@ -340,7 +375,13 @@ fn measured_figures_replace_estimates_and_can_change_the_recommendation() {
 fn a_plan_split_between_gpu_and_cpu_names_the_layers_for_each_gpu() {
     let catalog = Catalog::builtin().unwrap();
     let rig = pc(64, 16, nvidia("NVIDIA GeForce RTX 3090", 24, "8.6", 2));
-    let best = plan(&rig, &catalog, PlanOptions::default()).recommended.unwrap();
+    let plan_for_rig = plan(&rig, &catalog, PlanOptions::default());
+    let best = plan_for_rig
+        .candidates
+        .iter()
+        .find(|c| c.model == "llama-3.1-70b-instruct" && c.quant == Quant::Q4KM)
+        .expect("the 70B Q4_K_M row")
+        .clone();
     let Placement::LayerSplit { gpu_layers, cpu_layers } = best.placement else { panic!("{:?}", best.placement) };
     let per_gpu = gpu_layers_for(&best, &catalog);
     assert_eq!(per_gpu.len(), 2);
