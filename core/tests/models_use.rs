@@ -1,18 +1,16 @@
 //! From recommendation to chat: `altiplano models use` downloads a catalog variant (from a real
 //! HTTP server on 127.0.0.1 speaking the Hub's protocol, `altiplano-testhub`), loads it with
 //! progress, measures what it takes here, and makes it the chat model; the planner then uses
-//! the measured figures. Loads report layers read as they happen.
+//! the measured figures. Loads report layers read as they happen. (The app's session doing the
+//! same is `session_use.rs`, in a process of its own.)
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use altiplano_core::config::DataDir;
 use altiplano_core::convert::{convert_gguf, WeightType};
 use altiplano_core::engine::{Engine, Isq, LoadOptions, LoadProgress, LoadStage};
-use altiplano_core::session::{ModelState, Session, UseStarted};
 use altiplano_testhub::HubServer;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -22,11 +20,6 @@ use tokio::sync::watch;
 const VARIANT: &str = "llama-3.1-8b-instruct:q4_k_m";
 const REPO: &str = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF";
 const FILE: &str = "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf";
-
-/// Held by the tests that load models in this process: a measurement is this process's growth
-/// in resident memory, so another test loading or dropping a model at the same time would be
-/// counted in it (as the app, which loads one model at a time, never does).
-static IN_PROCESS_LOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn altiplano(data_dir: &Path, hub: &str, cache: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_altiplano"));
@@ -132,7 +125,6 @@ fn assert_climbs(seen: &[LoadProgress], layers: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_report_layers_as_the_engine_reads_them() {
-    let _alone = IN_PROCESS_LOADS.lock().await;
     // GGUF: read through a file descriptor.
     let (tx, rx) = watch::channel(LoadProgress::default());
     let seen = collect(rx);
@@ -157,50 +149,4 @@ async fn loads_report_layers_as_the_engine_reads_them() {
     let between: Vec<u32> = seen.iter().map(|p| p.layers_done).filter(|n| *n > 0 && *n < 30).collect();
     assert!(!between.is_empty(), "the layers were seen arriving, not only at the end: {seen:?}");
     drop(engine);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_app_session_uses_the_starter_variant_measures_it_and_shows_loading_progress() {
-    let _alone = IN_PROCESS_LOADS.lock().await;
-    let dir = common::data_dir();
-    let session = Session::open(DataDir::at(dir.path().to_path_buf()).expect("data dir")).await.expect("session");
-
-    // Watch the model state while it loads, as the status bar does.
-    let watcher = {
-        let session = session.clone();
-        tokio::spawn(async move {
-            let mut layers_seen = Vec::new();
-            for _ in 0..2000 {
-                match session.model_state() {
-                    ModelState::Loading { progress, .. } => {
-                        layers_seen.push((progress.layers_done, progress.layers_total))
-                    }
-                    ModelState::Ready { .. } if !layers_seen.is_empty() => break,
-                    _ => {}
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            layers_seen
-        })
-    };
-    let started = session.use_model("smollm2-135m-instruct:q4_1", None).await.expect("use the starter");
-    let UseStarted::Loaded { info, measurement } = started else { panic!("the starter is on disk: {started:?}") };
-    assert!(info.name.contains("SmolLM2"), "{}", info.name);
-    assert_eq!(measurement.model_key, "smollm2-135m-instruct:q4_1");
-    assert!(measurement.decode_tokens_per_second.is_some_and(|t| t > 0.0));
-    let estimate = measurement.estimated_bytes.expect("the planner estimates the starter") as f64;
-    let ratio = estimate / measurement.resident_bytes as f64;
-    assert!((0.5..2.0).contains(&ratio), "estimate {estimate} vs measured {}", measurement.resident_bytes);
-    let states = watcher.await.expect("watcher");
-    assert!(states.iter().any(|(_, total)| *total == 30), "the status showed 30 layers: {states:?}");
-
-    assert!(matches!(session.model_state(), ModelState::Ready { .. }));
-    let listed = session.measurements().await.expect("measurements");
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0], measurement);
-    assert_eq!(session.startup_model().await.as_deref(), Some(info.path.as_path()), "remembered for next start");
-
-    // Measuring again replaces the figures rather than piling them up.
-    session.use_model("smollm2-135m-instruct:q4_1", None).await.expect("again");
-    assert_eq!(session.measurements().await.expect("measurements").len(), 1);
 }
