@@ -37,7 +37,7 @@ pub struct Chosen {
 /// The remembered chat model, when there is one.
 pub async fn remembered(store: &Store) -> Option<Chosen> {
     let path = store.setting(MODEL_KEY).await.ok().flatten().filter(|p| !p.is_empty())?;
-    let isq = store.setting(ISQ_KEY).await.ok().flatten().as_deref().and_then(Isq::from_wire);
+    let isq = store.setting(ISQ_KEY).await.ok().flatten().as_deref().and_then(|name| name.parse().ok());
     Some(Chosen { path: PathBuf::from(path), isq })
 }
 

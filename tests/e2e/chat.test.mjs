@@ -3,14 +3,12 @@
 // and checks that the conversation is still listed. Saves a screenshot to tests/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { WebDriver, KEY_ENTER, KEY_ESCAPE } from './webdriver.mjs';
+import { join } from 'node:path';
+import { KEY_ENTER, KEY_ESCAPE } from './webdriver.mjs';
+import { application, root, starterModel, startDriver, stop } from './harness.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const application = process.env.ALTIPLANO_APP_BINARY;
 const artifacts = join(root, 'tests/artifacts');
 const question = 'What is the capital of France? Answer in one word.';
 
@@ -22,23 +20,16 @@ before(async () => {
   assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
   mkdirSync(artifacts, { recursive: true });
   dataDir = mkdtempSync(join(tmpdir(), 'altiplano-e2e-'));
-  driverProcess = spawn('tauri-driver', ['--port', '4444', '--native-driver', '/usr/bin/WebKitWebDriver'], {
-    env: {
-      ...process.env,
-      ALTIPLANO_DATA_DIR: dataDir,
-      ALTIPLANO_STARTER_MODEL: join(root, 'models/starter/SmolLM2-135M-Instruct.Q4_1.gguf'),
-      WEBKIT_DISABLE_COMPOSITING_MODE: '1',
-      WEBKIT_DISABLE_DMABUF_RENDERER: '1',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  driver = new WebDriver();
-  await driver.ready();
+  ({ driver, child: driverProcess } = await startDriver({
+    port: 4444,
+    nativePort: 4445,
+    env: { ...process.env, ALTIPLANO_DATA_DIR: dataDir, ALTIPLANO_STARTER_MODEL: starterModel },
+  }));
 });
 
 after(async () => {
   await driver?.quit();
-  driverProcess?.kill('SIGTERM');
+  await stop(driverProcess);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 

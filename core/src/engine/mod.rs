@@ -247,11 +247,6 @@ impl Isq {
 
     /// Every type, in the order the CLI lists them.
     pub const ALL: [Self; 5] = [Self::Q4k, Self::Q5k, Self::Q6k, Self::Q8_0, Self::Fp8];
-
-    /// Parses [`Isq::wire_name`].
-    pub fn from_wire(name: &str) -> Option<Self> {
-        name.parse().ok()
-    }
 }
 
 /// A name that is no [`Isq::wire_name`].
