@@ -4,7 +4,8 @@
 //! measures (1) cancel → `Finished { Cancelled }` on the reply's channel, which is what the UI
 //! waits for, and (2) cancel → first token of the next reply, which shows that the engine really
 //! stopped working on the old one. Run with `cargo run -p altiplano-core --example
-//! stop_latency` (the dev profile optimises dependencies); `bench/run.sh` records it.
+//! stop_latency` (the dev profile optimises dependencies), on the engine `ALTIPLANO_ENGINE`
+//! names (`llamacpp`, the default for GGUF, or `mistralrs`); `bench/run.sh` records both.
 
 use std::time::Instant;
 
@@ -16,7 +17,8 @@ async fn main() -> anyhow::Result<()> {
     let model = std::env::args().nth(1).map(Into::into).unwrap_or_else(|| {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/SmolLM2-135M-Instruct.Q4_1.gguf")
     });
-    let engine = Engine::load(&model, LoadOptions::default()).await?;
+    let kind = std::env::var("ALTIPLANO_ENGINE").ok().map(|e| e.parse()).transpose()?;
+    let engine = Engine::load(&model, LoadOptions { engine: kind, ..LoadOptions::default() }).await?;
     let story = vec![PromptMessage::new(Role::User, "Write a long story about a dragon who learns to bake bread.")];
     let question = vec![PromptMessage::new(Role::User, "What is 2 + 2?")];
     // Baseline: time to first token of the follow-up question on an idle engine.

@@ -205,7 +205,7 @@ pub async fn run(
             }
             let status = match reason {
                 FinishReason::Cancelled => MessageStatus::Stopped,
-                FinishReason::Stop | FinishReason::Length => MessageStatus::Complete,
+                FinishReason::Stop | FinishReason::Length | FinishReason::Repeating => MessageStatus::Complete,
             };
             let reply = store.finish_message(reply.id, &content, status, reply_stats(&stats), None).await?;
             Ok(TurnOutcome { conversation_id: conversation.id, reply, reason, omitted_messages: fitted.omitted })

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, Format};
 use crate::config;
 use crate::download::{self, PullSpec};
-use crate::engine::{Isq, LoadOptions};
+use crate::engine::{EngineKind, Isq, LoadOptions};
 use crate::hardware::HardwareProfile;
 use crate::library::{Library, LibraryError, LocalModel, ModelFormat};
 use crate::planner::{self, PlanOptions};
@@ -24,6 +24,8 @@ use crate::store::{Store, StoreError};
 const MODEL_KEY: &str = "model.last_path";
 /// Setting key holding the in-situ quantization it loads with (empty: none).
 const ISQ_KEY: &str = "model.last_isq";
+/// Setting key holding the engine it runs on (empty: the default for its format).
+const ENGINE_KEY: &str = "model.last_engine";
 
 /// The chat model remembered in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,19 +34,30 @@ pub struct Chosen {
     pub path: PathBuf,
     /// In-situ quantization to load it with.
     pub isq: Option<Isq>,
+    /// The engine to run it on (`None`: the default for its format).
+    pub engine: Option<EngineKind>,
 }
 
 /// The remembered chat model, when there is one.
 pub async fn remembered(store: &Store) -> Option<Chosen> {
     let path = store.setting(MODEL_KEY).await.ok().flatten().filter(|p| !p.is_empty())?;
     let isq = store.setting(ISQ_KEY).await.ok().flatten().as_deref().and_then(|name| name.parse().ok());
-    Some(Chosen { path: PathBuf::from(path), isq })
+    let engine = store.setting(ENGINE_KEY).await.ok().flatten().as_deref().and_then(|name| name.parse().ok());
+    Some(Chosen { path: PathBuf::from(path), isq, engine })
 }
 
-/// Remembers the chat model for the next start (of the app and of `altiplano chat`).
-pub async fn remember(store: &Store, path: &Path, isq: Option<Isq>) -> Result<(), StoreError> {
+/// Remembers the chat model for the next start (of the app and of `altiplano chat`), with
+/// the engine it runs on when that is not the default for its format.
+pub async fn remember(
+    store: &Store,
+    path: &Path,
+    isq: Option<Isq>,
+    engine: Option<EngineKind>,
+) -> Result<(), StoreError> {
+    let engine = engine.filter(|e| *e != EngineKind::for_path(path));
     store.set_setting(MODEL_KEY, &path.to_string_lossy()).await?;
-    store.set_setting(ISQ_KEY, isq.map(Isq::wire_name).unwrap_or("")).await
+    store.set_setting(ISQ_KEY, isq.map(Isq::wire_name).unwrap_or("")).await?;
+    store.set_setting(ENGINE_KEY, engine.map(EngineKind::wire_name).unwrap_or("")).await
 }
 
 /// Why a model cannot be chosen.
@@ -201,8 +214,21 @@ pub fn load_options(
             .and_then(|(_, v)| v.isq.as_deref())
             .and_then(Isq::from_catalog)
     });
-    let gpu_layers = planner::place_variant(profile, catalog, &model.key, PlanOptions::default())
-        .map(|c| planner::gpu_layers(&c, catalog))
-        .unwrap_or_default();
-    Ok(LoadOptions { isq, gpu_layers, ..LoadOptions::default() })
+    // llama.cpp allocates the KV cache of its whole context at load: a catalog variant gets the
+    // largest context its plan fits on this machine, up to LONG_CONTEXT, and the GPU split the
+    // plan makes for that context.
+    let place = |context_tokens| {
+        planner::place_variant(profile, catalog, &model.key, PlanOptions { context_tokens, ..PlanOptions::default() })
+            .filter(|c| c.fit != planner::Fit::TooLarge)
+    };
+    let context_tokens = place(PlanOptions::default().context_tokens)
+        .filter(|c| c.engine == EngineKind::LlamaCpp)
+        .map(|c| c.max_context_tokens.clamp(PlanOptions::default().context_tokens, LONG_CONTEXT));
+    let candidate = context_tokens.and_then(place).or_else(|| place(PlanOptions::default().context_tokens));
+    let gpu_layers = candidate.map(|c| planner::gpu_layers(&c, catalog)).unwrap_or_default();
+    Ok(LoadOptions { isq, gpu_layers, context_tokens: context_tokens.map(|n| n as usize), ..LoadOptions::default() })
 }
+
+/// The longest context a catalog variant is loaded with by default on llama.cpp: long documents
+/// and code excerpts fit, and Llama 3.1 8B is still effective there (RULER: to about 32k).
+const LONG_CONTEXT: u32 = 32_768;

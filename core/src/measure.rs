@@ -11,7 +11,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::catalog::Catalog;
-use crate::engine::{CancellationToken, Engine, EngineError, GenerationEvent, Isq, PromptMessage, Sampling};
+use crate::engine::{
+    CancellationToken, Engine, EngineError, EngineKind, GenerationEvent, Isq, PromptMessage, Sampling,
+};
 use crate::hardware::{self, HardwareProfile};
 use crate::planner::{self, Measured, PlanOptions};
 use crate::store::{now_ms, Role, Store, StoreError};
@@ -32,6 +34,8 @@ pub struct Measurement {
     pub name: String,
     /// In-situ quantization it was loaded with (`q4k`, `fp8`, …), if any.
     pub isq: Option<String>,
+    /// The engine it ran on.
+    pub engine: EngineKind,
     /// Growth of this process's resident memory from before loading to after a short reply.
     pub resident_bytes: u64,
     /// Memory taken on each NVIDIA GPU, in device order (empty without one).
@@ -129,14 +133,21 @@ impl Probe {
             .enumerate()
             .map(|(i, now)| now.saturating_sub(self.gpus.get(i).copied().unwrap_or(0)))
             .collect();
+        // llama.cpp holds the KV cache of its whole context from the start; mistral.rs grows
+        // its cache with the reply.
+        let context = match engine.kind() {
+            EngineKind::LlamaCpp => u32::try_from(engine.info().context_length).unwrap_or(u32::MAX),
+            EngineKind::MistralRs => 256,
+        };
         let (estimated_bytes, estimated_tokens_per_second) = match Catalog::builtin() {
-            Ok(catalog) => estimate(profile, &catalog, model_key),
+            Ok(catalog) => estimate(profile, &catalog, model_key, context),
             Err(_) => (None, None),
         };
         Ok(Measurement {
             model_key: model_key.to_owned(),
             name: engine.info().name.clone(),
             isq: isq.map(|i| i.wire_name().to_owned()),
+            engine: engine.kind(),
             resident_bytes: resident,
             gpu_bytes,
             decode_tokens_per_second: decode,
@@ -148,9 +159,9 @@ impl Probe {
     }
 }
 
-/// The planner's figures for a catalog variant at a short context (the measured reply's).
-fn estimate(profile: &HardwareProfile, catalog: &Catalog, variant: &str) -> (Option<u64>, Option<f64>) {
-    let options = PlanOptions { context_tokens: 256, ..PlanOptions::default() };
+/// The planner's figures for a catalog variant at `context` tokens (what the engine holds).
+fn estimate(profile: &HardwareProfile, catalog: &Catalog, variant: &str, context: u32) -> (Option<u64>, Option<f64>) {
+    let options = PlanOptions { context_tokens: context, ..PlanOptions::default() };
     match planner::place_variant(profile, catalog, variant, options) {
         Some(c) if c.fit != planner::Fit::TooLarge => {
             let bytes = c.devices.iter().map(|d| d.weights_bytes + d.kv_cache_bytes + d.overhead_bytes).sum();
@@ -175,10 +186,10 @@ impl Measurements {
     /// Records (or replaces) a model's figures on `machine`.
     pub async fn record(&self, machine: &str, m: &Measurement) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO model_measurements (machine, model_key, isq, name, resident_bytes, gpu_bytes, \
+            "INSERT INTO model_measurements (machine, model_key, isq, engine, name, resident_bytes, gpu_bytes, \
              decode_tokens_per_second, load_seconds, estimated_bytes, estimated_tokens_per_second, measured_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (machine, model_key, isq) DO UPDATE SET name = excluded.name, \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (machine, model_key, isq, engine) DO UPDATE SET name = excluded.name, \
              resident_bytes = excluded.resident_bytes, gpu_bytes = excluded.gpu_bytes, \
              decode_tokens_per_second = excluded.decode_tokens_per_second, load_seconds = excluded.load_seconds, \
              estimated_bytes = excluded.estimated_bytes, \
@@ -187,6 +198,7 @@ impl Measurements {
         .bind(machine)
         .bind(&m.model_key)
         .bind(m.isq.as_deref().unwrap_or(""))
+        .bind(m.engine.wire_name())
         .bind(&m.name)
         .bind(i64::try_from(m.resident_bytes).unwrap_or(i64::MAX))
         .bind(serde_json::to_string(&m.gpu_bytes).unwrap_or_else(|_| "[]".into()))
@@ -211,10 +223,13 @@ impl Measurements {
             .map(|row| {
                 let isq: String = row.get("isq");
                 let gpu: String = row.get("gpu_bytes");
+                let engine: String = row.get("engine");
                 Measurement {
                     model_key: row.get("model_key"),
                     name: row.get("name"),
                     isq: (!isq.is_empty()).then_some(isq),
+                    // Written by `record` only, so always a known name.
+                    engine: engine.parse().unwrap_or(EngineKind::MistralRs),
                     resident_bytes: row.get::<i64, _>("resident_bytes").max(0) as u64,
                     gpu_bytes: serde_json::from_str(&gpu).unwrap_or_default(),
                     decode_tokens_per_second: row.get("decode_tokens_per_second"),
@@ -228,7 +243,7 @@ impl Measurements {
     }
 
     /// The figures the planner can use: catalog variants measured on `machine`, loaded the way
-    /// the catalog runs them.
+    /// the catalog runs them, on the engine the planner plans them on.
     pub async fn for_planner(&self, machine: &str, catalog: &Catalog) -> Result<Vec<Measured>, StoreError> {
         Ok(self
             .list(machine)
@@ -237,6 +252,7 @@ impl Measurements {
             .filter(|m| {
                 catalog.find_variant(&m.model_key).is_some_and(|(_, v)| {
                     v.isq.as_deref().and_then(Isq::from_catalog).map(Isq::wire_name) == m.isq.as_deref()
+                        && planner::engine_for(v, 1) == m.engine
                 })
             })
             .map(|m| Measured {

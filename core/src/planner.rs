@@ -15,13 +15,25 @@
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Format, Model, Quant, Variant};
+use crate::engine::EngineKind;
 use crate::hardware::{Gpu, GpuVendor, HardwareProfile};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
-/// mistral.rs's GGUF path has no llama3 RoPE scaling, so long contexts degrade past this.
-pub const GGUF_CONTEXT_CAP: u32 = 8192;
+/// mistral.rs's GGUF path has no llama3 RoPE scaling, so long contexts degrade past this
+/// (llama.cpp, which runs GGUF files by default, has it and no cap).
+pub const GGUF_CONTEXT_CAP: u32 = crate::engine::MISTRALRS_GGUF_CONTEXT_CAP as u32;
+
+/// The engine a variant runs on: llama.cpp for GGUF files (fastest on CPUs, full context), except
+/// across several nodes, which only mistral.rs's multi-node tensor parallelism spans; mistral.rs
+/// for safetensors (ISQ, FP8, NCCL).
+pub fn engine_for(variant: &Variant, nodes: u32) -> EngineKind {
+    match variant.format {
+        Format::Gguf if nodes <= 1 => EngineKind::LlamaCpp,
+        _ => EngineKind::MistralRs,
+    }
+}
 /// Below this estimated decode speed (slower than reading) a placement is listed but not
 /// recommended.
 pub const USABLE_TOKENS_PER_SECOND: f64 = 4.0;
@@ -136,6 +148,8 @@ pub struct Candidate {
     pub quant: Quant,
     /// Backend.
     pub backend: Backend,
+    /// The engine that runs it.
+    pub engine: EngineKind,
     /// Layout.
     pub placement: Placement,
     /// Fit status.
@@ -144,7 +158,7 @@ pub struct Candidate {
     pub context_tokens: u32,
     /// Largest context that fits this placement.
     pub max_context_tokens: u32,
-    /// Whether the planned context is the one asked for (GGUF variants are capped); a candidate
+    /// Whether the planned context is the one asked for (GGUF on mistral.rs is capped); a candidate
     /// that falls short is listed but not recommended.
     pub meets_requested_context: bool,
     /// Estimated decode speed.
@@ -213,30 +227,42 @@ fn gpu_overhead(model: &Model, weights_here: u64) -> u64 {
     GIB / 2 + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
 }
 
-/// Runtime overhead on the CPU (fitted to the starter model's measured growth, with the F32
-/// embedding counted apart; see `tests/memory_estimate.rs`).
-fn cpu_overhead(model: &Model, weights_here: u64) -> u64 {
-    224 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4
+/// Runtime overhead on the CPU (fitted to the starter model's measured growth on each engine,
+/// with mistral.rs's F32 embedding and both engines' KV caches counted apart; see
+/// `tests/memory_estimate.rs`: 25 MB measured beside llama.cpp's weights and KV cache).
+/// llama.cpp's is its compute buffers for a 512-token batch (with flash attention they do not
+/// grow with the context).
+fn cpu_overhead(model: &Model, weights_here: u64, engine: EngineKind) -> u64 {
+    match engine {
+        EngineKind::MistralRs => 224 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4,
+        EngineKind::LlamaCpp => 24 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 512 * 4 * 4,
+    }
 }
 
-/// Memory the planner expects a variant to take on the CPU at `context` tokens: weights, KV
-/// cache and runtime overhead (what the CPU budget is checked against).
+/// Memory the planner expects a variant to take on the CPU at `context` tokens on the engine
+/// that runs it: weights, KV cache and runtime overhead (what the CPU budget is checked
+/// against). llama.cpp allocates its KV cache for the whole context it is loaded with.
 pub fn cpu_memory_estimate(model: &Model, variant: &Variant, context: u32) -> u64 {
-    let weights = cpu_weights(variant, model.weights_bytes(variant));
+    cpu_memory_estimate_on(model, variant, engine_for(variant, 1), context)
+}
+
+/// [`cpu_memory_estimate`] on a given engine (a user may run a GGUF file on mistral.rs).
+pub fn cpu_memory_estimate_on(model: &Model, variant: &Variant, engine: EngineKind, context: u32) -> u64 {
+    let weights = cpu_weights(variant, model.weights_bytes(variant), engine);
     weights
         + model.kv_bytes_per_token() * u64::from(context)
-        + cpu_overhead(model, weights)
-        + embedding_copy(model, variant)
+        + cpu_overhead(model, weights, engine)
+        + embedding_copy(model, variant, engine)
 }
 
 /// Memory beside the weights that a variant's format costs on the device holding the model's
 /// first part: a GGUF model's token embedding, which mistral.rs dequantizes to F32 at load
-/// (`quantized_llama.rs`; 2.1 GB for Llama 3.1 8B, 8.4 GB for 405B). Safetensors weights are
-/// used in their own dtype.
-fn embedding_copy(model: &Model, variant: &Variant) -> u64 {
-    match variant.format {
-        Format::Gguf => model.gguf_embedding_bytes(),
-        Format::Safetensors => 0,
+/// (`quantized_llama.rs`; 2.1 GB for Llama 3.1 8B, 8.4 GB for 405B). llama.cpp reads it as
+/// stored; safetensors weights are used in their own dtype.
+fn embedding_copy(model: &Model, variant: &Variant, engine: EngineKind) -> u64 {
+    match (variant.format, engine) {
+        (Format::Gguf, EngineKind::MistralRs) => model.gguf_embedding_bytes(),
+        _ => 0,
     }
 }
 
@@ -308,6 +334,7 @@ const EFFICIENCY: f64 = 0.6;
 struct Setting<'a> {
     model: &'a Model,
     variant: &'a Variant,
+    engine: EngineKind,
     weights: u64,
     context: u32,
     context_cap: u32,
@@ -435,11 +462,16 @@ fn rank(a: &Candidate, b: &Candidate, catalog: &Catalog, prefer: Preference) -> 
 }
 
 fn place(profile: &HardwareProfile, model: &Model, variant: &Variant, options: PlanOptions) -> Candidate {
-    let context_cap =
-        if variant.format == Format::Gguf { GGUF_CONTEXT_CAP.min(model.max_context) } else { model.max_context };
+    let engine = engine_for(variant, profile.nodes);
+    let context_cap = if variant.format == Format::Gguf && engine == EngineKind::MistralRs {
+        GGUF_CONTEXT_CAP.min(model.max_context)
+    } else {
+        model.max_context
+    };
     let s = Setting {
         model,
         variant,
+        engine,
         weights: model.weights_bytes(variant),
         context: options.context_tokens.clamp(1, context_cap),
         context_cap,
@@ -468,6 +500,7 @@ fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, 
         model: s.model.id.clone(),
         quant: s.variant.quant,
         backend,
+        engine: s.engine,
         placement,
         fit,
         context_tokens: s.context,
@@ -524,7 +557,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
             budget_bytes: budget,
             weights_bytes: weights,
             kv_cache_bytes: s.kv(s.context).div_ceil(u64::from(world)),
-            overhead_bytes: gpu_overhead(s.model, weights) + embedding_copy(s.model, s.variant),
+            overhead_bytes: gpu_overhead(s.model, weights) + embedding_copy(s.model, s.variant, s.engine),
             headroom_bytes: margin,
         });
     }
@@ -560,7 +593,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
     let mut gpu_layers = 0u64;
     for (i, g) in gpus.iter().enumerate() {
         let (budget, margin) = gpu_budget(g);
-        let first_part = if i == 0 { embedding_copy(s.model, s.variant) } else { 0 };
+        let first_part = if i == 0 { embedding_copy(s.model, s.variant, s.engine) } else { 0 };
         let overhead = gpu_overhead(s.model, 0) + layer_weights * 2 + first_part;
         let room = budget.saturating_sub(overhead);
         let n = (room / (layer_weights + layer_kv)).min(layers - gpu_layers);
@@ -600,7 +633,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
         budget_bytes: budget,
         weights_bytes: cpu_weights,
         kv_cache_bytes: cpu_layers * layer_kv,
-        overhead_bytes: cpu_overhead(s.model, cpu_weights),
+        overhead_bytes: cpu_overhead(s.model, cpu_weights, s.engine),
         headroom_bytes: margin,
     });
     if fits(&devices) {
@@ -641,21 +674,22 @@ fn whole_on(
 }
 
 fn on_metal(s: &Setting<'_>, gpu: &Gpu) -> Option<Candidate> {
-    let overhead = gpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant);
+    let overhead = gpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant, s.engine);
     whole_on(s, "metal", gpu_budget(gpu), overhead, Backend::Metal, gpu_bandwidth(gpu))
 }
 
 fn on_cpu(profile: &HardwareProfile, s: &Setting<'_>) -> Option<Candidate> {
-    let s = &Setting { weights: cpu_weights(s.variant, s.weights), ..*s };
-    let overhead = cpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant);
+    let s = &Setting { weights: cpu_weights(s.variant, s.weights, s.engine), ..*s };
+    let overhead = cpu_overhead(s.model, s.weights, s.engine) + embedding_copy(s.model, s.variant, s.engine);
     whole_on(s, "cpu", cpu_budget(profile), overhead, Backend::Cpu, cpu_bandwidth(profile))
 }
 
-/// The weights' bytes as the CPU runs them: a Q4_1 GGUF file runs from a Q8_0 copy (34 bytes
-/// per block of 32 weights against 20; see `engine/repack.rs`), everything else as stored.
-fn cpu_weights(variant: &Variant, stored: u64) -> u64 {
-    match (variant.quant, variant.format) {
-        (Quant::Q4_1, Format::Gguf) => stored / 20 * 34,
+/// The weights' bytes as the CPU runs them: on mistral.rs a Q4_1 GGUF file runs from a Q8_0
+/// copy (34 bytes per block of 32 weights against 20; see `engine/repack.rs`), everything
+/// else as stored.
+fn cpu_weights(variant: &Variant, stored: u64, engine: EngineKind) -> u64 {
+    match (variant.quant, variant.format, engine) {
+        (Quant::Q4_1, Format::Gguf, EngineKind::MistralRs) => stored / 20 * 34,
         _ => stored,
     }
 }
@@ -674,7 +708,7 @@ fn whole_device(s: &Setting<'_>, device: &str, (budget, margin): (u64, u64), ove
 
 /// Nothing fits: the CPU's view of what the model would need, for the explanation.
 fn too_large(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
-    let overhead = cpu_overhead(s.model, s.weights) + embedding_copy(s.model, s.variant);
+    let overhead = cpu_overhead(s.model, s.weights, s.engine) + embedding_copy(s.model, s.variant, s.engine);
     let devices = vec![whole_device(s, "cpu", cpu_budget(profile), overhead)];
     candidate(s, Backend::Cpu, Placement::None, Fit::TooLarge, devices)
 }
@@ -698,7 +732,7 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
     let name = &s.model.name;
     let q = s.variant.quant.as_str();
     let estimate = if s.variant.bytes.is_some() { "" } else { " (estimated from the parameter count)" };
-    let embedding = embedding_copy(s.model, s.variant);
+    let embedding = embedding_copy(s.model, s.variant, s.engine);
     let mut text = match (&c.placement, c.backend) {
         (Placement::None, _) if s.variant.quant == Quant::Fp8 => {
             return format!(
@@ -751,11 +785,13 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
         c.tokens_per_second_estimate,
         c.bandwidth_bytes_per_second / 1e9
     ));
-    if s.variant.format == Format::Gguf {
-        text.push_str(&format!(
-            " GGUF context is capped at {GGUF_CONTEXT_CAP} tokens: mistral.rs's GGUF loader lacks Llama 3.1's RoPE \
-             scaling, so quality drops beyond it."
-        ));
+    match (s.variant.format, s.engine) {
+        (Format::Gguf, EngineKind::MistralRs) => text.push_str(&format!(
+            " Runs on mistral.rs (multi-node); its GGUF context is capped at {GGUF_CONTEXT_CAP} tokens, since its GGUF \
+             loader lacks Llama 3.1's RoPE scaling and quality drops beyond it."
+        )),
+        (Format::Gguf, _) => text.push_str(" Runs on llama.cpp, with Llama 3.1's long-context RoPE scaling."),
+        (Format::Safetensors, _) => text.push_str(" Runs on mistral.rs (safetensors, quantized in place as it loads)."),
     }
     if requested > s.context {
         text.push_str(&format!(
@@ -784,12 +820,12 @@ fn why_none(candidates: &[Candidate], profile: &HardwareProfile, catalog: &Catal
     };
     if let Some(capped) = fitting.iter().find(|c| !c.meets_requested_context) {
         return format!(
-            "Nothing here holds {} tokens of context: what fits ({} and other GGUF variants) is capped at {GGUF_CONTEXT_CAP} \
-             tokens. Plan for {GGUF_CONTEXT_CAP} tokens or fewer, or use a machine with room for a safetensors variant \
-             at {} tokens.",
+            "Nothing here holds {} tokens of context: what fits ({}) holds {} tokens at most. Plan for {} tokens or \
+             fewer, or use a machine with more memory.",
             options.context_tokens,
             name(capped),
-            options.context_tokens
+            capped.context_tokens,
+            capped.context_tokens
         );
     }
     if let Some(fastest) =
@@ -815,7 +851,7 @@ fn nothing_fits(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptio
         .min_by_key(|(m, v)| m.weights_bytes(v));
     match smallest {
         Some((m, v)) => {
-            let context = options.context_tokens.min(GGUF_CONTEXT_CAP);
+            let context = options.context_tokens.min(m.max_context);
             let need = cpu_memory_estimate(m, v, context);
             let (budget, _) = cpu_budget(profile);
             format!(

@@ -24,7 +24,7 @@ use crate::documents::{
 };
 use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
-use crate::engine::{CancellationToken, Engine, EngineError, Isq, LoadOptions, LoadProgress, ModelInfo};
+use crate::engine::{CancellationToken, Engine, EngineError, EngineKind, Isq, LoadOptions, LoadProgress, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel};
 use crate::measure::{self, Measurement, Measurements, Probe};
@@ -231,10 +231,11 @@ impl Session {
         &self,
         id: i64,
         isq: Option<Isq>,
+        engine: Option<EngineKind>,
     ) -> Result<(ModelInfo, Measurement), SessionError> {
         let catalog = Catalog::builtin()?;
         let model = OnDisk::new(self.library.get(id).await?, &catalog);
-        self.use_on_disk(&model, isq, &catalog).await
+        self.use_on_disk(&model, isq, engine, &catalog).await
     }
 
     /// Removes a model of the library: downloaded files are deleted, imported ones forgotten.
@@ -286,13 +287,18 @@ impl Session {
     /// Makes `target` the chat model: a catalog variant id, a library id or a path. A model on
     /// disk is loaded as its plan says (see [`choose::load_options`]), measured, and remembered;
     /// a catalog variant not on disk is downloaded first, in the background, and loaded when the
-    /// download completes.
-    pub async fn use_model(self: &Arc<Self>, target: &str, isq: Option<Isq>) -> Result<UseStarted, SessionError> {
+    /// download completes. `engine` overrides the engine its format runs on.
+    pub async fn use_model(
+        self: &Arc<Self>,
+        target: &str,
+        isq: Option<Isq>,
+        engine: Option<EngineKind>,
+    ) -> Result<UseStarted, SessionError> {
         let catalog = Catalog::builtin()?;
         let target = Target::parse(target, &catalog)?;
         match choose::resolve(&self.library, &catalog, &target).await? {
             Resolution::OnDisk(model) => {
-                let (info, measurement) = self.use_on_disk(&model, isq, &catalog).await?;
+                let (info, measurement) = self.use_on_disk(&model, isq, engine, &catalog).await?;
                 Ok(UseStarted::Loaded { info, measurement })
             }
             Resolution::Download { spec, variant } => {
@@ -304,7 +310,7 @@ impl Session {
                         Some(model_id) => {
                             let loaded = async {
                                 let model = OnDisk::new(session.library.get(model_id).await?, &catalog);
-                                session.use_on_disk(&model, isq, &catalog).await
+                                session.use_on_disk(&model, isq, engine, &catalog).await
                             };
                             if let Err(e) = loaded.await {
                                 tracing::warn!("the downloaded model {model_id} could not be loaded: {e}");
@@ -322,9 +328,11 @@ impl Session {
         &self,
         model: &OnDisk,
         isq: Option<Isq>,
+        engine: Option<EngineKind>,
         catalog: &Catalog,
     ) -> Result<(ModelInfo, Measurement), SessionError> {
         let options = choose::load_options(model, isq, catalog, &self.hardware().await)?;
+        let options = LoadOptions { engine: engine.or(options.engine), ..options };
         self.load_measured(&model.model.path, options, &model.key).await
     }
 
@@ -437,6 +445,11 @@ impl Session {
         Fut: std::future::Future<Output = Result<T, EngineError>>,
     {
         let _one_at_a_time = self.load_lock.lock().await;
+        // A model last run on an engine other than its format's default runs there again.
+        let mut options = options;
+        if options.engine.is_none() {
+            options.engine = choose::remembered(&self.store).await.filter(|c| c.path == path).and_then(|c| c.engine);
+        }
         let path_buf = path.to_path_buf();
         self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress: LoadProgress::default() });
         let isq = options.isq;
@@ -462,7 +475,7 @@ impl Session {
                 let info = engine.info().clone();
                 *self.engine.write().await = Some(engine);
                 self.state.send_replace(ModelState::Ready { info: info.clone() });
-                if let Err(e) = choose::remember(&self.store, &info.path, isq).await {
+                if let Err(e) = choose::remember(&self.store, &info.path, isq, Some(info.engine)).await {
                     tracing::warn!("could not remember the model: {e}");
                 }
                 Ok((info, extra))

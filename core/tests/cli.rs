@@ -35,12 +35,22 @@ fn with_altiplano_repack_0_a_q4_1_file_runs_as_it_is() {
     let out = run_ok(
         altiplano(dir.path())
             .env("ALTIPLANO_REPACK", "0")
-            .args(["chat", "--greedy", "--model"])
+            .args(["chat", "--engine", "mistralrs", "--greedy", "--model"])
             .arg(common::starter_model())
             .arg(common::FRANCE),
     );
     assert!(out.contains("Paris"), "{out}");
     assert_eq!(copies(dir.path()), 0, "no copy written");
+
+    // Without it, mistral.rs runs the Q4_1 starter from a Q8_0 copy written into the data folder.
+    let out = run_ok(
+        altiplano(dir.path())
+            .args(["--engine", "mistralrs", "chat", "--greedy", "--model"])
+            .arg(common::starter_model())
+            .arg(common::FRANCE),
+    );
+    assert!(out.contains("Paris"), "{out}");
+    assert_eq!(copies(dir.path()), 1, "the copy written");
 }
 
 #[test]
@@ -50,8 +60,8 @@ fn chat_streams_saves_and_is_searchable() {
 
     let out = run_ok(altiplano(dir.path()).arg("chat").arg("--model").arg(&model).arg("--greedy").arg(common::FRANCE));
     assert!(out.contains("Paris"), "{out}");
-    // The Q4_1 starter ran from the Q8_0 copy written into the data folder.
-    assert_eq!(copies(dir.path()), 1);
+    // llama.cpp ran the Q4_1 starter as it is: no copy.
+    assert_eq!(copies(dir.path()), 0);
 
     let list: Value =
         serde_json::from_str(&run_ok(altiplano(dir.path()).args(["conversations", "list", "--json"]))).unwrap();

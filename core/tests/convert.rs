@@ -8,7 +8,7 @@ use std::process::Command;
 
 use altiplano_core::convert::{convert_gguf, WeightType};
 use altiplano_core::engine::{
-    CancellationToken, Engine, EngineError, GenerationEvent, Isq, LoadOptions, PromptMessage, Sampling,
+    CancellationToken, Engine, EngineError, EngineKind, GenerationEvent, Isq, LoadOptions, PromptMessage, Sampling,
 };
 use altiplano_core::store::Role;
 
@@ -239,7 +239,7 @@ async fn a_safetensors_model_in_the_library_is_used_for_chat_and_again_at_the_ne
     {
         let session = Session::open(DataDir::at(data.clone()).expect("data dir")).await.expect("session");
         let model = session.library().import(&folder).await.expect("import");
-        let (info, measured) = session.load_library_model(model.id, None).await.expect("use for chat");
+        let (info, measured) = session.load_library_model(model.id, None, None).await.expect("use for chat");
         assert_eq!(info.name, "smollm2-hf");
         assert_eq!(measured.isq, None, "as stored");
         assert!(matches!(session.model_state(), ModelState::Ready { .. }));
@@ -249,20 +249,27 @@ async fn a_safetensors_model_in_the_library_is_used_for_chat_and_again_at_the_ne
 
         // Quantized in place, as the Models page offers, it is remembered that way for the next
         // start; and a GGUF file cannot be quantized again.
-        let (info, measured) = session.load_library_model(model.id, Some(Isq::Q8_0)).await.expect("load with ISQ");
+        let (info, measured) =
+            session.load_library_model(model.id, Some(Isq::Q8_0), None).await.expect("load with ISQ");
         assert_eq!(info.name, "smollm2-hf (ISQ Q8_0)");
         assert_eq!(measured.isq.as_deref(), Some("q8_0"));
         let gguf = session.library().import(&common::starter_model()).await.expect("import the GGUF");
-        let refused = session.load_library_model(gguf.id, Some(Isq::Q4k)).await.expect_err("ISQ on GGUF");
+        let refused = session.load_library_model(gguf.id, Some(Isq::Q4k), None).await.expect_err("ISQ on GGUF");
         assert!(refused.to_string().contains("GGUF"), "{refused}");
         let ModelState::Ready { info: in_use } = session.model_state() else { panic!("a model stays in use") };
         assert_eq!(in_use.name, info.name, "the model in use stays");
 
-        // The GGUF file runs from a Q8_0 copy in the data folder, which goes when it is removed.
-        let (gguf_info, _) = session.load_library_model(gguf.id, None).await.expect("use the GGUF file");
+        // The GGUF file runs on llama.cpp as it is; on mistral.rs, from a Q8_0 copy in the data
+        // folder, which goes when it is removed.
+        let (gguf_info, _) = session.load_library_model(gguf.id, None, None).await.expect("use the GGUF file");
+        assert_eq!((gguf_info.engine, gguf_info.repacked), (EngineKind::LlamaCpp, None));
+        let on_mistral = Some(EngineKind::MistralRs);
+        let (gguf_info, measured) =
+            session.load_library_model(gguf.id, None, on_mistral).await.expect("use the GGUF file on mistral.rs");
+        assert_eq!((gguf_info.engine, measured.engine), (EngineKind::MistralRs, EngineKind::MistralRs));
         let copy = gguf_info.repacked.expect("a Q8_0 copy of the Q4_1 file").cache;
         assert!(copy.starts_with(&data) && copy.is_file(), "{}", copy.display());
-        session.load_library_model(model.id, Some(Isq::Q8_0)).await.expect("back to the folder");
+        session.load_library_model(model.id, Some(Isq::Q8_0), None).await.expect("back to the folder");
         session.remove_library_model(gguf.id).await.expect("remove the GGUF file");
         assert!(!copy.exists(), "the copy went with the model");
         assert!(common::starter_model().is_file(), "an imported file itself stays");

@@ -2,10 +2,11 @@
 //! rules that must hold for any machine (property tests).
 
 use altiplano_core::catalog::{Catalog, Quant};
+use altiplano_core::engine::EngineKind;
 use altiplano_core::hardware::{Cpu, Gpu, GpuVendor, HardwareProfile, Os};
 use altiplano_core::planner::{
-    cpu_memory_estimate, gpu_layers as gpu_layers_for, plan, plan_measured, Backend, Fit, Measured, Placement,
-    PlanOptions, Preference,
+    cpu_memory_estimate, cpu_memory_estimate_on, engine_for, gpu_layers as gpu_layers_for, plan, plan_measured,
+    Backend, Fit, Measured, Placement, PlanOptions, Preference,
 };
 use proptest::prelude::*;
 
@@ -76,30 +77,31 @@ fn check(profile: &HardwareProfile, expected: Option<(&str, &str, Backend, Fit)>
     }
 }
 
-/// mistral.rs dequantizes a GGUF model's token embedding to F32 when it loads it (2.1 GB for
-/// 8B, beside 4.9 GB of Q4_K_M weights); safetensors weights keep their dtype.
+/// GGUF files run on llama.cpp, which reads the token embedding as stored; on mistral.rs it is
+/// dequantized to F32 at load (2.1 GB for 8B, beside 4.9 GB of Q4_K_M weights), which the
+/// planner counts when a GGUF file is planned there.
 #[test]
-fn a_gguf_model_is_planned_with_its_f32_embedding() {
+fn only_mistral_rs_unpacks_a_gguf_models_embedding_to_f32() {
     let catalog = Catalog::builtin().unwrap();
     let model = catalog.model("llama-3.1-8b-instruct").unwrap();
     let variant = |q: Quant| model.variants.iter().find(|v| v.quant == q).unwrap();
     let embedding = 128_256 * 4096 * 4;
     let gguf = variant(Quant::Q8_0);
-    let safetensors = variant(Quant::Fp8);
-    assert!(cpu_memory_estimate(model, gguf, 0) >= model.weights_bytes(gguf) + embedding);
-    let beside_weights = |v| cpu_memory_estimate(model, v, 0) - model.weights_bytes(v);
-    assert!(beside_weights(gguf) >= beside_weights(safetensors) + embedding, "only GGUF carries it");
-    // On a GPU too: a 12 GB card holds 8B Q6_K with it, not Q8_0 (8.5 GB + 2.1 GB + KV cache).
+    assert_eq!(engine_for(gguf, 1), EngineKind::LlamaCpp);
+    assert_eq!(engine_for(gguf, 2), EngineKind::MistralRs, "only mistral.rs spans nodes");
+    assert_eq!(engine_for(variant(Quant::Bf16), 1), EngineKind::MistralRs);
+    let on_llama = cpu_memory_estimate(model, gguf, 0);
+    let on_mistral = cpu_memory_estimate_on(model, gguf, EngineKind::MistralRs, 0);
+    assert!(on_llama < model.weights_bytes(gguf) + embedding, "{on_llama}");
+    assert!(on_mistral >= on_llama + embedding, "{on_mistral} against {on_llama}");
+    // On a GPU: a 12 GB card holds 8B Q8_0 (8.5 GB and its KV cache) on llama.cpp, where
+    // mistral.rs's 2.1 GB F32 copy left room only for Q6_K.
     let card = pc(32, 16, nvidia("NVIDIA GeForce RTX 3060", 12, "8.6", 1));
     let plan = plan(&card, &catalog, PlanOptions::default());
     let row = |q: Quant| plan.candidates.iter().find(|c| c.model == model.id && c.quant == q).unwrap();
-    assert_eq!(row(Quant::Q8_0).fit, Fit::Partial);
-    assert_eq!(row(Quant::Q6K).fit, Fit::Gpu);
-    assert!(
-        row(Quant::Q6K).explanation.contains("token embedding unpacked to F32 2.0 GiB"),
-        "{}",
-        row(Quant::Q6K).explanation
-    );
+    assert_eq!((row(Quant::Q8_0).fit, row(Quant::Q8_0).engine), (Fit::Gpu, EngineKind::LlamaCpp));
+    assert!(!row(Quant::Q8_0).explanation.contains("F32"), "{}", row(Quant::Q8_0).explanation);
+    assert!(row(Quant::Q8_0).explanation.contains("Runs on llama.cpp"), "{}", row(Quant::Q8_0).explanation);
 }
 
 #[test]
@@ -112,9 +114,8 @@ fn cpu_only_laptops() {
 #[test]
 fn apple_silicon() {
     check(&mac("Apple M1", 8), None);
-    // Q8_0 (8.5 GB) would fit beside the KV cache, but not with the F32 embedding (2.1 GB)
-    // that mistral.rs makes from a GGUF file.
-    check(&mac("Apple M1", 16), Some(("llama-3.1-8b-instruct", "Q6_K", Backend::Metal, Fit::Gpu)));
+    // Q8_0 (8.5 GB) fits beside its KV cache: llama.cpp reads the embedding as stored.
+    check(&mac("Apple M1", 16), Some(("llama-3.1-8b-instruct", "Q8_0", Backend::Metal, Fit::Gpu)));
     check(&mac("Apple M2 Pro", 32), Some(("llama-3.1-8b-instruct", "BF16", Backend::Metal, Fit::Gpu)));
     check(&mac("Apple M3 Max", 128), Some(("llama-3.1-70b-instruct", "Q6_K", Backend::Metal, Fit::Gpu)));
 }
@@ -123,21 +124,22 @@ fn apple_silicon() {
 fn consumer_gpus() {
     check(
         &pc(32, 16, nvidia("NVIDIA GeForce RTX 3060", 12, "8.6", 1)),
-        Some(("llama-3.1-8b-instruct", "Q6_K", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-8b-instruct", "Q8_0", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(64, 16, nvidia("NVIDIA GeForce RTX 4090", 24, "8.9", 1)),
         Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
     );
-    // 70B Q4_K_M split with the CPU would decode at ~3.6 tokens/s, below usable: 8B at full
-    // precision over both GPUs instead.
+    // 70B Q4_K_M, most of its layers on the two GPUs and the rest on the CPU, decodes at about
+    // 7 tokens/s on llama.cpp (no F32 embedding crowding the first GPU): usable, so the larger
+    // model wins.
     check(
         &pc(64, 16, nvidia("NVIDIA GeForce RTX 3090", 24, "8.6", 2)),
-        Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
     );
     check(
         &pc(128, 16, nvidia("NVIDIA RTX A6000", 48, "8.6", 1)),
-        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
+        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Gpu)),
     );
 }
 
@@ -145,11 +147,11 @@ fn consumer_gpus() {
 fn data_centre_gpus() {
     check(
         &pc(128, 32, nvidia("NVIDIA A100-PCIE-40GB", 40, "8.0", 1)),
-        Some(("llama-3.1-8b-instruct", "BF16", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-70b-instruct", "Q4_K_M", Backend::Cuda, Fit::Partial)),
     );
     check(
         &pc(256, 32, nvidia("NVIDIA A100 80GB PCIe", 80, "8.0", 1)),
-        Some(("llama-3.1-70b-instruct", "Q6_K", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-70b-instruct", "Q8_0", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1)),
@@ -161,7 +163,7 @@ fn data_centre_gpus() {
     );
     check(
         &pc(1024, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4)),
-        Some(("llama-3.1-405b-instruct", "Q4_K_M", Backend::Cuda, Fit::Gpu)),
+        Some(("llama-3.1-405b-instruct", "Q5_K_M", Backend::Cuda, Fit::Gpu)),
     );
     check(
         &pc(2048, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 8)),
@@ -215,32 +217,46 @@ fn fp8_only_on_gpus_with_native_fp8() {
 }
 
 #[test]
-fn gguf_context_is_capped_and_the_explanation_says_why() {
+fn gguf_gets_its_whole_context_on_llama_cpp_and_is_capped_on_mistral_rs() {
     let catalog = Catalog::builtin().unwrap();
     let profile = pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1));
-    let plan = plan(&profile, &catalog, PlanOptions { context_tokens: 32768, prefer: Preference::Quality });
-    let gguf = plan.candidates.iter().find(|c| c.model == "llama-3.1-8b-instruct" && c.quant == Quant::Q4KM).unwrap();
-    assert_eq!(gguf.context_tokens, 8192);
-    assert_eq!(gguf.max_context_tokens, 8192);
+    let long = PlanOptions { context_tokens: 32768, prefer: Preference::Quality };
+    let plan_one = plan(&profile, &catalog, long);
+    let gguf =
+        plan_one.candidates.iter().find(|c| c.model == "llama-3.1-8b-instruct" && c.quant == Quant::Q4KM).unwrap();
+    assert_eq!((gguf.engine, gguf.context_tokens), (EngineKind::LlamaCpp, 32768));
+    assert!(gguf.max_context_tokens > 32768, "an 80 GB GPU holds more than 32k of 8B context");
+    assert!(gguf.meets_requested_context);
+    // Across two nodes, only mistral.rs runs it, and its GGUF loader lacks Llama 3.1's RoPE
+    // scaling: capped, and the explanation says why.
+    let cluster = HardwareProfile { nodes: 2, ..profile };
+    let plan_two = plan(&cluster, &catalog, long);
+    let gguf =
+        plan_two.candidates.iter().find(|c| c.model == "llama-3.1-8b-instruct" && c.quant == Quant::Q4KM).unwrap();
+    assert_eq!((gguf.engine, gguf.context_tokens, gguf.max_context_tokens), (EngineKind::MistralRs, 8192, 8192));
     assert!(gguf.explanation.contains("capped at 8192"), "{}", gguf.explanation);
-    let bf16 = plan.candidates.iter().find(|c| c.model == "llama-3.1-8b-instruct" && c.quant == Quant::Bf16).unwrap();
-    assert_eq!(bf16.context_tokens, 32768);
-    assert!(bf16.max_context_tokens > 32768, "an 80 GB GPU holds more than 32k of 8B context");
+    assert!(!gguf.meets_requested_context);
 }
 
 #[test]
 fn a_longer_context_needs_more_memory_and_can_change_the_answer() {
     let catalog = Catalog::builtin().unwrap();
     let h100 = pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1));
-    let short = plan(&h100, &catalog, PlanOptions { context_tokens: 4096, prefer: Preference::Quality });
+    let short_plan = plan(&h100, &catalog, PlanOptions { context_tokens: 4096, prefer: Preference::Quality });
     let long = plan(&h100, &catalog, PlanOptions { context_tokens: 131072, prefer: Preference::Quality });
     let kv = |p: &altiplano_core::planner::Plan| {
         p.recommended.as_ref().unwrap().devices.iter().map(|d| d.kv_cache_bytes).sum::<u64>()
     };
-    assert_eq!(short.recommended.as_ref().unwrap().model, "llama-3.1-70b-instruct");
-    // 70B at 128k needs 40 GiB of KV cache on top of its weights: no longer fits one H100.
-    assert_eq!(long.recommended.as_ref().unwrap().model, "llama-3.1-8b-instruct");
-    assert!(kv(&long) > kv(&short));
+    let short = short_plan.recommended.as_ref().unwrap();
+    let long_best = long.recommended.as_ref().unwrap();
+    assert_eq!((short.model.as_str(), short.quant, short.fit), ("llama-3.1-70b-instruct", Quant::Fp8, Fit::Gpu));
+    // 70B at 128k needs 40 GiB of KV cache on top of its weights: it no longer fits one H100,
+    // and runs split with the CPU, in GGUF on llama.cpp (FP8 is GPU-only).
+    assert_eq!(
+        (long_best.model.as_str(), long_best.quant, long_best.fit, long_best.engine),
+        ("llama-3.1-70b-instruct", Quant::Q8_0, Fit::Partial, EngineKind::LlamaCpp)
+    );
+    assert!(kv(&long) > kv(&short_plan));
 }
 
 #[test]
@@ -305,31 +321,47 @@ proptest! {
 
 /// Found by `more_memory_never_recommends_a_smaller_model`: three GPUs that hold every layer of
 /// a model, but cannot run it tensor-parallel (three is not a power of two), must still run it.
+/// As each GPU grows, the recommendation goes from split with the CPU to all on the GPUs, and
+/// never to a smaller model.
 #[test]
 fn layers_spread_over_a_non_power_of_two_of_gpus_fit_without_the_cpu() {
     let catalog = Catalog::builtin().unwrap();
-    let small = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 88, "9.0", 3));
-    let large = pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", 92, "9.0", 3));
-    let params = |p: &HardwareProfile| {
-        let rec = plan(p, &catalog, PlanOptions::default()).recommended.unwrap();
-        (catalog.model(&rec.model).unwrap().parameters, rec.fit)
-    };
-    let (small_params, small_fit) = params(&small);
-    let (large_params, large_fit) = params(&large);
-    assert_eq!(small_fit, Fit::Partial);
-    assert_eq!(large_fit, Fit::Gpu, "all layers on the three GPUs");
-    assert!(large_params >= small_params);
+    let recommended: Vec<(u64, Fit)> = (80..=96)
+        .map(|gib| {
+            let rec =
+                plan(&pc(20, 64, nvidia("NVIDIA H100 80GB HBM3", gib, "9.0", 3)), &catalog, PlanOptions::default())
+                    .recommended
+                    .unwrap();
+            (catalog.model(&rec.model).unwrap().parameters, rec.fit)
+        })
+        .collect();
+    // For the largest model that runs, more memory per GPU moves it from split to all-GPU.
+    let largest = recommended.iter().map(|(params, _)| *params).max().unwrap();
+    let fits: Vec<Fit> = recommended.iter().filter(|(p, _)| *p == largest).map(|(_, fit)| *fit).collect();
+    let whole = fits.iter().position(|fit| *fit == Fit::Gpu).expect("all layers on the three GPUs");
+    assert!(whole > 0 && fits[..whole].iter().all(|f| *f == Fit::Partial), "{recommended:?}");
+    assert!(fits[whole..].iter().all(|f| *f == Fit::Gpu), "{recommended:?}");
+    assert!(recommended.windows(2).all(|w| w[1].0 >= w[0].0), "never a smaller model: {recommended:?}");
 }
 
 #[test]
 fn when_nothing_is_recommended_the_reason_matches_the_cause() {
     let catalog = Catalog::builtin().unwrap();
-    // Fits, but only GGUF, which is capped below the context asked for.
+    // Too little memory for the KV cache of the context asked for: says how much it needs.
     let laptop = pc(24, 8, vec![]);
     let long = plan(&laptop, &catalog, PlanOptions { context_tokens: 131072, prefer: Preference::Quality });
     assert!(long.recommended.is_none());
     let reason = long.reason_if_none.unwrap();
-    assert!(reason.contains("capped at 8192") && reason.contains("131072"), "{reason}");
+    assert!(reason.contains("131072 tokens of context") && reason.contains("would run it"), "{reason}");
+    // At the default context, the same laptop runs 8B.
+    let short = plan(&laptop, &catalog, PlanOptions::default());
+    assert_eq!(short.recommended.map(|c| c.model).as_deref(), Some("llama-3.1-8b-instruct"));
+    // On a cluster GGUF runs on mistral.rs, capped below a long context: the reason says so.
+    let nodes = HardwareProfile { nodes: 2, ..pc(64, 16, nvidia("NVIDIA GeForce RTX 4090", 24, "8.9", 1)) };
+    let capped = plan(&nodes, &catalog, PlanOptions { context_tokens: 131072, prefer: Preference::Quality });
+    if let Some(reason) = capped.reason_if_none {
+        assert!(reason.contains("holds 8192 tokens at most") || reason.contains("would run it"), "{reason}");
+    }
     // Nothing fits at all: says what would.
     let tiny = plan(&pc(4, 4, vec![]), &catalog, PlanOptions::default());
     assert!(tiny.reason_if_none.unwrap().contains("would run it"));

@@ -35,7 +35,7 @@ async fn the_app_session_uses_the_starter_variant_measures_it_and_shows_loading_
             layers_seen
         })
     };
-    let started = session.use_model("smollm2-135m-instruct:q4_1", None).await.expect("use the starter");
+    let started = session.use_model("smollm2-135m-instruct:q4_1", None, None).await.expect("use the starter");
     let UseStarted::Loaded { info, measurement } = started else { panic!("the starter is on disk: {started:?}") };
     assert!(info.name.contains("SmolLM2"), "{}", info.name);
     assert_eq!(measurement.model_key, "smollm2-135m-instruct:q4_1");
@@ -63,6 +63,6 @@ async fn the_app_session_uses_the_starter_variant_measures_it_and_shows_loading_
     assert_eq!(session.startup_model().await.as_deref(), Some(info.path.as_path()), "remembered for next start");
 
     // Measuring again replaces the figures rather than piling them up.
-    session.use_model("smollm2-135m-instruct:q4_1", None).await.expect("again");
+    session.use_model("smollm2-135m-instruct:q4_1", None, None).await.expect("again");
     assert_eq!(session.measurements().await.expect("measurements").len(), 1);
 }

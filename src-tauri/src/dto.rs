@@ -13,7 +13,7 @@ use altiplano_core::documents::followup::{DocumentAnswer, FollowUpError};
 use altiplano_core::documents::{OpenError, PageCitation, SavedDocument, Summary, SummaryError, SummaryProgress};
 use altiplano_core::download::queue::{DownloadJob, QueueError};
 use altiplano_core::download::DownloadError;
-use altiplano_core::engine::{EngineError, FinishReason, LoadProgress, ModelInfo, UnknownIsq};
+use altiplano_core::engine::{EngineError, EngineKind, FinishReason, LoadProgress, ModelInfo, UnknownIsq};
 use altiplano_core::hardware::{GpuVendor, HardwareProfile};
 use altiplano_core::library::{LibraryError, LocalModel, ModelFormat, ModelSource};
 use altiplano_core::measure::Measurement;
@@ -36,6 +36,35 @@ pub struct ModelDto {
     pub context_length: usize,
     #[ts(type = "number")]
     pub file_bytes: u64,
+    pub engine: EngineDto,
+}
+
+/// The library running a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum EngineDto {
+    #[serde(rename = "llamacpp")]
+    LlamaCpp,
+    #[serde(rename = "mistralrs")]
+    MistralRs,
+}
+
+impl From<EngineKind> for EngineDto {
+    fn from(engine: EngineKind) -> Self {
+        match engine {
+            EngineKind::LlamaCpp => Self::LlamaCpp,
+            EngineKind::MistralRs => Self::MistralRs,
+        }
+    }
+}
+
+impl From<EngineDto> for EngineKind {
+    fn from(engine: EngineDto) -> Self {
+        match engine {
+            EngineDto::LlamaCpp => Self::LlamaCpp,
+            EngineDto::MistralRs => Self::MistralRs,
+        }
+    }
 }
 
 impl From<&ModelInfo> for ModelDto {
@@ -46,6 +75,7 @@ impl From<&ModelInfo> for ModelDto {
             architecture: info.architecture.clone(),
             context_length: info.context_length,
             file_bytes: info.file_bytes,
+            engine: info.engine.into(),
         }
     }
 }
@@ -108,6 +138,8 @@ pub struct MeasurementDto {
     pub model_key: String,
     pub name: String,
     pub isq: Option<String>,
+    /// The engine it was measured on.
+    pub engine: EngineDto,
     #[ts(type = "number")]
     pub resident_bytes: u64,
     #[ts(type = "number[]")]
@@ -127,6 +159,7 @@ impl From<Measurement> for MeasurementDto {
             model_key: m.model_key,
             name: m.name,
             isq: m.isq,
+            engine: m.engine.into(),
             resident_bytes: m.resident_bytes,
             gpu_bytes: m.gpu_bytes,
             decode_tokens_per_second: m.decode_tokens_per_second,
@@ -332,6 +365,8 @@ pub enum FinishReasonDto {
     Stop,
     Length,
     Cancelled,
+    /// The reply kept repeating itself and was stopped.
+    Repeating,
 }
 
 /// How a turn ended.
@@ -356,6 +391,7 @@ impl From<TurnOutcome> for TurnResultDto {
                 FinishReason::Stop => FinishReasonDto::Stop,
                 FinishReason::Length => FinishReasonDto::Length,
                 FinishReason::Cancelled => FinishReasonDto::Cancelled,
+                FinishReason::Repeating => FinishReasonDto::Repeating,
             },
             omitted_messages: o.omitted_messages,
         }
@@ -460,6 +496,8 @@ pub struct CandidateDto {
     pub model_name: String,
     pub quant: String,
     pub backend: String,
+    /// The engine that runs it.
+    pub engine: EngineDto,
     /// The layout in words, e.g. "tensor parallel over 4 GPUs".
     pub placement: String,
     pub fit: FitDto,
@@ -514,6 +552,7 @@ impl CandidateDto {
                 Backend::Cpu => "cpu",
             }
             .to_string(),
+            engine: c.engine.into(),
             placement,
             fit: match c.fit {
                 Fit::Gpu => FitDto::Gpu,

@@ -140,13 +140,25 @@ test('download a model from a Hugging Face endpoint and chat with it', async () 
   // the page kept answering every other command.)
   writeFileSync(join(artifacts, 'downloads.png'), await driver.screenshot());
 
+  // A GGUF file runs on llama.cpp unless the user picks mistral.rs beside "Use for chat".
+  const engines = await driver.execute(`
+    const select = document.querySelector('[data-testid="local-model"][data-format="gguf"] [data-testid="engine"]');
+    return select && { value: select.value, options: [...select.options].map((o) => o.value) };
+  `);
+  assert.deepEqual(engines, { value: 'llamacpp', options: ['llamacpp', 'mistralrs'] });
+  await driver.execute(`
+    const select = document.querySelector('[data-testid="local-model"][data-format="gguf"] [data-testid="engine"]');
+    select.value = 'mistralrs';
+    select.dispatchEvent(new Event('change', { bubbles: true }));
+  `);
   const [use] = await driver.findAll('[data-testid="local-model"] [data-testid="use-for-chat"]');
   await driver.click(use);
   const status = await driver.until('the downloaded model to load', async () => {
     const [text] = await driver.texts('[data-testid="model-status"]');
-    return text && text.includes('context') ? text : null;
+    return text && text.includes('context') && text.includes('tiny') ? text : null;
   });
   assert.doesNotMatch(status, /failed/i);
+  assert.match(status, /mistral\.rs/, 'it runs on the engine picked');
   await driver.until('the model to be marked in use', async () => (await driver.findAll('[data-testid="in-use"]')).length === 1);
 });
 
@@ -167,6 +179,7 @@ test('"Use" on a catalog variant downloads it, loads it for chat and shows what 
     return text && text.startsWith('Meta-Llama-3.1-8B-Instruct-Q4_K_M') ? text : null;
   });
   assert.match(status, /context/);
+  assert.match(status, /llama\.cpp/, 'a catalog GGUF variant runs on llama.cpp');
   // "Use for chat" in the test above measured tiny.Q4_1.gguf; this adds the variant's row.
   const measured = await driver.until('the measurement on the Models page', async () => {
     const rows = await driver.textContents('[data-testid="measurement"]');

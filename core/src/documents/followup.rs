@@ -169,7 +169,13 @@ pub async fn ask(
         }
     }
     let messages = render(title, question, &overview, &chosen);
-    let sampling = Sampling { temperature: 0.2, top_p: 0.9, greedy: false, max_tokens: ANSWER_TOKENS.min(context / 4) };
+    // No repetition penalty: an answer cites the same pages again and again, as it should.
+    let sampling = Sampling {
+        temperature: 0.2,
+        max_tokens: ANSWER_TOKENS.min(context / 4),
+        repetition_penalty: 1.0,
+        ..Sampling::default()
+    };
     let reply = engine.complete(messages, sampling, cancel, on_text).await?;
     // Pages shown, and pages the shown summaries (and the overview) cite.
     let mut allowed: BTreeSet<u32> = chosen.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();

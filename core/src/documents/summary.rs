@@ -418,7 +418,9 @@ impl Tracker<'_> {
         };
         let user = format!("From \"{}\", {pages}:\n\n{}", self.doc.title, input.text);
         let messages = vec![PromptMessage::new(Role::System, system), PromptMessage::new(Role::User, user)];
-        let sampling = Sampling { temperature: 0.2, top_p: 0.9, greedy: false, max_tokens: self.output };
+        // No repetition penalty: a summary cites the same pages again and again, as it should.
+        let sampling =
+            Sampling { temperature: 0.2, max_tokens: self.output, repetition_penalty: 1.0, ..Sampling::default() };
         let reply = self.engine.complete(messages, sampling, self.cancel.clone(), |_| {}).await?;
         let (raw, reason) = (reply.text, reply.reason);
         if reason == FinishReason::Cancelled {

@@ -23,6 +23,9 @@ pub(crate) struct GgufSummary {
     pub tensor_count: u64,
     /// Each tensor's name and its bytes in the file (absolute offsets, end exclusive).
     pub tensors: Vec<(String, u64, u64)>,
+    /// The first tensor in a type llama.cpp runs but candle (mistral.rs) does not (IQ, ternary,
+    /// MXFP4): its name and GGML type.
+    pub beyond_candle: Option<(String, u32)>,
 }
 
 /// Why a file is not a usable GGUF model.
@@ -141,8 +144,8 @@ impl<R: Read> Walker<R> {
     }
 }
 
-/// Elements per block and bytes per block of the GGML tensor types candle can run (the same
-/// set and sizes as its `GgmlDType`).
+/// Elements per block and bytes per block of the GGML tensor types llama.cpp can run (sizes
+/// as in ggml's `type_traits`).
 fn ggml_block(ty: u32) -> Option<(u64, u64)> {
     Some(match ty {
         0 => (1, 4),      // F32
@@ -160,8 +163,50 @@ fn ggml_block(ty: u32) -> Option<(u64, u64)> {
         13 => (256, 176), // Q5_K
         14 => (256, 210), // Q6_K
         15 => (256, 292), // Q8_K
+        16 => (256, 66),  // IQ2_XXS
+        17 => (256, 74),  // IQ2_XS
+        18 => (256, 98),  // IQ3_XXS
+        19 => (256, 50),  // IQ1_S
+        20 => (32, 18),   // IQ4_NL
+        21 => (256, 110), // IQ3_S
+        22 => (256, 82),  // IQ2_S
+        23 => (256, 136), // IQ4_XS
+        29 => (256, 56),  // IQ1_M
+        34 => (256, 54),  // TQ1_0
+        35 => (256, 66),  // TQ2_0
+        39 => (32, 17),   // MXFP4
         _ => return None,
     })
+}
+
+/// Whether candle (mistral.rs) has the type: the K-quants and older, not the IQ family.
+fn candle_runs(ty: u32) -> bool {
+    matches!(ty, 0..=3 | 6..=15 | 30)
+}
+
+/// The model's shape numbers, as far as the file gives them, must make sense before a loader
+/// divides by them (a zero head count is a division by zero inside llama.cpp).
+fn check_shape(number: &dyn Fn(&str) -> Option<u64>) -> Result<(), GgufProblem> {
+    let bad = |what: &str| GgufProblem::Corrupt(format!("its metadata gives an impossible {what}"));
+    for key in ["block_count", "embedding_length", "attention.head_count", "context_length"] {
+        if number(key) == Some(0) {
+            return Err(bad(key));
+        }
+    }
+    if let (Some(embedding), Some(heads)) = (number("embedding_length"), number("attention.head_count")) {
+        if embedding % heads != 0 {
+            return Err(bad("head count (it does not divide the embedding length)"));
+        }
+        if let Some(kv_heads) = number("attention.head_count_kv") {
+            if kv_heads == 0 || heads % kv_heads != 0 {
+                return Err(bad("key-value head count"));
+            }
+        }
+    }
+    if number("block_count").is_some_and(|n| n > 4096) || number("context_length").is_some_and(|n| n > 1 << 24) {
+        return Err(bad("size"));
+    }
+    Ok(())
 }
 
 enum Value {
@@ -192,10 +237,16 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
         )));
     }
 
-    let mut summary =
-        GgufSummary { architecture: None, name: None, context_length: None, tensor_count, tensors: Vec::new() };
+    let mut summary = GgufSummary {
+        architecture: None,
+        name: None,
+        context_length: None,
+        tensor_count,
+        tensors: Vec::new(),
+        beyond_candle: None,
+    };
     let mut alignment = 32u64;
-    let mut context_lengths = Vec::new();
+    let mut numbers = Vec::new();
     for _ in 0..kv_count {
         let key = w.string("metadata key")?;
         let ty = w.u32(&key)?;
@@ -203,13 +254,17 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
             ("general.architecture", Value::String(s)) => summary.architecture = Some(s),
             ("general.name", Value::String(s)) => summary.name = Some(s),
             ("general.alignment", Value::Int(a)) if a > 0 && a.is_power_of_two() => alignment = a,
-            (k, Value::Int(n)) if k.ends_with(".context_length") => context_lengths.push((key.clone(), n)),
+            (_, Value::Int(n)) => numbers.push((key.clone(), n)),
             _ => {}
         }
     }
     if let Some(arch) = &summary.architecture {
-        let wanted = format!("{arch}.context_length");
-        summary.context_length = context_lengths.iter().find(|(k, _)| *k == wanted).map(|(_, n)| *n);
+        let number = |name: &str| {
+            let wanted = format!("{arch}.{name}");
+            numbers.iter().find(|(k, _)| *k == wanted).map(|(_, n)| *n)
+        };
+        summary.context_length = number("context_length");
+        check_shape(&number)?;
     }
 
     let mut data_end = 0u64;
@@ -229,10 +284,18 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
         let offset = w.u64(&name)?;
         let (block, block_bytes) = ggml_block(ty).ok_or_else(|| {
             GgufProblem::Corrupt(format!(
-                "tensor {name} uses GGML type {ty}, which the engine cannot run (IQ and ternary \
-                 quantizations are not supported); choose a Q4_K_M, Q5_K_M, Q6_K or Q8_0 file"
+                "tensor {name} uses GGML type {ty}, which neither engine runs; choose a Q4_K_M, Q5_K_M, \
+                 Q6_K or Q8_0 file"
             ))
         })?;
+        if !candle_runs(ty) && summary.beyond_candle.is_none() {
+            summary.beyond_candle = Some((name.clone(), ty));
+        }
+        if dims > 0 && elements % block != 0 {
+            return Err(GgufProblem::Corrupt(format!(
+                "tensor {name} has {elements} elements, not a whole number of its type's blocks of {block}"
+            )));
+        }
         let bytes = elements
             .div_ceil(block)
             .checked_mul(block_bytes)

@@ -9,7 +9,7 @@ use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, LocalModelDto, ModelDto};
+use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, EngineDto, LocalModelDto, ModelDto};
 
 /// Updates are sent at most this often while a download runs.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
@@ -148,10 +148,16 @@ pub async fn remove_model(session: SessionState<'_>, id: i64) -> Result<(), ApiE
 }
 
 /// Loads a model from the library as the chat model, measured and remembered; a safetensors
-/// model quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given.
+/// model quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given; on
+/// `engine` when given (else the one its format runs on).
 #[tauri::command]
-pub async fn load_local_model(session: SessionState<'_>, id: i64, isq: Option<String>) -> Result<ModelDto, ApiError> {
+pub async fn load_local_model(
+    session: SessionState<'_>,
+    id: i64,
+    isq: Option<String>,
+    engine: Option<EngineDto>,
+) -> Result<ModelDto, ApiError> {
     let isq = isq.as_deref().map(str::parse::<Isq>).transpose().map_err(ApiError::from)?;
-    let (info, _) = session.load_library_model(id, isq).await?;
+    let (info, _) = session.load_library_model(id, isq, engine.map(Into::into)).await?;
     Ok(ModelDto::from(&info))
 }

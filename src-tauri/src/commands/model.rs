@@ -8,7 +8,7 @@ use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
 use crate::dto::{
-    ApiError, ErrorCode, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto, UseStartedDto,
+    ApiError, EngineDto, ErrorCode, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto, UseStartedDto,
 };
 
 fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
@@ -70,8 +70,13 @@ pub async fn plan_models(
 }
 
 /// "Use this model": a catalog variant id (downloaded first when it is not on disk) or a
-/// library model id. Loaded as its plan says, measured, and made the chat model.
+/// library model id. Loaded as its plan says (on `engine` when given), measured, and made the
+/// chat model.
 #[tauri::command]
-pub async fn use_model(session: SessionState<'_>, target: String) -> Result<UseStartedDto, ApiError> {
-    Ok(session.inner().use_model(&target, None).await?.into())
+pub async fn use_model(
+    session: SessionState<'_>,
+    target: String,
+    engine: Option<EngineDto>,
+) -> Result<UseStartedDto, ApiError> {
+    Ok(session.inner().use_model(&target, None, engine.map(Into::into)).await?.into())
 }

@@ -12,6 +12,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "ALTIPLANO_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The engine to run models on: llamacpp (the default for GGUF files: fastest on CPUs,
+    /// full context) or mistralrs (the default for safetensors folders, which only it runs;
+    /// GGUF files too, capped at 8,192 tokens of context). Remembered with `models use`.
+    #[arg(long, global = true, env = "ALTIPLANO_ENGINE", value_name = "ENGINE")]
+    pub engine: Option<altiplano_core::engine::EngineKind>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -120,6 +126,10 @@ pub struct ChatArgs {
     /// Longest reply, in tokens.
     #[arg(long, default_value_t = 2048)]
     pub max_tokens: usize,
+    /// Seed of the sampler's random choices (the same seed and prompt give the same reply on
+    /// llama.cpp).
+    #[arg(long, conflicts_with = "greedy")]
+    pub seed: Option<u32>,
     /// Instructions for the model, sent before the history.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,

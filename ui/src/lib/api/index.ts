@@ -7,6 +7,7 @@ import type { ChatStreamEvent } from './bindings/ChatStreamEvent';
 import type { ConversationDto } from './bindings/ConversationDto';
 import type { MessageDto } from './bindings/MessageDto';
 import type { ModelDto } from './bindings/ModelDto';
+import type { EngineDto } from './bindings/EngineDto';
 import type { SearchHitDto } from './bindings/SearchHitDto';
 import type { StatusDto } from './bindings/StatusDto';
 import type { TurnResultDto } from './bindings/TurnResultDto';
@@ -29,7 +30,7 @@ import type { SummaryDto } from './bindings/SummaryDto';
 import type { SummaryProgressDto } from './bindings/SummaryProgressDto';
 import type { UseStartedDto } from './bindings/UseStartedDto';
 
-export type { ApiError, ChatStreamEvent, ConversationDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
+export type { ApiError, ChatStreamEvent, ConversationDto, EngineDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings/ErrorCode';
 export type { ModelsPageDto, PreferenceDto };
 export type { CandidateDto } from './bindings/CandidateDto';
@@ -218,13 +219,18 @@ export const removeModel = (id: number): Promise<void> => invoke('remove_model',
  * "Use this model": a catalog variant id (downloaded first when not on disk, then loaded when
  * the download completes) or a library model id; loaded as planned, measured, made the chat model.
  */
-export const useModel = (target: string): Promise<UseStartedDto> => invoke('use_model', { target });
+export const useModel = (target: string, engine: EngineDto | null = null): Promise<UseStartedDto> =>
+  invoke('use_model', { target, engine });
 /**
  * Loads a model from the library as the chat model (measured and remembered); a safetensors
- * model is quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given.
+ * model is quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given; it runs
+ * on `engine` when given, else on the engine its format runs on (llama.cpp for GGUF).
  */
-export const loadLocalModel = (id: number, isq: string | null = null): Promise<ModelDto> =>
-  invoke('load_local_model', { id, isq });
+export const loadLocalModel = (
+  id: number,
+  isq: string | null = null,
+  engine: EngineDto | null = null,
+): Promise<ModelDto> => invoke('load_local_model', { id, isq, engine });
 
 // Documents: opened by the file dialog, by dropping files on the window, or from the command
 // line; all three report through `watchDocuments`.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LoadProgressDto, MeasurementDto } from '../api';
-import { baseName, loadingLabel, loadPercent, memoryVersus, speedVersus } from './format';
+import { baseName, engineName, loadingLabel, loadPercent, memoryVersus, speedVersus } from './format';
 
 const progress = (p: Partial<LoadProgressDto>): LoadProgressDto => ({
   stage: 'layers',
@@ -14,6 +14,7 @@ const measurement = (m: Partial<MeasurementDto>): MeasurementDto => ({
   modelKey: 'llama-3.1-8b-instruct:q4_k_m',
   name: 'Meta-Llama-3.1-8B-Instruct-Q4_K_M',
   isq: null,
+  engine: 'llamacpp',
   residentBytes: 5 * 2 ** 30,
   gpuBytes: [],
   decodeTokensPerSecond: 9.25,
@@ -61,5 +62,12 @@ describe('measured figures', () => {
     expect(memoryVersus(m)).toBe('5.0 GiB + 1.0 GiB on GPU 0');
     expect(speedVersus(m)).toBe('not measured');
     expect(speedVersus(measurement({ estimatedTokensPerSecond: null }))).toBe('9.3 tok/s');
+  });
+});
+
+describe('engine names', () => {
+  it('spells each engine as its authors do', () => {
+    expect(engineName('llamacpp')).toBe('llama.cpp');
+    expect(engineName('mistralrs')).toBe('mistral.rs');
   });
 });

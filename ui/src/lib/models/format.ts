@@ -1,11 +1,21 @@
 // How the model's load progress and measured figures read: pure functions of the DTOs, tested
 // in format.test.ts, so the status bar and the Models page stay declarative.
-import type { LoadProgressDto, MeasurementDto } from '../api';
+import type { EngineDto, LoadProgressDto, MeasurementDto } from '../api';
 import { formatBytes } from '../downloads/format';
 
 /** The file or folder name at the end of a path. */
 export function baseName(path: string): string {
   return path.split(/[\\/]/).filter(Boolean).pop() ?? path;
+}
+
+/** An engine as people write it. */
+export function engineName(engine: EngineDto): string {
+  switch (engine) {
+    case 'llamacpp':
+      return 'llama.cpp';
+    case 'mistralrs':
+      return 'mistral.rs';
+  }
 }
 
 /** The status bar's words for a load in progress. */
@@ -57,6 +67,12 @@ export const ISQ_CHOICES: readonly { value: string; label: string }[] = [
   { value: 'q4k', label: 'Q4K (smallest)' },
   { value: 'fp8', label: 'FP8 (for GPUs with FP8)' },
   { value: '', label: 'As stored (no quantization)' },
+];
+
+/** The engines a GGUF file can run on, the default first. */
+export const ENGINE_CHOICES: readonly { value: EngineDto; label: string }[] = [
+  { value: 'llamacpp', label: 'llama.cpp (fastest, full context)' },
+  { value: 'mistralrs', label: 'mistral.rs (context up to 8,192)' },
 ];
 
 /**

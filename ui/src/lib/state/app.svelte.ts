@@ -168,6 +168,12 @@ export class AppState {
     try {
       const result = await handle.done;
       this.messages = [...this.messages, result.reply];
+      if (result.finishReason === 'repeating') {
+        this.notice = {
+          kind: 'info',
+          text: 'The reply was stopped because it kept repeating itself. Regenerate it, or ask again in other words.',
+        };
+      }
     } catch (e) {
       const error: ApiError = api.asApiError(e);
       this.notice = { kind: 'error', text: error.message, code: error.code };
@@ -217,9 +223,9 @@ export class AppState {
    * Makes a model from the library (Models page) the chat model. The failure is returned for
    * the Models page to show beside the model, rather than above the composer.
    */
-  loadLocalModel(id: number, isq: string | null = null): Promise<ApiError | null> {
+  loadLocalModel(id: number, isq: string | null = null, engine: api.EngineDto | null = null): Promise<ApiError | null> {
     return this.loadModel(() =>
-      api.loadLocalModel(id, isq).then((model) => (this.loadedFromLibrary = { id, path: model.path })),
+      api.loadLocalModel(id, isq, engine).then((model) => (this.loadedFromLibrary = { id, path: model.path })),
     );
   }
 

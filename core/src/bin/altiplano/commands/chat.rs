@@ -13,10 +13,10 @@ use super::load;
 use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let (model, isq) = match &args.model {
-        Some(path) => (path.clone(), args.isq),
+    let (model, isq, engine) = match &args.model {
+        Some(path) => (path.clone(), args.isq, load::engine()),
         None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
-            Some(chosen) => (chosen.path, args.isq.or(chosen.isq)),
+            Some(chosen) => (chosen.path, args.isq.or(chosen.isq), load::engine().or(chosen.engine)),
             None => (
                 config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -25,14 +25,22 @@ pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
                     )
                 })?,
                 args.isq,
+                load::engine(),
             ),
         },
     };
-    let engine = load::open(&model, LoadOptions { max_parallel_replies: 1, isq, ..Default::default() }).await?;
+    let options = LoadOptions { max_parallel_replies: 1, isq, engine, ..load::options() };
+    let engine = load::open(&model, options).await?;
     let sampling = if args.greedy {
         Sampling { max_tokens: args.max_tokens, ..Sampling::greedy() }
     } else {
-        Sampling { temperature: args.temperature, top_p: args.top_p, greedy: false, max_tokens: args.max_tokens }
+        Sampling {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            max_tokens: args.max_tokens,
+            seed: args.seed,
+            ..Sampling::default()
+        }
     };
     let options = ChatOptions { sampling, system_prompt: args.system.clone() };
     let turn = Turn::new(args.conversation, args.prompt.clone(), options);
@@ -93,7 +101,11 @@ pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
             "[conversation {} · {} tokens · {speed} · {first}{}]",
             outcome.conversation_id,
             stats.completion_tokens.unwrap_or(0),
-            if outcome.reason == FinishReason::Cancelled { " · stopped" } else { "" }
+            match outcome.reason {
+                FinishReason::Cancelled => " · stopped",
+                FinishReason::Repeating => " · stopped: the reply kept repeating itself",
+                _ => "",
+            }
         );
     }
     Ok(if outcome.reason == FinishReason::Cancelled { ExitCode::from(130) } else { ExitCode::SUCCESS })

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use altiplano_core::codebase::{answer, CodeIndex, IndexReport};
 use altiplano_core::config::DataDir;
-use altiplano_core::engine::{CancellationToken, Engine, LoadOptions, Sampling};
+use altiplano_core::engine::{CancellationToken, LoadOptions, Sampling};
 
 use crate::args::CodeCommand;
 
@@ -63,7 +63,7 @@ async fn ask(
 ) -> anyhow::Result<ExitCode> {
     let index = CodeIndex::open(data_dir.path(), &dir)?;
     index.update(|_| {})?;
-    let engine = Engine::load(&model, LoadOptions { max_parallel_replies: 1, ..super::load::options() }).await?;
+    let engine = super::load::open(&model, LoadOptions { max_parallel_replies: 1, ..super::load::options() }).await?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {

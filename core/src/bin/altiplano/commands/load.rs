@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use altiplano_core::engine::{Engine, LoadOptions, LoadProgress, LoadStage};
+use altiplano_core::engine::{Engine, EngineKind, LoadOptions, LoadProgress, LoadStage};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
@@ -71,16 +71,30 @@ pub fn set_repack_dir(dir: PathBuf) {
     let _ = REPACK_DIR.set(dir);
 }
 
-/// Load options with the data folder's repack cache.
+/// The engine asked for with `--engine` (set once, at start).
+static ENGINE: OnceLock<Option<EngineKind>> = OnceLock::new();
+
+/// Sets [`ENGINE`].
+pub fn set_engine(engine: Option<EngineKind>) {
+    let _ = ENGINE.set(engine);
+}
+
+/// The engine asked for with `--engine`, if any.
+pub fn engine() -> Option<EngineKind> {
+    ENGINE.get().copied().flatten()
+}
+
+/// Load options with the data folder's repack cache and the engine asked for.
 pub fn options() -> LoadOptions {
-    LoadOptions { repack_dir: REPACK_DIR.get().cloned(), ..LoadOptions::default() }
+    LoadOptions { repack_dir: REPACK_DIR.get().cloned(), engine: engine(), ..LoadOptions::default() }
 }
 
 /// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar.
 pub async fn open(path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
     let bar = LoadBar::new(path);
     let repack_dir = options.repack_dir.clone().or_else(|| REPACK_DIR.get().cloned());
-    let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, ..options }).await;
+    let engine = options.engine.or_else(engine);
+    let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, engine, ..options }).await;
     bar.finish().await;
     Ok(engine?)
 }

@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(dir) = data_dir.repack_cache() {
         load::set_repack_dir(dir);
     }
+    load::set_engine(cli.engine);
     // Looking at hardware needs no database.
     let command = match cli.command {
         Command::Hardware { json } => return hardware::run(&data_dir, json),

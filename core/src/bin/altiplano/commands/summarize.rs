@@ -38,8 +38,15 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
             None => {
                 if engine.is_none() {
                     engine = Some(
-                        Engine::load(&args.model, LoadOptions { max_parallel_replies: 1, ..super::load::options() })
-                            .await?,
+                        super::load::open(
+                            &args.model,
+                            LoadOptions {
+                                max_parallel_replies: 1,
+                                context_tokens: args.context,
+                                ..super::load::options()
+                            },
+                        )
+                        .await?,
                     );
                 }
                 let engine = engine.as_ref().expect("loaded above");

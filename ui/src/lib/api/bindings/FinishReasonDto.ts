@@ -3,4 +3,4 @@
 /**
  * Why a reply ended.
  */
-export type FinishReasonDto = "stop" | "length" | "cancelled";
+export type FinishReasonDto = "stop" | "length" | "cancelled" | "repeating";

@@ -1,0 +1,642 @@
+//! The llama.cpp backend (the `llama-cpp-2` crate): GGUF files at llama.cpp's own speed.
+//!
+//! llama.cpp's CPU kernels are built once per instruction set (AVX2, AVX-512, VNNI, AMX …) as
+//! shared libraries; at start the best one for this CPU is loaded (from beside the program, or
+//! from where the build put them), so one build is fast on the CPU it meets.
+//!
+//! A loaded model has one worker thread that owns its llama.cpp context (the KV cache) and
+//! serves requests in turn. The worker remembers which tokens the cache holds, so a request
+//! that starts like the previous one (the next turn of a conversation, a follow-up on the same
+//! document or code excerpts) only computes the tokens after the shared prefix. Prompts are
+//! rendered with the model's own Jinja template (see `template.rs`) and tokenized by llama.cpp.
+//!
+//! Stop: the reply's channel reports `Cancelled` at once (the parent module's stream does not
+//! wait for the worker), and the worker stops at its next token or prompt batch.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::gguf_check::GgufSummary;
+use super::progress::Layout;
+use super::template::ChatTemplate;
+use super::{
+    finish_stats, EngineError, EngineKind, FinishReason, GenerationEvent, GenerationStats, LoadOptions, LoadProgress,
+    LoadStage, ModelInfo, Perplexity, PromptMessage, Sampling,
+};
+
+/// Tokens decoded in one llama.cpp call while reading a prompt (llama.cpp's own default
+/// micro-batch): large enough for full-speed matrix kernels, and a Stop is seen between two.
+const BATCH: usize = 512;
+/// The context held when the caller names none, at most: long enough for long documents,
+/// small enough that its KV cache does not crowd out the weights on a laptop.
+const DEFAULT_CONTEXT: usize = 32_768;
+/// Share of the memory available at load time that a default context's KV cache may take.
+const KV_SHARE_OF_FREE: u64 = 4;
+/// The smallest context worth loading.
+const MIN_CONTEXT: usize = 512;
+
+/// A model loaded by llama.cpp.
+pub(super) struct LlamaCpp {
+    shared: Arc<Shared>,
+    jobs: std_mpsc::Sender<Job>,
+    context_length: usize,
+}
+
+/// What the worker and the callers both read: the model (llama.cpp's model is safe to share;
+/// tokenizing needs no context) and its template.
+struct Shared {
+    model: LlamaModel,
+    template: ChatTemplate,
+}
+
+enum Job {
+    Generate { messages: Vec<PromptMessage>, sampling: Sampling, cancel: CancellationToken, steps: mpsc::Sender<Step> },
+    Perplexity { text: String, window: usize, reply: oneshot::Sender<Result<Perplexity, EngineError>> },
+}
+
+/// What the worker reports of a reply.
+enum Step {
+    /// The prompt is read: its tokens, and how many of them came from the cache.
+    Started { prompt_tokens: usize, reused: usize },
+    /// One token, and the text it completes (empty inside a multi-byte character).
+    Token(String),
+    /// The reply ended.
+    End(FinishReason),
+    /// The reply failed.
+    Failed(EngineError),
+}
+
+/// The llama.cpp backend, initialised once per process with the CPU kernels that fit.
+fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            load_kernels();
+            if llama_cpp_2::list_llama_ggml_backend_devices().is_empty() {
+                return Err(format!(
+                    "llama.cpp found none of its CPU libraries (libggml-cpu-*) beside the program ({}) or where \
+                     they were built; reinstall Altiplano",
+                    exe_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+                ));
+            }
+            LlamaBackend::init().map_err(|e| format!("llama.cpp could not start: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
+}
+
+/// Loads llama.cpp's kernel libraries: those beside the program (an installed app) when there
+/// are any, else those the build made. llama.cpp scores each CPU variant against this CPU and
+/// keeps the best.
+fn load_kernels() {
+    let beside = exe_dir().filter(|dir| {
+        std::fs::read_dir(dir)
+            .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().contains("ggml-cpu-")))
+    });
+    match beside.as_deref().and_then(|d| d.to_str().map(|_| d)) {
+        Some(dir) => llama_cpp_2::llama_backend::load_backends_from_path(dir),
+        None => llama_cpp_2::llama_backend::load_backends(),
+    }
+}
+
+impl LlamaCpp {
+    /// Loads a checked GGUF file (`path` is absolute and exists; `summary` is its header).
+    pub(super) async fn load(
+        path: PathBuf,
+        summary: GgufSummary,
+        options: &LoadOptions,
+    ) -> Result<(Self, ModelInfo), EngineError> {
+        let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let layers = Layout::gguf(&path, &summary.tensors).layers();
+        let config = WorkerConfig {
+            path: path.clone(),
+            layers,
+            progress: options.progress.clone(),
+            context_tokens: options.context_tokens,
+            threads: options.cpu_threads(),
+            gpu_layers: options.gpu_layers.iter().sum(),
+        };
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (jobs, job_rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("llama.cpp".into())
+            .spawn(move || worker(config, ready_tx, job_rx))
+            .map_err(|e| EngineError::Load { path: path.clone(), reason: format!("no thread for the model: {e}") })?;
+        let (shared, context_length) = ready_rx
+            .await
+            .map_err(|_| EngineError::Load { path: path.clone(), reason: "the llama.cpp loader crashed".into() })??;
+        options.report_done(layers);
+
+        let name = path
+            .file_stem()
+            .map(|f| f.to_string_lossy().into_owned())
+            .or(summary.name)
+            .unwrap_or_else(|| "model".into());
+        let trained_context = usize::try_from(shared.model.n_ctx_train()).unwrap_or(context_length);
+        let info = ModelInfo {
+            path,
+            name,
+            architecture: summary.architecture.unwrap_or_else(|| "unknown".into()),
+            context_length,
+            trained_context,
+            file_bytes,
+            engine: EngineKind::LlamaCpp,
+            quantization_cache: None,
+            repacked: None,
+        };
+        Ok((Self { shared, jobs, context_length }, info))
+    }
+
+    pub(super) async fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<usize, EngineError> {
+        let text = self.shared.template.render(messages).map_err(EngineError::Generation)?;
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || shared.prompt_tokens(&text).len())
+            .await
+            .map_err(|_| EngineError::EngineStopped)
+    }
+
+    pub(super) async fn count_text_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        let shared = Arc::clone(&self.shared);
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || shared.text_tokens(&text).len())
+            .await
+            .map_err(|_| EngineError::EngineStopped)
+    }
+
+    pub(super) async fn perplexity(&self, text: &str, window: usize) -> Result<Perplexity, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Perplexity { text: text.to_owned(), window, reply })
+            .map_err(|_| EngineError::EngineStopped)?;
+        answer.await.map_err(|_| EngineError::EngineStopped)?
+    }
+
+    /// Streams a reply into `tx`; returns at once when `cancel` fires, whatever the worker is
+    /// doing.
+    pub(super) async fn stream_reply(
+        &self,
+        messages: Vec<PromptMessage>,
+        sampling: Sampling,
+        cancel: &CancellationToken,
+        tx: &mpsc::Sender<Result<GenerationEvent, EngineError>>,
+    ) -> Result<(FinishReason, GenerationStats), EngineError> {
+        let started = Instant::now();
+        let (steps_tx, mut steps) = mpsc::channel(256);
+        self.jobs
+            .send(Job::Generate { messages, sampling, cancel: cancel.clone(), steps: steps_tx })
+            .map_err(|_| EngineError::EngineStopped)?;
+        let mut stats = GenerationStats::default();
+        let mut first_token_at = None;
+        let mut last_token_at = started;
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    finish_stats(&mut stats, first_token_at, last_token_at);
+                    return Ok((FinishReason::Cancelled, stats));
+                }
+                step = steps.recv() => step,
+            };
+            match step.ok_or(EngineError::EngineStopped)? {
+                Step::Started { prompt_tokens, reused } => {
+                    stats.prompt_tokens = prompt_tokens;
+                    stats.reused_prompt_tokens = reused;
+                }
+                Step::Token(text) => {
+                    let now = Instant::now();
+                    stats.completion_tokens += 1;
+                    last_token_at = now;
+                    if !text.is_empty() {
+                        if first_token_at.is_none() {
+                            first_token_at = Some(now);
+                            stats.time_to_first_token = Some(now - started);
+                        }
+                        if tx.send(Ok(GenerationEvent::Text(text))).await.is_err() {
+                            return Ok((FinishReason::Cancelled, stats));
+                        }
+                    }
+                }
+                Step::End(reason) => {
+                    finish_stats(&mut stats, first_token_at, last_token_at);
+                    return Ok((reason, stats));
+                }
+                Step::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Tokens of context this model holds.
+    #[allow(dead_code)] // kept beside the info's copy for the worker's callers to come
+    pub(super) fn context_length(&self) -> usize {
+        self.context_length
+    }
+}
+
+impl Shared {
+    /// A rendered prompt's tokens: special tokens in the text are read as such, and the
+    /// beginning-of-text token is added when the model wants one and the template did not
+    /// write it.
+    fn prompt_tokens(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let mut tokens = vocab.tokenize(text.as_bytes(), false, true);
+        if vocab.should_add_bos() && tokens.first() != Some(&vocab.bos()) {
+            tokens.insert(0, vocab.bos());
+        }
+        tokens
+    }
+
+    /// Plain text's tokens: no special tokens, none added.
+    fn text_tokens(&self, text: &str) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), false, false)
+    }
+
+    fn piece(&self, token: LlamaToken) -> Vec<u8> {
+        self.model.vocab().token_to_piece(token, false, None)
+    }
+}
+
+struct WorkerConfig {
+    path: PathBuf,
+    layers: u32,
+    progress: Option<tokio::sync::watch::Sender<LoadProgress>>,
+    context_tokens: Option<usize>,
+    threads: usize,
+    gpu_layers: u32,
+}
+
+type Ready = Result<(Arc<Shared>, usize), EngineError>;
+
+/// The model's thread: loads it, reports, then serves jobs until every handle is dropped.
+fn worker(mut config: WorkerConfig, ready: oneshot::Sender<Ready>, jobs: std_mpsc::Receiver<Job>) {
+    let path = config.path.clone();
+    let failed = |reason: String| EngineError::Load { path: path.clone(), reason };
+    let loaded = backend()
+        .and_then(|backend| load_model(backend, &mut config).map(|(shared, params)| (backend, shared, params)));
+    let (backend, shared, params) = match loaded {
+        Ok(loaded) => loaded,
+        Err(reason) => {
+            let _ = ready.send(Err(failed(reason)));
+            return;
+        }
+    };
+    // The context borrows the model, which `shared` keeps for as long as this thread runs.
+    let mut context = match shared.model.new_context(backend, params) {
+        Ok(context) => context,
+        Err(e) => {
+            let reason =
+                format!("llama.cpp could not set up its context ({e}); choose a shorter context or free memory");
+            let _ = ready.send(Err(failed(reason)));
+            return;
+        }
+    };
+    let context_length = context.n_ctx() as usize;
+    if ready.send(Ok((Arc::clone(&shared), context_length))).is_err() {
+        return;
+    }
+    let mut cache = KvCache::default();
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Generate { messages, sampling, cancel, steps } => {
+                let end = generate(&shared, &mut context, &mut cache, &messages, &sampling, &cancel, &steps);
+                let _ = steps.blocking_send(match end {
+                    Ok(reason) => Step::End(reason),
+                    Err(e) => Step::Failed(e),
+                });
+            }
+            Job::Perplexity { text, window, reply } => {
+                let result = perplexity(&shared, &mut context, &mut cache, &text, window);
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Loads the model and chooses its context's parameters.
+/// The progress sender is taken from `config` and dropped once the model is read, so whoever
+/// follows the load sees the channel close.
+fn load_model(backend: &LlamaBackend, config: &mut WorkerConfig) -> Result<(Arc<Shared>, LlamaContextParams), String> {
+    let mut params = LlamaModelParams::default();
+    if config.gpu_layers > 0 {
+        params = params.with_n_gpu_layers(config.gpu_layers);
+    }
+    if let Some(progress) = config.progress.take() {
+        let total = config.layers;
+        progress.send_replace(LoadProgress {
+            stage: LoadStage::Layers,
+            layers_done: 0,
+            layers_total: total,
+            quantizing: false,
+        });
+        params = params.with_progress_callback(move |share| {
+            let layers_done = ((share.clamp(0.0, 1.0) * total as f32) as u32).min(total);
+            let stage = if layers_done >= total { LoadStage::Finishing } else { LoadStage::Layers };
+            progress.send_replace(LoadProgress { stage, layers_done, layers_total: total, quantizing: false });
+            true
+        });
+    }
+    let model = LlamaModel::load_from_file(backend, &config.path, &params)
+        .map_err(|e| format!("llama.cpp could not read it ({e}); the log says why"))?;
+    drop(params);
+    let vocab = model.vocab();
+    let text_of = |token: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
+    let (bos, eos) = (text_of(vocab.bos()), text_of(vocab.eos()));
+    let source = model
+        .chat_template(None)
+        .ok()
+        .and_then(|t| t.to_string().ok())
+        .ok_or_else(|| "it carries no chat template (tokenizer.chat_template), so it cannot chat".to_owned())?;
+    let template = ChatTemplate::new(source, bos, eos)?;
+
+    let trained = usize::try_from(model.n_ctx_train()).unwrap_or(DEFAULT_CONTEXT).max(MIN_CONTEXT);
+    let context = match config.context_tokens {
+        Some(asked) => asked.clamp(MIN_CONTEXT, trained),
+        None => default_context(&model, trained),
+    };
+    let context = NonZeroU32::new(u32::try_from(context).unwrap_or(u32::MAX));
+    let threads = i32::try_from(config.threads.max(1)).unwrap_or(4);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(context)
+        .with_n_batch(BATCH as u32)
+        .with_n_ubatch(BATCH as u32)
+        .with_n_seq_max(1)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    drop(vocab);
+    Ok((Arc::new(Shared { model, template }), params))
+}
+
+/// The model's trained context, up to [`DEFAULT_CONTEXT`] and as far as a quarter of the memory
+/// available now holds its KV cache (16-bit keys and values for every layer).
+fn default_context(model: &LlamaModel, trained: usize) -> usize {
+    let head_dim = (model.n_embd() as u64) / u64::from(model.n_head().max(1));
+    let per_token = 2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head_dim;
+    let mut system = sysinfo::System::new();
+    system.refresh_memory();
+    let budget = system.available_memory() / KV_SHARE_OF_FREE;
+    let fits = usize::try_from(budget / per_token.max(1)).unwrap_or(usize::MAX);
+    // A multiple of 256, as llama.cpp pads its cache so anyway.
+    (trained.min(DEFAULT_CONTEXT).min(fits) / 256 * 256).max(MIN_CONTEXT)
+}
+
+/// The tokens whose keys and values the context holds, in order from position 0.
+#[derive(Default)]
+struct KvCache {
+    tokens: Vec<LlamaToken>,
+}
+
+impl KvCache {
+    /// Keeps the longest prefix of the cache that `prompt` starts with (always leaving at least
+    /// the prompt's last token to compute, whose logits give the first reply token); returns
+    /// how many tokens were kept.
+    fn keep_prefix(&mut self, context: &mut LlamaContext<'_>, prompt: &[LlamaToken]) -> usize {
+        let mut common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        common = common.min(prompt.len().saturating_sub(1));
+        let kept = u32::try_from(common).ok().and_then(|p0| context.clear_kv_cache_seq(Some(0), Some(p0), None).ok());
+        if kept != Some(true) {
+            self.clear(context);
+            return 0;
+        }
+        self.tokens.truncate(common);
+        common
+    }
+
+    fn clear(&mut self, context: &mut LlamaContext<'_>) {
+        context.clear_kv_cache();
+        self.tokens.clear();
+    }
+}
+
+/// Decodes `tokens` after the cache's tokens, in batches; logits are kept for the last one
+/// (`all_logits`: for every one of a batch). `after_batch` sees each batch's tokens once
+/// decoded. Stops between batches when `cancel` fires (returns `false`).
+fn decode(
+    context: &mut LlamaContext<'_>,
+    cache: &mut KvCache,
+    tokens: &[LlamaToken],
+    all_logits: bool,
+    cancel: Option<&CancellationToken>,
+    mut after_batch: impl FnMut(&LlamaContext<'_>, &[LlamaToken]),
+) -> Result<bool, EngineError> {
+    let mut batch = LlamaBatch::new(BATCH, 1);
+    let last = tokens.len().saturating_sub(1);
+    for (n, chunk) in tokens.chunks(BATCH).enumerate() {
+        if cancel.is_some_and(CancellationToken::is_cancelled) {
+            return Ok(false);
+        }
+        batch.clear();
+        for (i, token) in chunk.iter().enumerate() {
+            let pos = i32::try_from(cache.tokens.len() + i).map_err(|_| EngineError::Generation("position".into()))?;
+            let logits = all_logits || n * BATCH + i == last;
+            batch.add(*token, pos, &[0], logits).map_err(|e| EngineError::Generation(e.to_string()))?;
+        }
+        if let Err(e) = context.decode(&mut batch) {
+            cache.clear(context);
+            return Err(EngineError::Generation(format!("llama.cpp could not compute the prompt: {e}")));
+        }
+        cache.tokens.extend_from_slice(chunk);
+        after_batch(context, chunk);
+    }
+    Ok(true)
+}
+
+/// Writes one reply, step by step into `steps`; returns how it ended.
+fn generate(
+    shared: &Shared,
+    context: &mut LlamaContext<'_>,
+    cache: &mut KvCache,
+    messages: &[PromptMessage],
+    sampling: &Sampling,
+    cancel: &CancellationToken,
+    steps: &mpsc::Sender<Step>,
+) -> Result<FinishReason, EngineError> {
+    let text = shared.template.render(messages).map_err(EngineError::Generation)?;
+    let prompt = shared.prompt_tokens(&text);
+    let n_ctx = context.n_ctx() as usize;
+    if prompt.len() >= n_ctx {
+        return Err(EngineError::PromptTooLong { tokens: prompt.len(), limit: n_ctx.saturating_sub(1) });
+    }
+    let reused = cache.keep_prefix(context, &prompt);
+    if steps.blocking_send(Step::Started { prompt_tokens: prompt.len(), reused }).is_err() {
+        return Ok(FinishReason::Cancelled);
+    }
+    if !decode(context, cache, &prompt[reused..], false, Some(cancel), |_, _| {})? {
+        return Ok(FinishReason::Cancelled);
+    }
+
+    let mut sampler = sampler(&shared.model, sampling);
+    let mut text = Utf8Pieces::default();
+    let mut batch = LlamaBatch::new(1, 1);
+    // The first token comes from the prompt's last batch, whose last position has logits.
+    let mut logits_at = i32::try_from((prompt.len() - reused - 1) % BATCH).unwrap_or(0);
+    let mut generated = 0;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(FinishReason::Cancelled);
+        }
+        let token = sampler.sample(context, logits_at);
+        if shared.model.vocab().is_eog(token) {
+            let rest = text.finish();
+            if !rest.is_empty() {
+                let _ = steps.blocking_send(Step::Token(rest));
+            }
+            return Ok(FinishReason::Stop);
+        }
+        generated += 1;
+        let piece = text.push(&shared.piece(token));
+        if steps.blocking_send(Step::Token(piece)).is_err() {
+            return Ok(FinishReason::Cancelled);
+        }
+        if generated >= sampling.max_tokens || cache.tokens.len() + 1 >= n_ctx {
+            return Ok(FinishReason::Length);
+        }
+        batch.clear();
+        let pos = i32::try_from(cache.tokens.len()).map_err(|_| EngineError::Generation("position".into()))?;
+        batch.add(token, pos, &[0], true).map_err(|e| EngineError::Generation(e.to_string()))?;
+        if let Err(e) = context.decode(&mut batch) {
+            cache.clear(context);
+            return Err(EngineError::Generation(format!("llama.cpp failed at token {generated}: {e}")));
+        }
+        cache.tokens.push(token);
+        logits_at = 0;
+    }
+}
+
+/// llama.cpp's sampler chain for `sampling`: penalties first, then greedy, or top-k, top-p,
+/// temperature and a seeded draw.
+fn sampler(model: &LlamaModel, sampling: &Sampling) -> LlamaSampler {
+    let mut chain = Vec::new();
+    if sampling.repetition_penalty > 0.0 && (sampling.repetition_penalty - 1.0).abs() > f32::EPSILON {
+        chain.push(LlamaSampler::penalties(model.n_vocab(), 64, sampling.repetition_penalty, 0.0, 0.0));
+    }
+    if sampling.dry_multiplier > 0.0 {
+        // llama.cpp's defaults (base 1.75, sequences of 2 allowed) and sequence breakers, and
+        // brackets: a repeat across a line, a `path:line`, a `[p. N]` or a quotation does not count.
+        chain.push(LlamaSampler::dry(model, sampling.dry_multiplier, 1.75, 2, 1024, ["\n", ":", "\"", "*", "[", "]"]));
+    }
+    if sampling.greedy {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.push(LlamaSampler::top_k(40));
+        chain.push(LlamaSampler::top_p(sampling.top_p as f32, 1));
+        chain.push(LlamaSampler::temp(sampling.temperature as f32));
+        chain.push(LlamaSampler::dist(sampling.seed.unwrap_or(u32::MAX)));
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+/// Perplexity of `text`: each window of tokens decoded from an empty cache, every token after
+/// the window's first scored from the logits before it.
+fn perplexity(
+    shared: &Shared,
+    context: &mut LlamaContext<'_>,
+    cache: &mut KvCache,
+    text: &str,
+    window: usize,
+) -> Result<Perplexity, EngineError> {
+    let tokens = shared.text_tokens(text);
+    let window = window.clamp(2, (context.n_ctx() as usize).max(2));
+    let mut nll = 0f64;
+    let mut scored = 0usize;
+    let mut bad_token = false;
+    for chunk in tokens.chunks(window).filter(|c| c.len() >= 2) {
+        cache.clear(context);
+        let mut offset = 0;
+        decode(context, cache, chunk, true, None, |context, batch| {
+            for i in 0..batch.len() {
+                let Some(&next) = chunk.get(offset + i + 1) else { break };
+                let row = context.get_logits_ith(i32::try_from(i).unwrap_or(0));
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let log_sum = max as f64 + row.iter().map(|&l| ((l - max) as f64).exp()).sum::<f64>().ln();
+                match usize::try_from(next.0).ok().and_then(|n| row.get(n)) {
+                    Some(&target) => {
+                        nll += log_sum - target as f64;
+                        scored += 1;
+                    }
+                    None => bad_token = true,
+                }
+            }
+            offset += batch.len();
+        })?;
+    }
+    cache.clear(context);
+    if bad_token {
+        return Err(EngineError::Generation("a token outside the vocabulary".into()));
+    }
+    if scored == 0 {
+        return Err(EngineError::Generation("the text is too short to measure (it needs at least two tokens)".into()));
+    }
+    Ok(Perplexity { perplexity: (nll / scored as f64).exp(), tokens: tokens.len() })
+}
+
+/// Turns token bytes into text, holding back a character split between tokens.
+#[derive(Default)]
+struct Utf8Pieces {
+    pending: Vec<u8>,
+}
+
+impl Utf8Pieces {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        match std::str::from_utf8(&self.pending) {
+            Ok(text) => {
+                let text = text.to_owned();
+                self.pending.clear();
+                text
+            }
+            Err(e) if e.error_len().is_none() => {
+                // The end is the start of a character whose other bytes come next.
+                let valid = e.valid_up_to();
+                let text = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+                self.pending.drain(..valid);
+                text
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(&self.pending).into_owned();
+                self.pending.clear();
+                text
+            }
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_character_split_between_tokens_comes_out_whole() {
+        let mut pieces = Utf8Pieces::default();
+        let bytes = "é!".as_bytes();
+        assert_eq!(pieces.push(&bytes[..1]), "");
+        assert_eq!(pieces.push(&bytes[1..]), "é!");
+        assert_eq!(pieces.push(b"\xff"), "\u{fffd}");
+        assert_eq!(pieces.push("ok".as_bytes()), "ok");
+        assert_eq!(pieces.push(&"日".as_bytes()[..2]), "");
+        assert_eq!(pieces.finish(), "\u{fffd}");
+    }
+}
