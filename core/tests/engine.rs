@@ -26,6 +26,22 @@ macro_rules! on_both_engines {
     )*};
 }
 
+/// A progress channel for a load, and every value sent on it until it closes.
+fn record_progress() -> (
+    tokio::sync::watch::Sender<altiplano_core::engine::LoadProgress>,
+    tokio::task::JoinHandle<Vec<altiplano_core::engine::LoadProgress>>,
+) {
+    let (tx, mut rx) = tokio::sync::watch::channel(altiplano_core::engine::LoadProgress::default());
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while rx.changed().await.is_ok() {
+            seen.push(*rx.borrow_and_update());
+        }
+        seen
+    });
+    (tx, seen)
+}
+
 fn on(engine: EngineKind) -> LoadOptions {
     LoadOptions { engine: Some(engine), ..LoadOptions::default() }
 }
@@ -336,15 +352,8 @@ async fn llamacpp_holds_the_context_asked_for_and_refuses_a_prompt_beyond_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llamacpp_reports_loading_in_layers() {
-    use altiplano_core::engine::{LoadProgress, LoadStage};
-    let (tx, mut rx) = tokio::sync::watch::channel(LoadProgress::default());
-    let seen = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while rx.changed().await.is_ok() {
-            seen.push(*rx.borrow_and_update());
-        }
-        seen
-    });
+    use altiplano_core::engine::LoadStage;
+    let (tx, seen) = record_progress();
     let engine = Engine::load(&common::starter_model(), LoadOptions { progress: Some(tx), ..on(EngineKind::LlamaCpp) })
         .await
         .expect("loads");
@@ -389,20 +398,13 @@ async fn a_reply_that_loops_is_stopped_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_cpu_q4_1_weights_run_from_a_q8_0_copy_written_once() {
-    use altiplano_core::engine::{LoadProgress, LoadStage};
+    use altiplano_core::engine::LoadStage;
     let dir = tempfile::tempdir().expect("temp dir");
     let cache_dir = dir.path().join("repacked");
     // The copy is mistral.rs's (llama.cpp has fast Q4_1 kernels and loads the file as it is).
     let options = || LoadOptions { repack_dir: Some(cache_dir.clone()), ..on(EngineKind::MistralRs) };
 
-    let (tx, mut rx) = tokio::sync::watch::channel(LoadProgress::default());
-    let seen = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while rx.changed().await.is_ok() {
-            seen.push(*rx.borrow_and_update());
-        }
-        seen
-    });
+    let (tx, seen) = record_progress();
     let first = Engine::load(&common::starter_model(), LoadOptions { progress: Some(tx), ..options() })
         .await
         .expect("the starter loads from its copy");

@@ -91,7 +91,9 @@ test('send a message, watch the reply stream, and find it again after a restart'
     return titles.length > 0 ? titles : null;
   });
   assert.deepEqual(after, [question]);
-  writeFileSync(join(artifacts, 'after-restart.png'), await driver.screenshot());
+  // No screenshot here: the starter model loads in a fraction of a second on llama.cpp, and
+  // WebKitWebDriver's screenshot hangs past its 300 s limit right after a load (seen before in
+  // the downloads test), while every other command keeps working.
 
   // The Models page: this computer, a recommendation with its reason, every variant planned.
   const [modelsTab] = await driver.findAll('[data-testid="tab-models"]');
@@ -103,13 +105,19 @@ test('send a message, watch the reply stream, and find it again after a restart'
   assert.match(recommendation, /tokens\/s/);
   const rows = await driver.findAll('[data-testid="variants"] tbody tr');
   assert.equal(rows.length, 18, '3 models × 6 variants');
-  // A 128k context re-plans at once: GGUF variants are capped at 8192 tokens and say so.
+  // GGUF variants run on llama.cpp, which the table says.
+  const engines = await driver.textContents('[data-testid="variants"] tbody td');
+  assert.ok(engines.some((c) => c.includes('llama.cpp')), 'GGUF variants name their engine');
+  // A 128k context re-plans at once: no 8192 cap on llama.cpp any more; the recommendation (or
+  // the reason there is none) is for 131072 tokens.
   await driver.execute(
     'const s = document.querySelector(\'[data-testid="context"]\'); s.value = "131072"; s.dispatchEvent(new Event("change"));',
   );
-  await driver.until('the grid to re-plan for 131072 tokens', async () => {
-    const cells = await driver.textContents('[data-testid="variants"] tbody td');
-    return cells.some((c) => c.includes('(capped)'));
+  await driver.until('the plan for 131072 tokens', async () => {
+    const [text] = await driver.textContents('[data-testid="recommendation"]');
+    return text && text.includes('131072') ? text : null;
   });
+  const cells = await driver.textContents('[data-testid="variants"] tbody td');
+  assert.ok(!cells.some((c) => c.includes('(capped)')), 'nothing is capped on one machine');
   writeFileSync(join(artifacts, 'models.png'), await driver.screenshot());
 });

@@ -48,12 +48,18 @@ const DEFAULT_CONTEXT: usize = 32_768;
 const KV_SHARE_OF_FREE: u64 = 4;
 /// The smallest context worth loading.
 const MIN_CONTEXT: usize = 512;
+/// Where the seeds of replies that name none start.
+const SEED: u32 = 0x5EED;
 
 /// A model loaded by llama.cpp.
 pub(super) struct LlamaCpp {
     shared: Arc<Shared>,
     jobs: std_mpsc::Sender<Job>,
     context_length: usize,
+    /// Replies started, for the seed of one that names none: each reply draws differently
+    /// (Regenerate gives another answer), yet a session's replies are the same from one run
+    /// to the next, as on mistral.rs, whose sampler is seeded once per model.
+    replies: std::sync::atomic::AtomicU32,
 }
 
 /// What the worker and the callers both read: the model (llama.cpp's model is safe to share;
@@ -163,7 +169,7 @@ impl LlamaCpp {
             quantization_cache: None,
             repacked: None,
         };
-        Ok((Self { shared, jobs, context_length }, info))
+        Ok((Self { shared, jobs, context_length, replies: std::sync::atomic::AtomicU32::new(0) }, info))
     }
 
     pub(super) async fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<usize, EngineError> {
@@ -201,6 +207,8 @@ impl LlamaCpp {
     ) -> Result<(FinishReason, GenerationStats), EngineError> {
         let started = Instant::now();
         let (steps_tx, mut steps) = mpsc::channel(256);
+        let n = self.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sampling = Sampling { seed: Some(sampling.seed.unwrap_or(SEED.wrapping_add(n))), ..sampling };
         self.jobs
             .send(Job::Generate { messages, sampling, cancel: cancel.clone(), steps: steps_tx })
             .map_err(|_| EngineError::EngineStopped)?;

@@ -367,7 +367,9 @@ pub struct Sampling {
     /// DRY ("don't repeat yourself") penalty on repeated sequences of tokens (0: none;
     /// llama.cpp only).
     pub dry_multiplier: f32,
-    /// Seed of the random choices (`None`: a new one each reply); ignored when `greedy`.
+    /// Seed of the random choices; ignored when `greedy`. `None`: on llama.cpp the next of a
+    /// fixed sequence (each reply draws differently, and a session's replies repeat from run
+    /// to run, as mistral.rs's once-seeded sampler does).
     pub seed: Option<u32>,
 }
 
