@@ -657,7 +657,7 @@ fn engine_code(e: &EngineError) -> ErrorCode {
         EngineError::ModelNotFound(_) | EngineError::NotAFile(_) => ErrorCode::ModelNotFound,
         EngineError::InvalidModel { .. } => ErrorCode::InvalidModel,
         EngineError::Truncated { .. } => ErrorCode::TruncatedModel,
-        EngineError::Load { .. } => ErrorCode::ModelLoadFailed,
+        EngineError::Load { .. } | EngineError::WrongEngine { .. } => ErrorCode::ModelLoadFailed,
         EngineError::PromptTooLong { .. } => ErrorCode::PromptTooLong,
         _ => ErrorCode::GenerationFailed,
     }

@@ -55,7 +55,6 @@ const SEED: u32 = 0x5EED;
 pub(super) struct LlamaCpp {
     shared: Arc<Shared>,
     jobs: std_mpsc::Sender<Job>,
-    context_length: usize,
     /// Replies started, for the seed of one that names none: each reply draws differently
     /// (Regenerate gives another answer), yet a session's replies are the same from one run
     /// to the next, as on mistral.rs, whose sampler is seeded once per model.
@@ -169,7 +168,7 @@ impl LlamaCpp {
             quantization_cache: None,
             repacked: None,
         };
-        Ok((Self { shared, jobs, context_length, replies: std::sync::atomic::AtomicU32::new(0) }, info))
+        Ok((Self { shared, jobs, replies: std::sync::atomic::AtomicU32::new(0) }, info))
     }
 
     pub(super) async fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<usize, EngineError> {
@@ -250,12 +249,6 @@ impl LlamaCpp {
                 Step::Failed(e) => return Err(e),
             }
         }
-    }
-
-    /// Tokens of context this model holds.
-    #[allow(dead_code)] // kept beside the info's copy for the worker's callers to come
-    pub(super) fn context_length(&self) -> usize {
-        self.context_length
     }
 }
 

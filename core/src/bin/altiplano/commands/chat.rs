@@ -14,9 +14,9 @@ use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
     let (model, isq, engine) = match &args.model {
-        Some(path) => (path.clone(), args.isq, load::engine()),
+        Some(path) => (path.clone(), args.isq, None),
         None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
-            Some(chosen) => (chosen.path, args.isq.or(chosen.isq), load::engine().or(chosen.engine)),
+            Some(chosen) => (chosen.path, args.isq.or(chosen.isq), chosen.engine),
             None => (
                 config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -25,7 +25,7 @@ pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
                     )
                 })?,
                 args.isq,
-                load::engine(),
+                None,
             ),
         },
     };

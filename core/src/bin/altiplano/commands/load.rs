@@ -80,20 +80,21 @@ pub fn set_engine(engine: Option<EngineKind>) {
 }
 
 /// The engine asked for with `--engine`, if any.
-pub fn engine() -> Option<EngineKind> {
+fn engine() -> Option<EngineKind> {
     ENGINE.get().copied().flatten()
 }
 
-/// Load options with the data folder's repack cache and the engine asked for.
+/// Load options with the data folder's repack cache.
 pub fn options() -> LoadOptions {
-    LoadOptions { repack_dir: REPACK_DIR.get().cloned(), engine: engine(), ..LoadOptions::default() }
+    LoadOptions { repack_dir: REPACK_DIR.get().cloned(), ..LoadOptions::default() }
 }
 
-/// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar.
+/// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar, on the
+/// engine `--engine` names, else on `options.engine` (a remembered choice), else its format's.
 pub async fn open(path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
     let bar = LoadBar::new(path);
     let repack_dir = options.repack_dir.clone().or_else(|| REPACK_DIR.get().cloned());
-    let engine = options.engine.or_else(engine);
+    let engine = engine().or(options.engine);
     let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, engine, ..options }).await;
     bar.finish().await;
     Ok(engine?)

@@ -8,7 +8,7 @@ use altiplano_core::catalog::Catalog;
 use altiplano_core::choose::{self, OnDisk, Resolution, Target};
 use altiplano_core::download::queue::{DownloadManager, JobState};
 use altiplano_core::download::{self, human_bytes, DownloadOptions, HubCache, PullProgress, PullSpec};
-use altiplano_core::engine::{Isq, LoadOptions};
+use altiplano_core::engine::Isq;
 use altiplano_core::hardware;
 use altiplano_core::library::Library;
 use altiplano_core::library::LocalModel;
@@ -174,7 +174,6 @@ async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) ->
     };
     let profile = hardware::detect(&chosen.model.path);
     let options = choose::load_options(&chosen, isq, &catalog, &profile)?;
-    let options = LoadOptions { engine: load::engine(), ..options };
     let isq = options.isq;
     let probe = Probe::start();
     let engine = load::open(&chosen.model.path, options).await?;
