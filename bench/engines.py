@@ -2,7 +2,8 @@
 """Both engines against llama.cpp's Python binding, same GGUF files, same prompts, same run.
 
 For each model: altiplano's llama.cpp engine and its mistral.rs engine (each through
-`core/examples/engine_bench.rs`, one process per engine) and llama-cpp-python (in this process),
+`core/examples/engine_bench.rs`, one process per run) and llama-cpp-python (in a process of its own,
+taking turns with the llama.cpp engine for several rounds),
 with the same threads, greedy sampling and prompts: decode tokens/s and time to first token on
 short prompts, prompt processing on a ~2,000-token document, and a follow-up question's time to
 first token with the document's KV cache kept against computed from scratch. Every other prompt
@@ -89,7 +90,7 @@ def peer(model, prompts, threads, long_prompt_tokens):
         return text, (first - start) * 1000 if first else float("nan"), decode
 
     decode, ttft, texts = [], [], []
-    for _ in range(prompts["repeat"]):
+    for _ in range(prompts["short_repeat"]):
         for prompt in prompts["short"]:
             tag += 1
             text, t, d = run([fresh(tag), {"role": "user", "content": prompt}], prompts["max_tokens"])
@@ -123,24 +124,61 @@ def peer(model, prompts, threads, long_prompt_tokens):
     }
 
 
+def cache_file(path):
+    """Reads a model file once, so every engine loads it from the page cache."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 def ours(binary, model, engine, threads, prompts_file):
+    cache_file(model)
     out = subprocess.run([binary, model, engine, str(threads), prompts_file], check=True, capture_output=True,
                          text=True, env=dict(os.environ, RAYON_NUM_THREADS=str(threads)))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def theirs(model, threads, prompts_file, long_prompt_tokens):
+    """llama-cpp-python in a process of its own, as each of altiplano's runs is."""
+    cache_file(model)
+    out = subprocess.run([sys.executable, __file__, "--peer-run", model, str(threads), prompts_file,
+                          str(long_prompt_tokens)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def combine(runs):
+    """Each figure's median over rounds (the texts and token counts of the first)."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            out[key] = median([r[key] for r in runs])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--bench", required=True, help="the engine_bench example binary")
-    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--bench", help="the engine_bench example binary")
+    ap.add_argument("--model", action="append")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2, help="runs on the long document")
+    ap.add_argument("--short-repeat", type=int, default=3, help="runs of the short prompts")
     ap.add_argument("--document-tokens", type=int, default=2000)
     ap.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of altiplano's llama.cpp engine and llama-cpp-python taking turns (mistral.rs runs once)")
     ap.add_argument("--stop-latency", action="append", default=[],
                     help="JSON written by the stop_latency example, llama.cpp's first")
+    ap.add_argument("--peer-run", nargs=4, metavar=("MODEL", "THREADS", "PROMPTS", "LONG_TOKENS"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.peer_run:
+        model, threads, prompts_file, long_tokens = args.peer_run
+        prompts = json.loads(Path(prompts_file).read_text())
+        print(json.dumps(peer(model, prompts, int(threads), int(long_tokens))))
+        return 0
+    if not args.bench or not args.model:
+        ap.error("--bench and at least one --model are required")
 
     from llama_cpp import Llama
 
@@ -149,16 +187,26 @@ def main():
         vocab = Llama(model_path=model, vocab_only=True, verbose=False)
         doc = document(lambda s: vocab.tokenize(s.encode(), add_bos=False), args.document_tokens)
         prompts = {"short": SHORT, "document": doc, "question": QUESTION, "follow_up": FOLLOW_UP,
-                   "max_tokens": args.max_tokens, "repeat": args.repeat}
+                   "max_tokens": args.max_tokens, "repeat": args.repeat, "short_repeat": args.short_repeat}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(prompts, f)
             prompts_file = f.name
-        results = {}
-        for engine in ("llamacpp", "mistralrs"):
-            results[engine] = ours(args.bench, model, engine, args.threads, prompts_file)
-            print(model, engine, {k: v for k, v in results[engine].items() if k != "texts"}, flush=True)
-        results["peer"] = peer(model, prompts, args.threads, results["llamacpp"]["long_prompt_tokens"])
-        print(model, "llama-cpp-python", {k: v for k, v in results["peer"].items() if k != "texts"}, flush=True)
+        # The machine's speed drifts: the llama.cpp engine and the peer take turns, each in a
+        # process of its own, and each figure is the median over the rounds.
+        rounds = {"llamacpp": [], "peer": []}
+        for r in range(args.rounds):
+            order = ("llamacpp", "peer") if r % 2 == 0 else ("peer", "llamacpp")
+            for who in order:
+                if who == "llamacpp":
+                    run = ours(args.bench, model, "llamacpp", args.threads, prompts_file)
+                else:
+                    # The same document's tokens (one template, one tokenizer); round 0 runs ours first.
+                    run = theirs(model, args.threads, prompts_file, rounds["llamacpp"][0]["long_prompt_tokens"])
+                rounds[who].append(run)
+                print(model, who, r, {k: v for k, v in run.items() if k != "texts"}, flush=True)
+        results = {"llamacpp": combine(rounds["llamacpp"]), "peer": combine(rounds["peer"])}
+        results["mistralrs"] = ours(args.bench, model, "mistralrs", args.threads, prompts_file)
+        print(model, "mistralrs", {k: v for k, v in results["mistralrs"].items() if k != "texts"}, flush=True)
         os.unlink(prompts_file)
         tables.append((model, results))
 
@@ -173,10 +221,14 @@ def main():
     out = [f"""<!-- engines:start -->
 ## Engines: llama.cpp and mistral.rs inside altiplano, against llama-cpp-python
 
-Command: `bench/run.sh` (runs `bench/engines.py --threads {args.threads} --max-tokens {args.max_tokens} --repeat {args.repeat} {models}`).
+Command: `bench/run.sh` (runs `bench/engines.py --threads {args.threads} --max-tokens {args.max_tokens} --repeat {args.repeat} --short-repeat {args.short_repeat} --rounds {args.rounds} {models}`).
 Measured {datetime.date.today().isoformat()} at commit `{commit}` on {cpu}, {os.cpu_count()} cores, {args.threads} threads everywhere; greedy;
-medians of {len(SHORT)} short prompts × {args.repeat} and of {args.repeat} runs on a {args.document_tokens}-token document. Higher is better
+medians of {len(SHORT)} short prompts × {args.short_repeat} and of {args.repeat} runs on a {args.document_tokens}-token document per process; the llama.cpp
+engine and llama-cpp-python take turns for {args.rounds} rounds, each in a process of its own, and each of their figures is the median
+of the rounds (mistral.rs runs once). Higher is better
 except for times; "ratio" is altiplano's figure against llama-cpp-python's, oriented so that above 1 means altiplano is faster.
+Every load reads the file from the page cache; altiplano's is its second in the process, as llama-cpp-python's library
+is loaded before its timed load.
 """]
     for model, r in tables:
         p, l, m = r["peer"], r["llamacpp"], r["mistralrs"]
@@ -202,8 +254,9 @@ except for times; "ratio" is altiplano's figure against llama-cpp-python's, orie
 {row("follow-up, time to first token, from scratch", "second_turn_ttft_fresh_ms", "ms", "{:.0f}", False)}
 {row("load", "load_ms", "ms", "{:.0f}", False)}
 
-On the llama.cpp engine the follow-up reused {l['second_turn_reused_tokens']} prompt tokens' KV cache; its greedy replies to the short
-prompts were identical to llama-cpp-python's in {same} of {len(l['texts'])}.
+On the llama.cpp engine the follow-up reused {l['second_turn_reused_tokens']} of its {l['second_turn_prompt_tokens']} prompt tokens' KV cache; its greedy
+replies to the short prompts were identical to llama-cpp-python's in {same} of {len(l['texts'])}. A first load in a new process, which
+also starts the engine: {l['first_load_ms']:.0f} ms on llama.cpp, {m['first_load_ms']:.0f} ms on mistral.rs.
 """)
     stops = [json.loads(Path(p).read_text()) for p in args.stop_latency]
     if len(stops) == 2:

@@ -5,6 +5,8 @@
 # Extra arguments go to bench/engines.py (e.g. --repeat 3, or --model FILE to add a model).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The build the tests and CI use (`.ci/run`), so nothing builds twice.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/altiplano-target}"
 scripts/deps.sh app
 if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c 'import llama_cpp, gguf, numpy' 2>/dev/null; then
   echo "==> building llama-cpp-python (compiles llama.cpp; several minutes)"
@@ -14,7 +16,7 @@ if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c 'import llama_
 fi
 # The workspace build is the one the tests and the app use (same features, so nothing rebuilds).
 cargo build --workspace --all-targets
-target="${CARGO_TARGET_DIR:-target}"
+target="$CARGO_TARGET_DIR"
 echo "==> a Llama-shaped 1B model (random weights, the starter's tokenizer), quantized by llama.cpp"
 bench/.venv/bin/python bench/make_llama_gguf.py Q4_K_M Q8_0
 echo "==> stop latency, each engine"

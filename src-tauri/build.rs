@@ -2,7 +2,7 @@
 // (`allow-<name>`); capabilities/default.json grants the window exactly the ones the UI calls.
 const COMMANDS: &[&str] = &[
     "get_status",
-    "wait_for_model",
+    "watch_status",
     "use_starter_model",
     "choose_model_file",
     "plan_models",

@@ -265,7 +265,7 @@ async fn fit_context(
         .iter()
         .filter(|m| m.role != Role::System && m.status != MessageStatus::Failed && !m.content.is_empty())
         .collect();
-    let context = engine.info().context_length;
+    let context = engine.usable_context();
     let reserve = reply_reserve(context, options.sampling.max_tokens);
     let limit = context.saturating_sub(reserve);
 

@@ -24,8 +24,12 @@ use crate::store::{Store, StoreError};
 const MODEL_KEY: &str = "model.last_path";
 /// Setting key holding the in-situ quantization it loads with (empty: none).
 const ISQ_KEY: &str = "model.last_isq";
-/// Setting key holding the engine it runs on (empty: the default for its format).
+/// Setting key holding the engine it runs on (empty: the default for its format). Kept for
+/// databases written before the engine was remembered per model.
 const ENGINE_KEY: &str = "model.last_engine";
+/// Prefix of the setting keys holding the engine each model runs on, by path, when it is not
+/// its format's default.
+const MODEL_ENGINE_PREFIX: &str = "model.engine:";
 
 /// The chat model remembered in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +46,19 @@ pub struct Chosen {
 pub async fn remembered(store: &Store) -> Option<Chosen> {
     let path = store.setting(MODEL_KEY).await.ok().flatten().filter(|p| !p.is_empty())?;
     let isq = store.setting(ISQ_KEY).await.ok().flatten().as_deref().and_then(|name| name.parse().ok());
-    let engine = store.setting(ENGINE_KEY).await.ok().flatten().as_deref().and_then(|name| name.parse().ok());
-    Some(Chosen { path: PathBuf::from(path), isq, engine })
+    let path = PathBuf::from(path);
+    let engine = match remembered_engine(store, &path).await {
+        Some(engine) => Some(engine),
+        None => store.setting(ENGINE_KEY).await.ok().flatten().as_deref().and_then(|name| name.parse().ok()),
+    };
+    Some(Chosen { path, isq, engine })
+}
+
+/// The engine a model was last run on, when the user chose one other than its format's
+/// default (each model keeps its own: a GGUF file tried on mistral.rs stays there).
+pub async fn remembered_engine(store: &Store, path: &Path) -> Option<EngineKind> {
+    let key = format!("{MODEL_ENGINE_PREFIX}{}", path.to_string_lossy());
+    store.setting(&key).await.ok().flatten().as_deref().and_then(|name| name.parse().ok())
 }
 
 /// Remembers the chat model for the next start (of the app and of `altiplano chat`), with
@@ -54,10 +69,11 @@ pub async fn remember(
     isq: Option<Isq>,
     engine: Option<EngineKind>,
 ) -> Result<(), StoreError> {
-    let engine = engine.filter(|e| *e != EngineKind::for_path(path));
+    let engine = engine.filter(|e| *e != EngineKind::for_path(path)).map(EngineKind::wire_name).unwrap_or("");
     store.set_setting(MODEL_KEY, &path.to_string_lossy()).await?;
     store.set_setting(ISQ_KEY, isq.map(Isq::wire_name).unwrap_or("")).await?;
-    store.set_setting(ENGINE_KEY, engine.map(EngineKind::wire_name).unwrap_or("")).await
+    store.set_setting(&format!("{MODEL_ENGINE_PREFIX}{}", path.to_string_lossy()), engine).await?;
+    store.set_setting(ENGINE_KEY, "").await
 }
 
 /// Why a model cannot be chosen.
@@ -215,7 +231,7 @@ pub fn load_options(
             .and_then(Isq::from_catalog)
     });
     // llama.cpp allocates the KV cache of its whole context at load: a catalog variant gets the
-    // largest context its plan fits on this machine, up to LONG_CONTEXT, and the GPU split the
+    // largest context its plan fits on this machine, up to [`planner::LONG_CONTEXT`], and the GPU split the
     // plan makes for that context.
     let place = |context_tokens| {
         planner::place_variant(profile, catalog, &model.key, PlanOptions { context_tokens, ..PlanOptions::default() })
@@ -223,12 +239,15 @@ pub fn load_options(
     };
     let context_tokens = place(PlanOptions::default().context_tokens)
         .filter(|c| c.engine == EngineKind::LlamaCpp)
-        .map(|c| c.max_context_tokens.clamp(PlanOptions::default().context_tokens, LONG_CONTEXT));
+        .map(|c| c.max_context_tokens.clamp(PlanOptions::default().context_tokens, planner::LONG_CONTEXT));
     let candidate = context_tokens.and_then(place).or_else(|| place(PlanOptions::default().context_tokens));
-    let gpu_layers = candidate.map(|c| planner::gpu_layers(&c, catalog)).unwrap_or_default();
-    Ok(LoadOptions { isq, gpu_layers, context_tokens: context_tokens.map(|n| n as usize), ..LoadOptions::default() })
+    let gpu_layers = candidate.as_ref().map(|c| planner::gpu_layers(c, catalog)).unwrap_or_default();
+    let kv_precision = candidate.map(|c| c.kv_precision).unwrap_or_default();
+    Ok(LoadOptions {
+        isq,
+        gpu_layers,
+        kv_precision,
+        context_tokens: context_tokens.map(|n| n as usize),
+        ..LoadOptions::default()
+    })
 }
-
-/// The longest context a catalog variant is loaded with by default on llama.cpp: long documents
-/// and code excerpts fit, and Llama 3.1 8B is still effective there (RULER: to about 32k).
-const LONG_CONTEXT: u32 = 32_768;

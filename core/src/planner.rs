@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Format, Model, Quant, Variant};
-use crate::engine::EngineKind;
+use crate::engine::{EngineKind, KvPrecision};
 use crate::hardware::{Gpu, GpuVendor, HardwareProfile};
 
 const GIB: u64 = 1 << 30;
@@ -62,6 +62,29 @@ impl Default for PlanOptions {
     fn default() -> Self {
         Self { context_tokens: 8192, prefer: Preference::Quality }
     }
+}
+
+/// The longest context planned and loaded by default: long documents and code excerpts fit,
+/// and Llama 3.1 8B is still effective there (RULER: to about 32k). Longer is the user's choice.
+pub const LONG_CONTEXT: u32 = 32_768;
+
+/// The context to plan for when the user names none: as much as the variant recommended at the
+/// default context (8,192 tokens) still holds, up to [`LONG_CONTEXT`], as a power of two (the
+/// steps the Models page offers); on a machine where nothing fits at 8,192 tokens, the largest
+/// shorter step at which something does (at least 2,048), else 8,192 (and the plan says why
+/// nothing fits).
+pub fn default_context(profile: &HardwareProfile, catalog: &Catalog, prefer: Preference, measured: &[Measured]) -> u32 {
+    let base = PlanOptions::default().context_tokens;
+    let recommended =
+        |context_tokens| plan_measured(profile, catalog, PlanOptions { context_tokens, prefer }, measured).recommended;
+    match recommended(base) {
+        Some(best) => power_of_two_at_most(best.max_context_tokens.clamp(base, LONG_CONTEXT)),
+        None => [base / 2, base / 4].into_iter().find(|&c| recommended(c).is_some()).unwrap_or(base),
+    }
+}
+
+fn power_of_two_at_most(n: u32) -> u32 {
+    1 << (31 - n.max(1).leading_zeros())
 }
 
 /// Where the model runs.
@@ -150,6 +173,8 @@ pub struct Candidate {
     pub backend: Backend,
     /// The engine that runs it.
     pub engine: EngineKind,
+    /// How its KV cache is stored: 8-bit only where 16-bit does not fit (llama.cpp).
+    pub kv_precision: KvPrecision,
     /// Layout.
     pub placement: Placement,
     /// Fit status.
@@ -338,11 +363,16 @@ struct Setting<'a> {
     weights: u64,
     context: u32,
     context_cap: u32,
+    kv_precision: KvPrecision,
 }
 
 impl Setting<'_> {
+    fn kv_per_token(&self) -> u64 {
+        self.kv_precision.bytes(self.model.kv_bytes_per_token())
+    }
+
     fn kv(&self, context: u32) -> u64 {
-        self.model.kv_bytes_per_token() * u64::from(context)
+        self.kv_per_token() * u64::from(context)
     }
 }
 
@@ -475,24 +505,43 @@ fn place(profile: &HardwareProfile, model: &Model, variant: &Variant, options: P
         weights: model.weights_bytes(variant),
         context: options.context_tokens.clamp(1, context_cap),
         context_cap,
+        kv_precision: KvPrecision::F16,
     };
-    let nvidia: Vec<&Gpu> = profile.gpus.iter().filter(|g| g.vendor == GpuVendor::Nvidia).collect();
-    let apple = profile.gpus.iter().find(|g| g.vendor == GpuVendor::Apple);
-
-    let mut options_found = Vec::new();
-    if !nvidia.is_empty() {
-        options_found.extend(on_nvidia(profile, &s, &nvidia));
-    }
-    if let Some(apple) = apple {
-        options_found.extend(on_metal(&s, apple));
-    }
-    options_found.extend(on_cpu(profile, &s));
-    options_found
-        .sort_by(|a, b| a.fit.cmp(&b.fit).then(b.tokens_per_second_estimate.total_cmp(&a.tokens_per_second_estimate)));
-    let mut best = options_found.into_iter().next().unwrap_or_else(|| too_large(profile, &s));
+    let mut best = best_placement(profile, &s);
+    // On llama.cpp, a variant that does not fit with a 16-bit KV cache may with an 8-bit one.
+    let s = match best.fit {
+        Fit::TooLarge if engine == EngineKind::LlamaCpp => {
+            let q8 = Setting { kv_precision: KvPrecision::Q8, ..s };
+            let tried = best_placement(profile, &q8);
+            if tried.fit == Fit::TooLarge {
+                s
+            } else {
+                best = tried;
+                q8
+            }
+        }
+        _ => s,
+    };
     best.meets_requested_context = s.context >= options.context_tokens.min(model.max_context);
     best.explanation = explain(&s, &best, options.context_tokens);
     best
+}
+
+/// The fastest placement of a setting that fits, else the CPU's view of what it would need.
+fn best_placement(profile: &HardwareProfile, s: &Setting<'_>) -> Candidate {
+    let nvidia: Vec<&Gpu> = profile.gpus.iter().filter(|g| g.vendor == GpuVendor::Nvidia).collect();
+    let apple = profile.gpus.iter().find(|g| g.vendor == GpuVendor::Apple);
+    let mut options_found = Vec::new();
+    if !nvidia.is_empty() {
+        options_found.extend(on_nvidia(profile, s, &nvidia));
+    }
+    if let Some(apple) = apple {
+        options_found.extend(on_metal(s, apple));
+    }
+    options_found.extend(on_cpu(profile, s));
+    options_found
+        .sort_by(|a, b| a.fit.cmp(&b.fit).then(b.tokens_per_second_estimate.total_cmp(&a.tokens_per_second_estimate)));
+    options_found.into_iter().next().unwrap_or_else(|| too_large(profile, s))
 }
 
 fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, devices: Vec<DeviceUse>) -> Candidate {
@@ -501,6 +550,7 @@ fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, 
         quant: s.variant.quant,
         backend,
         engine: s.engine,
+        kv_precision: s.kv_precision,
         placement,
         fit,
         context_tokens: s.context,
@@ -518,7 +568,7 @@ fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, 
 
 /// Largest context such that every device stays within budget, given per-device KV shares.
 fn max_context(s: &Setting<'_>, devices: &[DeviceUse], kv_share: &[f64]) -> u32 {
-    let per_token = s.model.kv_bytes_per_token() as f64;
+    let per_token = s.kv_per_token() as f64;
     let mut best = f64::from(s.context_cap);
     for (d, share) in devices.iter().zip(kv_share) {
         if *share <= 0.0 {
@@ -792,6 +842,13 @@ fn explain(s: &Setting<'_>, c: &Candidate, requested: u32) -> String {
         )),
         (Format::Gguf, _) => text.push_str(" Runs on llama.cpp, with Llama 3.1's long-context RoPE scaling."),
         (Format::Safetensors, _) => text.push_str(" Runs on mistral.rs (safetensors, quantized in place as it loads)."),
+    }
+    if s.kv_precision == KvPrecision::Q8 {
+        text.push_str(&format!(
+            " The KV cache is kept in 8 bits (q8_0) instead of 16 ({}), so that {} tokens fit.",
+            gib(s.model.kv_bytes_per_token() * u64::from(s.context)),
+            s.context
+        ));
     }
     if requested > s.context {
         text.push_str(&format!(

@@ -28,7 +28,7 @@ use crate::engine::{CancellationToken, Engine, EngineError, EngineKind, Isq, Loa
 use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel};
 use crate::measure::{self, Measurement, Measurements, Probe};
-use crate::planner::{self, Plan, PlanOptions};
+use crate::planner::{self, Plan, PlanOptions, Preference};
 use crate::store::Role;
 use crate::store::{Store, StoreError};
 
@@ -265,13 +265,21 @@ impl Session {
             .clone()
     }
 
-    /// Plans the built-in catalog for this machine, with the figures measured here.
-    pub async fn plan(&self, options: PlanOptions) -> Result<(HardwareProfile, Catalog, Plan), SessionError> {
+    /// Plans the built-in catalog for this machine, with the figures measured here, at the
+    /// context asked for, else at [`planner::default_context`] (the plan's candidates carry the
+    /// context they were planned for).
+    pub async fn plan(
+        &self,
+        context_tokens: Option<u32>,
+        prefer: Preference,
+    ) -> Result<(HardwareProfile, Catalog, Plan, u32), SessionError> {
         let profile = self.hardware().await;
         let catalog = Catalog::builtin()?;
         let measured = self.measurements_table().for_planner(&measure::machine_id(&profile), &catalog).await?;
-        let plan = planner::plan_measured(&profile, &catalog, options, &measured);
-        Ok((profile, catalog, plan))
+        let context_tokens =
+            context_tokens.unwrap_or_else(|| planner::default_context(&profile, &catalog, prefer, &measured));
+        let plan = planner::plan_measured(&profile, &catalog, PlanOptions { context_tokens, prefer }, &measured);
+        Ok((profile, catalog, plan, context_tokens))
     }
 
     /// What models really took on this machine, newest first.
@@ -388,6 +396,12 @@ impl Session {
         self.state.borrow().clone()
     }
 
+    /// The model's state now and at every change (a load's progress included), for a face
+    /// that shows it as it happens.
+    pub fn watch_model(&self) -> watch::Receiver<ModelState> {
+        self.state.subscribe()
+    }
+
     /// Waits until no load is in progress, then returns the state.
     pub async fn settled_model(&self) -> ModelState {
         let mut rx = self.state.subscribe();
@@ -448,7 +462,7 @@ impl Session {
         // A model last run on an engine other than its format's default runs there again.
         let mut options = options;
         if options.engine.is_none() {
-            options.engine = choose::remembered(&self.store).await.filter(|c| c.path == path).and_then(|c| c.engine);
+            options.engine = choose::remembered_engine(&self.store, path).await;
         }
         let path_buf = path.to_path_buf();
         self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress: LoadProgress::default() });

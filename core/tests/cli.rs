@@ -227,6 +227,9 @@ fn plan_reads_a_hardware_file_and_prints_json() {
     // This machine, in words.
     let text = run_ok(altiplano(dir.path()).arg("plan"));
     assert!(text.contains("llama-3.1-405b-instruct") && text.contains("too large"), "{text}");
+    assert!(text.starts_with("Planned for ") && text.contains("(--context to change)"), "{text}");
+    let text = run_ok(altiplano(dir.path()).arg("plan").arg("--context").arg("4096"));
+    assert!(text.starts_with("Planned for 4096 tokens of context (--context"), "{text}");
 
     // A broken profile is a one-line error naming the field.
     let bad = dir.path().join("bad.json");

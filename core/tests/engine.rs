@@ -326,6 +326,25 @@ async fn llamacpp_reuses_the_kv_cache_of_a_shared_prefix() {
     let (again, _, stats) = reply_to(&engine, first.clone(), Sampling::greedy()).await;
     assert!(stats.reused_prompt_tokens >= system_tokens, "{stats:?}");
     assert_eq!(again, answer, "a reused prefix changes nothing in a greedy reply");
+
+    // A reply is reused as the model wrote it, even where its text reads back as other tokens
+    // (likely in a hot, sampled reply): a follow-up computes only what comes after it.
+    for seed in 1..=6 {
+        let hot = Sampling { temperature: 8.0, top_p: 1.0, seed: Some(seed), max_tokens: 48, ..Sampling::default() };
+        let (wild, _, said) = reply_to(&engine, first.clone(), hot).await;
+        let mut follow = first.clone();
+        follow.push(PromptMessage::new(Role::Assistant, wild));
+        follow.push(PromptMessage::new(Role::User, "Say that again."));
+        let (_, _, next) = reply_to(&engine, follow, Sampling::greedy()).await;
+        assert!(
+            next.reused_prompt_tokens + 1 >= said.prompt_tokens + said.completion_tokens,
+            "seed {seed}: reused {} of {} tokens; the first exchange was {} + {}",
+            next.reused_prompt_tokens,
+            next.prompt_tokens,
+            said.prompt_tokens,
+            said.completion_tokens
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,6 +364,12 @@ async fn llamacpp_holds_the_context_asked_for_and_refuses_a_prompt_beyond_it() {
     // Without a wish, the model's trained context, as far as memory allows.
     let full = load(EngineKind::LlamaCpp).await;
     assert_eq!(full.info().context_length, 8192);
+    // An 8-bit KV cache (the plan's choice where a 16-bit one does not fit) still answers.
+    let options = LoadOptions { kv_precision: altiplano_core::engine::KvPrecision::Q8, ..on(EngineKind::LlamaCpp) };
+    let q8 = Engine::load(&common::starter_model(), options).await.expect("loads with a q8_0 cache");
+    let (text, _, _) = reply(&q8, common::FRANCE, Sampling::greedy()).await;
+    assert!(text.contains("Paris"), "{text:?}");
+    drop(q8);
     // mistral.rs caps GGUF files where its RoPE handling ends.
     let mistral = load(EngineKind::MistralRs).await;
     assert_eq!(mistral.usable_context(), 8192.min(altiplano_core::engine::MISTRALRS_GGUF_CONTEXT_CAP));

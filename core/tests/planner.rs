@@ -2,11 +2,11 @@
 //! rules that must hold for any machine (property tests).
 
 use altiplano_core::catalog::{Catalog, Quant};
-use altiplano_core::engine::EngineKind;
+use altiplano_core::engine::{EngineKind, KvPrecision};
 use altiplano_core::hardware::{Cpu, Gpu, GpuVendor, HardwareProfile, Os};
 use altiplano_core::planner::{
-    cpu_memory_estimate, cpu_memory_estimate_on, engine_for, gpu_layers as gpu_layers_for, plan, plan_measured,
-    Backend, Fit, Measured, Placement, PlanOptions, Preference,
+    cpu_memory_estimate, cpu_memory_estimate_on, default_context, engine_for, gpu_layers as gpu_layers_for, plan,
+    plan_measured, Backend, Fit, Measured, Placement, PlanOptions, Preference, LONG_CONTEXT,
 };
 use proptest::prelude::*;
 
@@ -239,6 +239,80 @@ fn gguf_gets_its_whole_context_on_llama_cpp_and_is_capped_on_mistral_rs() {
 }
 
 #[test]
+fn the_default_context_is_what_the_recommendation_holds() {
+    let catalog = Catalog::builtin().unwrap();
+    let at = |profile: &HardwareProfile, context_tokens| {
+        plan(profile, &catalog, PlanOptions { context_tokens, prefer: Preference::Quality }).recommended
+    };
+    // This CI machine's kind (24 GiB, no GPU): the 8B model holds 32,768 tokens in its best
+    // quality that fits, and that is where the page opens (not at 131,072, where only an 8-bit
+    // KV cache fits).
+    let ci = pc(24, 2, vec![]);
+    let context = default_context(&ci, &catalog, Preference::Quality, &[]);
+    assert_eq!(context, LONG_CONTEXT);
+    let best = at(&ci, context).expect("a recommendation at the default context");
+    assert_eq!(best.model, "llama-3.1-8b-instruct");
+    assert!(best.max_context_tokens >= context && best.meets_requested_context);
+
+    // Laptops: the page opens at the largest power of two the recommendation holds (less than
+    // twice that, unless capped at 32K), or, on 8 GiB where nothing holds 8,192 tokens, at the
+    // shorter step where the 8B model fits.
+    for ram in [8, 12, 16] {
+        let laptop = pc(ram, 8, vec![]);
+        let context = default_context(&laptop, &catalog, Preference::Quality, &[]);
+        let best = at(&laptop, context).unwrap_or_else(|| panic!("{ram} GiB: nothing at {context}"));
+        assert!(context.is_power_of_two() && (2048..=LONG_CONTEXT).contains(&context), "{ram} GiB: {context}");
+        assert!(best.max_context_tokens >= context, "{ram} GiB: {best:?}");
+        if context >= 8192 && context < LONG_CONTEXT {
+            assert!(best.max_context_tokens < 2 * context, "{ram} GiB: {context} for {best:?}");
+        }
+        if at(&laptop, 8192).is_none() {
+            assert!(context < 8192, "{ram} GiB: {context}");
+        }
+    }
+    assert!(default_context(&pc(8, 8, vec![]), &catalog, Preference::Quality, &[]) < 8192);
+
+    // Where nothing fits at all, the default stays 8,192 and the plan says why.
+    let tiny = pc(2, 2, vec![]);
+    assert_eq!(default_context(&tiny, &catalog, Preference::Quality, &[]), 8192);
+    assert!(at(&tiny, 8192).is_none());
+
+    // A multi-GPU workstation keeps its large model and gets the long context beside it.
+    let h100s = pc(512, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4));
+    let base = at(&h100s, 8192).unwrap();
+    let context = default_context(&h100s, &catalog, Preference::Quality, &[]);
+    assert_eq!(context, LONG_CONTEXT);
+    assert_eq!(at(&h100s, context).unwrap().model, base.model);
+}
+
+#[test]
+fn an_eight_bit_kv_cache_only_where_sixteen_bits_do_not_fit() {
+    let catalog = Catalog::builtin().unwrap();
+    let ci = pc(24, 2, vec![]);
+    let short = plan(&ci, &catalog, PlanOptions { context_tokens: 8192, prefer: Preference::Quality });
+    assert!(short.candidates.iter().all(|c| c.kv_precision == KvPrecision::F16), "8,192 tokens fit in 16 bits");
+    // At 131,072 tokens the 8B model's 16-bit cache (16 GiB) does not fit beside its weights in
+    // 24 GiB; in 8 bits (8.5 GiB) it does, on llama.cpp, and the plan says so.
+    let long = plan(&ci, &catalog, PlanOptions { context_tokens: 131_072, prefer: Preference::Quality });
+    let best = long.recommended.expect("8B with an 8-bit KV cache");
+    assert_eq!(
+        (best.model.as_str(), best.engine, best.kv_precision),
+        ("llama-3.1-8b-instruct", EngineKind::LlamaCpp, KvPrecision::Q8)
+    );
+    assert!(best.explanation.contains("8 bits (q8_0)"), "{}", best.explanation);
+    let kv: u64 = best.devices.iter().map(|d| d.kv_cache_bytes).sum();
+    let f16 = catalog.model("llama-3.1-8b-instruct").unwrap().kv_bytes_per_token() * 131_072;
+    assert_eq!(kv, f16 / 64 * 34);
+    assert!(best.devices.iter().all(|d| d.weights_bytes + d.kv_cache_bytes + d.overhead_bytes <= d.budget_bytes));
+    // mistral.rs keeps a 16-bit cache: a safetensors variant never gets q8_0.
+    assert!(long
+        .candidates
+        .iter()
+        .filter(|c| c.engine == EngineKind::MistralRs)
+        .all(|c| c.kv_precision == KvPrecision::F16));
+}
+
+#[test]
 fn a_longer_context_needs_more_memory_and_can_change_the_answer() {
     let catalog = Catalog::builtin().unwrap();
     let h100 = pc(256, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1));
@@ -348,7 +422,7 @@ fn layers_spread_over_a_non_power_of_two_of_gpus_fit_without_the_cpu() {
 fn when_nothing_is_recommended_the_reason_matches_the_cause() {
     let catalog = Catalog::builtin().unwrap();
     // Too little memory for the KV cache of the context asked for: says how much it needs.
-    let laptop = pc(24, 8, vec![]);
+    let laptop = pc(16, 8, vec![]);
     let long = plan(&laptop, &catalog, PlanOptions { context_tokens: 131072, prefer: Preference::Quality });
     assert!(long.recommended.is_none());
     let reason = long.reason_if_none.unwrap();

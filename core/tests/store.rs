@@ -117,3 +117,29 @@ async fn the_database_uses_write_ahead_logging() {
     assert!(dir.path().join("db.sqlite3-wal").exists(), "WAL file next to the database");
     store.close().await;
 }
+
+#[tokio::test]
+async fn each_model_keeps_the_engine_it_was_last_run_on() {
+    use altiplano_core::choose::{remember, remembered, remembered_engine};
+    use altiplano_core::engine::EngineKind;
+    use std::path::Path;
+
+    let dir = common::data_dir();
+    let db = dir.path().join("altiplano.sqlite3");
+    let store = Store::open(&db).await.unwrap();
+    let (tried, other) = (Path::new("/models/a.gguf"), Path::new("/models/b.gguf"));
+    // A GGUF file run on mistral.rs, then another one on its default engine.
+    remember(&store, tried, None, Some(EngineKind::MistralRs)).await.unwrap();
+    remember(&store, other, None, Some(EngineKind::LlamaCpp)).await.unwrap();
+    store.close().await;
+
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(remembered_engine(&store, tried).await, Some(EngineKind::MistralRs), "the first keeps its choice");
+    assert_eq!(remembered_engine(&store, other).await, None, "the default engine is not pinned");
+    let last = remembered(&store).await.unwrap();
+    assert_eq!((last.path.as_path(), last.engine), (other, None));
+    // Back on its default: the choice is forgotten.
+    remember(&store, tried, None, Some(EngineKind::LlamaCpp)).await.unwrap();
+    assert_eq!(remembered_engine(&store, tried).await, None);
+    store.close().await;
+}

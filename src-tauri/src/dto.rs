@@ -585,13 +585,22 @@ pub struct ModelsPageDto {
     pub recommended: Option<CandidateDto>,
     pub candidates: Vec<CandidateDto>,
     pub reason_if_none: Option<String>,
+    /// The context the page was planned for.
+    pub context_tokens: u32,
     /// What models really took on this computer, newest first.
     pub measurements: Vec<MeasurementDto>,
 }
 
 impl ModelsPageDto {
-    pub fn new(profile: &HardwareProfile, catalog: &Catalog, plan: &Plan, measurements: Vec<Measurement>) -> Self {
+    pub fn new(
+        profile: &HardwareProfile,
+        catalog: &Catalog,
+        plan: &Plan,
+        context_tokens: u32,
+        measurements: Vec<Measurement>,
+    ) -> Self {
         Self {
+            context_tokens,
             hardware: profile.into(),
             recommended: plan.recommended.as_ref().map(|c| CandidateDto::new(c, catalog)),
             candidates: plan.candidates.iter().map(|c| CandidateDto::new(c, catalog)).collect(),

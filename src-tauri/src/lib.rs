@@ -87,7 +87,7 @@ pub fn run() -> Result<(), StartupError> {
         })
         .invoke_handler(tauri::generate_handler![
             commands::model::get_status,
-            commands::model::wait_for_model,
+            commands::model::watch_status,
             commands::model::use_starter_model,
             commands::model::choose_model_file,
             commands::model::plan_models,

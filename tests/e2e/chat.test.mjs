@@ -103,6 +103,11 @@ test('send a message, watch the reply stream, and find it again after a restart'
     return text && text.includes('Llama 3.1') ? text : null;
   });
   assert.match(recommendation, /tokens\/s/);
+  // The page opens at the context the recommendation holds (up to 32K), and says it is for that.
+  const opened = await driver.execute('return document.querySelector(\'[data-testid="context"]\').value;');
+  const openedAt = Number(opened);
+  assert.ok([2048, 4096, 8192, 16384, 32768].includes(openedAt), `opens at ${opened}`);
+  assert.ok(recommendation.includes(`at ${openedAt} tokens`), `${recommendation} is for ${openedAt} tokens`);
   const rows = await driver.findAll('[data-testid="variants"] tbody tr');
   assert.equal(rows.length, 18, '3 models × 6 variants');
   // GGUF variants run on llama.cpp, which the table says.

@@ -157,7 +157,7 @@ fn render(question: &str, repo_map: &str, excerpts: &[Excerpt]) -> Vec<PromptMes
 
 /// Chooses what the model sees: the repo map and as many of the best chunks as fit.
 pub async fn build_context(index: &CodeIndex, engine: &Engine, question: &str) -> Result<AskContext, AskError> {
-    let budget = engine.info().context_length.saturating_sub(ANSWER_TOKENS).max(256);
+    let budget = engine.usable_context().saturating_sub(ANSWER_TOKENS).max(256);
     let hits = index.search(question, CANDIDATES)?;
     let candidates: Vec<Excerpt> = hits.iter().filter_map(|h| excerpt(index, h)).collect();
     // The map gets at most a sixth of the budget (about 3.5 characters per token of code).

@@ -19,7 +19,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -34,8 +34,8 @@ use super::gguf_check::GgufSummary;
 use super::progress::Layout;
 use super::template::ChatTemplate;
 use super::{
-    finish_stats, EngineError, EngineKind, FinishReason, GenerationEvent, GenerationStats, LoadOptions, LoadProgress,
-    LoadStage, ModelInfo, Perplexity, PromptMessage, Sampling,
+    finish_stats, EngineError, EngineKind, FinishReason, GenerationEvent, GenerationStats, KvPrecision, LoadOptions,
+    LoadProgress, LoadStage, ModelInfo, Perplexity, PromptMessage, Sampling,
 };
 
 /// Tokens decoded in one llama.cpp call while reading a prompt (llama.cpp's own default
@@ -138,6 +138,7 @@ impl LlamaCpp {
             progress: options.progress.clone(),
             context_tokens: options.context_tokens,
             threads: options.cpu_threads(),
+            kv_precision: options.kv_precision,
             gpu_layers: options.gpu_layers.iter().sum(),
         };
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -265,6 +266,11 @@ impl Shared {
         tokens
     }
 
+    /// Text's tokens, special tokens in it read as such, none added.
+    fn text_with_specials(&self, text: &str) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), false, true)
+    }
+
     /// Plain text's tokens: no special tokens, none added.
     fn text_tokens(&self, text: &str) -> Vec<LlamaToken> {
         self.model.vocab().tokenize(text.as_bytes(), false, false)
@@ -281,6 +287,7 @@ struct WorkerConfig {
     progress: Option<tokio::sync::watch::Sender<LoadProgress>>,
     context_tokens: Option<usize>,
     threads: usize,
+    kv_precision: KvPrecision,
     gpu_layers: u32,
 }
 
@@ -339,6 +346,13 @@ fn load_model(backend: &LlamaBackend, config: &mut WorkerConfig) -> Result<(Arc<
     if config.gpu_layers > 0 {
         params = params.with_n_gpu_layers(config.gpu_layers);
     }
+    let on_gpu = params.n_gpu_layers() != 0
+        && llama_cpp_2::list_llama_ggml_backend_devices().iter().any(|d| {
+            matches!(
+                d.device_type,
+                llama_cpp_2::LlamaBackendDeviceType::Gpu | llama_cpp_2::LlamaBackendDeviceType::IntegratedGpu
+            )
+        });
     if let Some(progress) = config.progress.take() {
         let total = config.layers;
         progress.send_replace(LoadProgress {
@@ -370,7 +384,7 @@ fn load_model(backend: &LlamaBackend, config: &mut WorkerConfig) -> Result<(Arc<
     let trained = usize::try_from(model.n_ctx_train()).unwrap_or(DEFAULT_CONTEXT).max(MIN_CONTEXT);
     let context = match config.context_tokens {
         Some(asked) => asked.clamp(MIN_CONTEXT, trained),
-        None => default_context(&model, trained),
+        None => default_context(&model, trained, config.kv_precision),
     };
     let context = NonZeroU32::new(u32::try_from(context).unwrap_or(u32::MAX));
     let threads = i32::try_from(config.threads.max(1)).unwrap_or(4);
@@ -381,15 +395,30 @@ fn load_model(backend: &LlamaBackend, config: &mut WorkerConfig) -> Result<(Arc<
         .with_n_seq_max(1)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
+    let params = match config.kv_precision {
+        // On the CPU, llama.cpp's flash attention is as fast on a long prompt but slower for
+        // each token after one (`bench/engines.py`, 2,000-token prompt: 21.9 against 26.5 tok/s
+        // decode, a follow-up's 18 new tokens in 494 against 272 ms): off there, as
+        // llama-cpp-python has it; llama.cpp decides where a GPU takes layers.
+        KvPrecision::F16 if !on_gpu => {
+            params.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        }
+        KvPrecision::F16 => params,
+        // A quantized V cache needs flash attention.
+        KvPrecision::Q8 => params
+            .with_type_k(KvCacheType::Q8_0)
+            .with_type_v(KvCacheType::Q8_0)
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED),
+    };
     drop(vocab);
     Ok((Arc::new(Shared { model, template }), params))
 }
 
 /// The model's trained context, up to [`DEFAULT_CONTEXT`] and as far as a quarter of the memory
-/// available now holds its KV cache (16-bit keys and values for every layer).
-fn default_context(model: &LlamaModel, trained: usize) -> usize {
+/// available now holds its KV cache (keys and values for every layer, at `kv_precision`).
+fn default_context(model: &LlamaModel, trained: usize, kv_precision: KvPrecision) -> usize {
     let head_dim = (model.n_embd() as u64) / u64::from(model.n_head().max(1));
-    let per_token = 2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head_dim;
+    let per_token = kv_precision.bytes(2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head_dim);
     let mut system = sysinfo::System::new();
     system.refresh_memory();
     let budget = system.available_memory() / KV_SHARE_OF_FREE;
@@ -398,32 +427,101 @@ fn default_context(model: &LlamaModel, trained: usize) -> usize {
     (trained.min(DEFAULT_CONTEXT).min(fits) / 256 * 256).max(MIN_CONTEXT)
 }
 
-/// The tokens whose keys and values the context holds, in order from position 0.
+/// The tokens whose keys and values the context holds, in order from position 0, and the text
+/// they stand for where that is known.
+///
+/// A reply's tokens are what the model chose, and the next prompt holds the reply as text:
+/// tokenized again, that text does not always give the same tokens (a word the model spelt in
+/// two pieces is one token when read), and a prefix match on tokens alone would stop at the
+/// first such word and compute the rest of the conversation again. So the cache also keeps the
+/// text, with marks where its tokens and its text line up; a prompt whose text starts with the
+/// text up to a mark takes the cached tokens for that part and tokenizes only what follows.
 #[derive(Default)]
 struct KvCache {
     tokens: Vec<LlamaToken>,
+    /// The text of `tokens[..t]` for each mark `(t, b)`: `text[..b]`.
+    text: Vec<u8>,
+    /// `(tokens, bytes)` pairs, both increasing: `tokens[..t]` is exactly how `text[..b]` was
+    /// read (or written, for a reply's tokens).
+    marks: Vec<(usize, usize)>,
 }
 
 impl KvCache {
+    /// The tokens of the rendered prompt `text`: the cached tokens of the longest marked text
+    /// it starts with, then the rest tokenized, when that keeps more of the cache than
+    /// tokenizing the whole text does.
+    fn prompt_tokens(&self, shared: &Shared, text: &str) -> Vec<LlamaToken> {
+        let bytes = text.as_bytes();
+        let same = common_prefix(&self.text, bytes);
+        let marked = self.marks.iter().rev().find(|&&(_, b)| b <= same).filter(|&&(t, _)| t > 0);
+        if let Some(&(t, b)) = marked {
+            let whole = t == self.tokens.len();
+            let fresh = if whole { Vec::new() } else { shared.prompt_tokens(text) };
+            if whole || common_prefix(&self.tokens, &fresh) < t {
+                // The rest starts where a token ended, so it is read as text of its own.
+                let rest = std::str::from_utf8(&bytes[b..]).map(|r| shared.text_with_specials(r));
+                if let Ok(rest) = rest {
+                    return self.tokens[..t].iter().copied().chain(rest).collect();
+                }
+            }
+            if !whole {
+                return fresh;
+            }
+        }
+        shared.prompt_tokens(text)
+    }
+
     /// Keeps the longest prefix of the cache that `prompt` starts with (always leaving at least
     /// the prompt's last token to compute, whose logits give the first reply token); returns
     /// how many tokens were kept.
     fn keep_prefix(&mut self, context: &mut LlamaContext<'_>, prompt: &[LlamaToken]) -> usize {
-        let mut common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
-        common = common.min(prompt.len().saturating_sub(1));
+        let common = common_prefix(&self.tokens, prompt).min(prompt.len().saturating_sub(1));
         let kept = u32::try_from(common).ok().and_then(|p0| context.clear_kv_cache_seq(Some(0), Some(p0), None).ok());
         if kept != Some(true) {
             self.clear(context);
             return 0;
         }
-        self.tokens.truncate(common);
+        self.truncate(common);
         common
+    }
+
+    /// Forgets every token from `len` on, and the marks past it.
+    fn truncate(&mut self, len: usize) {
+        self.tokens.truncate(len);
+        self.marks.retain(|&(t, _)| t <= len);
+        self.text.truncate(self.marks.last().map_or(0, |&(_, b)| b));
+    }
+
+    /// Records that the cache's tokens are now exactly the prompt `text` read: the marks of the
+    /// text both share stay.
+    fn prompt_read(&mut self, text: &str) {
+        let same = common_prefix(&self.text, text.as_bytes());
+        self.marks.retain(|&(_, b)| b <= same);
+        self.text.clear();
+        self.text.extend_from_slice(text.as_bytes());
+        self.marks.push((self.tokens.len(), self.text.len()));
+    }
+
+    /// Records a reply token decoded into the cache, written as `piece`.
+    fn push_written(&mut self, token: LlamaToken, piece: &[u8]) {
+        let line_up = self.marks.last().is_some_and(|&(t, b)| t == self.tokens.len() && b == self.text.len());
+        self.tokens.push(token);
+        if line_up {
+            self.text.extend_from_slice(piece);
+            self.marks.push((self.tokens.len(), self.text.len()));
+        }
     }
 
     fn clear(&mut self, context: &mut LlamaContext<'_>) {
         context.clear_kv_cache();
         self.tokens.clear();
+        self.text.clear();
+        self.marks.clear();
     }
+}
+
+fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Decodes `tokens` after the cache's tokens, in batches; logits are kept for the last one
@@ -470,7 +568,7 @@ fn generate(
     steps: &mpsc::Sender<Step>,
 ) -> Result<FinishReason, EngineError> {
     let text = shared.template.render(messages).map_err(EngineError::Generation)?;
-    let prompt = shared.prompt_tokens(&text);
+    let prompt = cache.prompt_tokens(shared, &text);
     let n_ctx = context.n_ctx() as usize;
     if prompt.len() >= n_ctx {
         return Err(EngineError::PromptTooLong { tokens: prompt.len(), limit: n_ctx.saturating_sub(1) });
@@ -482,6 +580,7 @@ fn generate(
     if !decode(context, cache, &prompt[reused..], false, Some(cancel), |_, _| {})? {
         return Ok(FinishReason::Cancelled);
     }
+    cache.prompt_read(&text);
 
     let mut sampler = sampler(&shared.model, sampling);
     let mut text = Utf8Pieces::default();
@@ -502,7 +601,8 @@ fn generate(
             return Ok(FinishReason::Stop);
         }
         generated += 1;
-        let piece = text.push(&shared.piece(token));
+        let bytes = shared.piece(token);
+        let piece = text.push(&bytes);
         if steps.blocking_send(Step::Token(piece)).is_err() {
             return Ok(FinishReason::Cancelled);
         }
@@ -516,7 +616,7 @@ fn generate(
             cache.clear(context);
             return Err(EngineError::Generation(format!("llama.cpp failed at token {generated}: {e}")));
         }
-        cache.tokens.push(token);
+        cache.push_written(token, &bytes);
         logits_at = 0;
     }
 }

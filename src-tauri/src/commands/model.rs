@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use altiplano_core::config;
-use altiplano_core::planner::PlanOptions;
+use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
@@ -24,12 +24,26 @@ pub fn get_status(session: SessionState<'_>) -> StatusDto {
     status(&session, session.model_state().into())
 }
 
-/// Waits for a load in progress (such as the start-up load) to end.
+/// Sends the status now and at every change of the model's state: a load's progress in
+/// layers, a download-then-load's start, the end of a load or its failure. At most twenty
+/// updates a second (the latest state wins). Ends when the webview goes away.
 #[tauri::command]
-pub async fn wait_for_model(session: SessionState<'_>) -> Result<StatusDto, ApiError> {
-    let state = session.settled_model().await;
-    Ok(status(&session, state.into()))
+pub async fn watch_status(session: SessionState<'_>, on_update: Channel<StatusDto>) -> Result<(), ApiError> {
+    let mut changes = session.watch_model();
+    loop {
+        let state = changes.borrow_and_update().clone();
+        if on_update.send(status(&session, state.into())).is_err() {
+            return Ok(());
+        }
+        tokio::time::sleep(STATUS_INTERVAL).await;
+        if changes.changed().await.is_err() {
+            return Ok(());
+        }
+    }
 }
+
+/// The shortest time between two status updates.
+const STATUS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[tauri::command]
 pub async fn use_starter_model(session: SessionState<'_>) -> Result<ModelDto, ApiError> {
@@ -57,16 +71,17 @@ pub async fn choose_model_file(app: tauri::AppHandle, session: SessionState<'_>)
     }
 }
 
-/// This machine's hardware and every catalog variant planned for it at `context_tokens`.
+/// This machine's hardware and every catalog variant planned for it at `context_tokens`, or,
+/// when the page opens (`None`), at the context the recommended variant holds.
 #[tauri::command]
 pub async fn plan_models(
     session: SessionState<'_>,
-    context_tokens: u32,
+    context_tokens: Option<u32>,
     prefer: PreferenceDto,
 ) -> Result<ModelsPageDto, ApiError> {
-    let (profile, catalog, plan) = session.plan(PlanOptions { context_tokens, prefer: prefer.into() }).await?;
+    let (profile, catalog, plan, context_tokens) = session.plan(context_tokens, prefer.into()).await?;
     let measurements = session.measurements().await?;
-    Ok(ModelsPageDto::new(&profile, &catalog, &plan, measurements))
+    Ok(ModelsPageDto::new(&profile, &catalog, &plan, context_tokens, measurements))
 }
 
 /// "Use this model": a catalog variant id (downloaded first when it is not on disk) or a

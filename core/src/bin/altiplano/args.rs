@@ -146,9 +146,10 @@ pub struct PlanArgs {
     /// instead of this one.
     #[arg(long, value_name = "FILE")]
     pub hardware: Option<PathBuf>,
-    /// Context length to plan for, in tokens.
-    #[arg(long, default_value_t = 8192)]
-    pub context: u32,
+    /// Context length to plan for, in tokens [default: as much as the recommended variant
+    /// holds, up to 32768].
+    #[arg(long)]
+    pub context: Option<u32>,
     /// Among variants of the largest model that fits: highest quality or fastest.
     #[arg(long, value_enum, default_value_t = altiplano_core::planner::Preference::Quality)]
     pub prefer: altiplano_core::planner::Preference,

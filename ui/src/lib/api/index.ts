@@ -57,10 +57,18 @@ export function asApiError(e: unknown): ApiError {
 }
 
 export const getStatus = (): Promise<StatusDto> => invoke('get_status');
-export const waitForModel = (): Promise<StatusDto> => invoke('wait_for_model');
+/**
+ * Calls `onUpdate` with the status now and at every change of the model's state (load progress
+ * included). Like `watchDownloads`, keep one subscription for the app's life.
+ */
+export function watchStatus(onUpdate: (status: StatusDto) => void): Promise<void> {
+  const channel = new Channel<StatusDto>();
+  channel.onmessage = onUpdate;
+  return invoke<void>('watch_status', { onUpdate: channel });
+}
 export const useStarterModel = (): Promise<ModelDto> => invoke('use_starter_model');
 export const chooseModelFile = (): Promise<ModelDto | null> => invoke('choose_model_file');
-export const planModels = (contextTokens: number, prefer: PreferenceDto): Promise<ModelsPageDto> =>
+export const planModels = (contextTokens: number | null, prefer: PreferenceDto): Promise<ModelsPageDto> =>
   invoke('plan_models', { contextTokens, prefer });
 
 export const listConversations = (): Promise<ConversationDto[]> => invoke('list_conversations');

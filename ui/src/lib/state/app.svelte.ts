@@ -39,29 +39,19 @@ export class AppState {
 
   async start(): Promise<void> {
     this.status = await api.getStatus();
+    this.watchStatus();
     await this.refreshConversations();
-    if (this.status.model.state === 'loading') {
-      this.status = await this.followLoad(api.waitForModel());
-    }
   }
 
-  /** Refreshes the status a few times a second until `work` ends, so a load shows its progress. */
-  private async followLoad<T>(work: Promise<T>): Promise<T> {
-    let done = false;
-    const poll = async () => {
-      while (!done) {
-        await new Promise((r) => setTimeout(r, 250));
-        if (done) break;
-        const status = await api.getStatus().catch(() => null);
-        if (status && !done) this.status = status;
-      }
-    };
-    void poll();
-    try {
-      return await work;
-    } finally {
-      done = true;
-    }
+  /**
+   * The status as the backend pushes it, for the app's life: a load's progress, a
+   * download-then-load starting, a load ending or failing (whoever started it). Subscribes again
+   * if the subscription fails.
+   */
+  private watchStatus(): void {
+    api
+      .watchStatus((status) => (this.status = status))
+      .catch(() => new Promise((r) => setTimeout(r, 1000)).then(() => this.watchStatus()));
   }
 
   /**
@@ -70,38 +60,8 @@ export class AppState {
    * failure for the page to show, or null.
    */
   async useModel(target: string): Promise<ApiError | null> {
-    let started: api.UseStartedDto | null = null;
-    const error = await this.loadModel(() =>
-      api.useModel(target).then((s) => {
-        started = s;
-      }),
-    );
-    const s = started as api.UseStartedDto | null;
-    if (s?.kind === 'downloading') void this.followDownload(s.job.id);
-    return error;
-  }
-
-  /**
-   * Follows a "use" download: the status refreshes while it runs and while the model loads.
-   * The load starts as the download completes; one quick enough to fall between two looks is
-   * over once a few looks after completion have not seen it loading.
-   */
-  private async followDownload(jobId: number): Promise<void> {
-    let sawLoading = false;
-    let looksSinceCompleted = 0;
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 500));
-      const [status, downloads] = await Promise.all([api.getStatus(), api.listDownloads()]).catch(() => [null, null]);
-      if (!status || !downloads) continue;
-      this.status = status;
-      const loading = status.model.state === 'loading';
-      if (loading) sawLoading = true;
-      const job = downloads.jobs.find((j) => j.id === jobId);
-      if (!job || job.state === 'failed' || job.state === 'cancelled') return;
-      if (job.state !== 'completed' || loading) continue;
-      looksSinceCompleted += 1;
-      if (sawLoading || looksSinceCompleted >= 4) return;
-    }
+    // A download's load starts as the download completes; the pushed status follows it.
+    return this.loadModel(() => api.useModel(target));
   }
 
   async refreshConversations(): Promise<void> {
@@ -242,18 +202,18 @@ export class AppState {
   }
 
   /** Starts `load`, shows the model as loading, and refreshes the status when it ends. */
+  /** Runs a load; its progress and outcome reach `status` through the pushed updates. */
   private async loadModel(load: () => Promise<unknown>): Promise<ApiError | null> {
     this.notice = null;
-    const loading = load();
-    this.status = await api.getStatus();
-    let error: ApiError | null = null;
     try {
-      await this.followLoad(loading);
+      await load();
+      return null;
     } catch (e) {
-      error = api.asApiError(e);
+      return api.asApiError(e);
+    } finally {
+      // The result is also in hand now, before the next push.
+      this.status = await api.getStatus().catch(() => this.status);
     }
-    this.status = await api.getStatus();
-    return error;
   }
 }
 

@@ -14,7 +14,7 @@ use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
     let (model, isq, engine) = match &args.model {
-        Some(path) => (path.clone(), args.isq, None),
+        Some(path) => (path.clone(), args.isq, choose::remembered_engine(store, path).await),
         None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
             Some(chosen) => (chosen.path, args.isq.or(chosen.isq), chosen.engine),
             None => (
@@ -63,7 +63,7 @@ pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
                     "note: the {omitted_messages} oldest messages of conversation {} no longer fit the \
                      model's {}-token context and were left out of this prompt",
                     conversation.id,
-                    engine.info().context_length
+                    engine.usable_context()
                 );
             }
         }

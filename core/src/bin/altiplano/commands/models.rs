@@ -173,7 +173,8 @@ async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) ->
         }
     };
     let profile = hardware::detect(&chosen.model.path);
-    let options = choose::load_options(&chosen, isq, &catalog, &profile)?;
+    let mut options = choose::load_options(&chosen, isq, &catalog, &profile)?;
+    options.engine = choose::remembered_engine(store, &chosen.model.path).await;
     let isq = options.isq;
     let probe = Probe::start();
     let engine = load::open(&chosen.model.path, options).await?;

@@ -23,12 +23,16 @@ pub async fn run(data_dir: &DataDir, store: &Store, args: PlanArgs) -> anyhow::R
             (profile, measured)
         }
     };
-    let options = PlanOptions { context_tokens: args.context, prefer: args.prefer };
+    let context_tokens =
+        args.context.unwrap_or_else(|| planner::default_context(&profile, &catalog, args.prefer, &measured));
+    let options = PlanOptions { context_tokens, prefer: args.prefer };
     let plan = planner::plan_measured(&profile, &catalog, options, &measured);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let chosen = if args.context.is_some() { "" } else { ", as much as the recommendation holds up to 32768" };
+    println!("Planned for {context_tokens} tokens of context{chosen} (--context to change).\n");
     match (&plan.recommended, &plan.reason_if_none) {
         (Some(best), _) => {
             let name = catalog.model(&best.model).map(|m| m.name.as_str()).unwrap_or(&best.model);

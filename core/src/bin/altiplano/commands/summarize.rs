@@ -43,6 +43,7 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
                             LoadOptions {
                                 max_parallel_replies: 1,
                                 context_tokens: args.context,
+                                engine: altiplano_core::choose::remembered_engine(store, &args.model).await,
                                 ..super::load::options()
                             },
                         )

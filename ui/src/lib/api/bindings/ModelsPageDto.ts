@@ -8,6 +8,10 @@ import type { MeasurementDto } from "./MeasurementDto";
  */
 export type ModelsPageDto = { hardware: HardwareDto, recommended: CandidateDto | null, candidates: Array<CandidateDto>, reasonIfNone: string | null, 
 /**
+ * The context the page was planned for.
+ */
+contextTokens: number, 
+/**
  * What models really took on this computer, newest first.
  */
 measurements: Array<MeasurementDto>, };
