@@ -220,7 +220,8 @@ pub async fn run(
     }
 }
 
-fn reply_stats(stats: &GenerationStats) -> ReplyStats {
+/// A reply's measurements as the store keeps them.
+pub(crate) fn reply_stats(stats: &GenerationStats) -> ReplyStats {
     ReplyStats {
         prompt_tokens: i64::try_from(stats.prompt_tokens).ok(),
         completion_tokens: i64::try_from(stats.completion_tokens).ok(),

@@ -3,7 +3,7 @@
 mod common;
 
 use altiplano_core::chat::{self, ChatError, ChatEvent, ChatOptions, Turn};
-use altiplano_core::engine::{CancellationToken, Engine, EngineError, FinishReason, LoadOptions, Sampling};
+use altiplano_core::engine::{CancellationToken, Engine, EngineError, EngineKind, FinishReason, LoadOptions, Sampling};
 use altiplano_core::store::{MessageStatus, Role, Store};
 
 fn greedy(max_tokens: usize) -> ChatOptions {
@@ -71,6 +71,24 @@ async fn a_conversation_keeps_its_history_and_regenerates() {
     assert_eq!(after[3].status, MessageStatus::Complete);
 }
 
+/// A turn "Summarise." in conversation `id` (up to 256 reply tokens), stopped as soon as it
+/// starts: the messages left out and the prompt's tokens, as reported when it started.
+async fn prompt_of_a_turn(store: &Store, engine: &Engine, id: i64) -> (usize, usize, chat::TurnOutcome) {
+    let cancel = CancellationToken::new();
+    let mut report = None;
+    let outcome =
+        chat::run(store, engine, Turn::new(Some(id), "Summarise.".into(), greedy(256)), cancel.clone(), |e| {
+            if let ChatEvent::Started { omitted_messages, prompt_tokens, .. } = e {
+                report = Some((omitted_messages, prompt_tokens));
+                cancel.cancel();
+            }
+        })
+        .await
+        .unwrap();
+    let (omitted, prompt_tokens) = report.expect("a Started event");
+    (omitted, prompt_tokens, outcome)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_that_no_longer_fits_is_left_out_and_reported() {
     let dir = common::data_dir();
@@ -86,19 +104,7 @@ async fn history_that_no_longer_fits_is_left_out_and_reported() {
         store.add_message(c.id, Role::Assistant, &format!("Answer {i}: {filler}"), None).await.unwrap();
     }
 
-    // Stop as soon as the reply starts: this test is about the prompt, not the reply.
-    let cancel = CancellationToken::new();
-    let mut report = None;
-    let outcome =
-        chat::run(&store, &engine, Turn::new(Some(c.id), "Summarise.".into(), greedy(256)), cancel.clone(), |e| {
-            if let ChatEvent::Started { omitted_messages, prompt_tokens, .. } = e {
-                report = Some((omitted_messages, prompt_tokens));
-                cancel.cancel();
-            }
-        })
-        .await
-        .unwrap();
-    let (omitted, prompt_tokens) = report.unwrap();
+    let (omitted, prompt_tokens, outcome) = prompt_of_a_turn(&store, &engine, c.id).await;
     assert!(omitted > 0 && omitted < 20, "omitted {omitted}");
     assert_eq!(omitted % 2, 0, "whole turns are left out");
     assert!(prompt_tokens <= context - 256, "prompt {prompt_tokens} of {context}");
@@ -115,6 +121,41 @@ async fn history_that_no_longer_fits_is_left_out_and_reported() {
     assert!(matches!(err, ChatError::Engine(EngineError::PromptTooLong { .. })), "{err:?}");
     assert!(err.to_string().contains("too long"), "{err}");
     assert_eq!(store.messages(c.id).await.unwrap().len(), before);
+}
+
+/// A copy of the starter model whose metadata says it was trained for `tokens` of context.
+fn starter_claiming_context(dir: &std::path::Path, tokens: u32) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(common::starter_model()).unwrap();
+    let key = b"llama.context_length";
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("the key is in the header") + key.len();
+    assert_eq!(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()), 4, "a u32 value");
+    bytes[at + 4..at + 8].copy_from_slice(&tokens.to_le_bytes());
+    let path = dir.join("long-context.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gguf_chat_on_mistral_rs_fits_its_capped_context_not_the_trained_one() {
+    let dir = common::data_dir();
+    let store = Store::open(&dir.path().join("db.sqlite3")).await.unwrap();
+    let model = starter_claiming_context(dir.path(), 32_768);
+    let options = LoadOptions { engine: Some(EngineKind::MistralRs), ..LoadOptions::default() };
+    let engine = Engine::load(&model, options).await.unwrap();
+    assert_eq!(engine.info().context_length, 32_768);
+    let usable = engine.usable_context();
+    assert_eq!(usable, altiplano_core::engine::MISTRALRS_GGUF_CONTEXT_CAP);
+
+    // About 12,000 tokens of history: within the trained context, beyond the usable one.
+    let c = store.create_conversation("Long").await.unwrap();
+    let filler = "The llama walked slowly across the high plateau. ".repeat(60);
+    for i in 0..20 {
+        store.add_message(c.id, Role::User, &format!("Question {i}: {filler}"), None).await.unwrap();
+        store.add_message(c.id, Role::Assistant, &format!("Answer {i}: {filler}"), None).await.unwrap();
+    }
+    let (omitted, prompt_tokens, _) = prompt_of_a_turn(&store, &engine, c.id).await;
+    assert!(omitted > 0, "the oldest turns are left out and said to be");
+    assert!(prompt_tokens <= usable - 256, "prompt {prompt_tokens} tokens, usable {usable}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,16 @@ async fn the_converted_starter_model_answers_as_the_gguf_does_also_quantized_in_
     assert_eq!(from_hf, from_gguf, "greedy answers agree");
     drop((gguf, hf));
 
+    // The cap on GGUF files on mistral.rs (no Llama 3.1 RoPE scaling in its GGUF loader) is not
+    // a safetensors model's: one made for 16,384 tokens may use them all.
+    let mut long = config.clone();
+    long["max_position_embeddings"] = serde_json::json!(16_384);
+    std::fs::write(folder.join("config.json"), serde_json::to_string_pretty(&long).expect("json")).expect("write");
+    let hf = Engine::open(&folder, options(None)).await.expect("safetensors");
+    assert_eq!((hf.info().context_length, hf.usable_context()), (16_384, 16_384));
+    drop(hf);
+    std::fs::write(folder.join("config.json"), serde_json::to_string_pretty(&config).expect("json")).expect("write");
+
     // All three in-situ quantizations load and answer.
     for isq in [Isq::Q8_0, Isq::Q4k, Isq::Fp8] {
         let engine = Engine::open(&folder, options(Some(isq))).await.unwrap_or_else(|e| panic!("{isq:?}: {e}"));

@@ -182,7 +182,8 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
 
     // Page 7's fact: "Puno: 52 tonnes of quinoa, season 7." (page 12 is Puno's barley).
     let question = "How many tonnes of quinoa did Puno harvest in season 7?";
-    let (answer, conversation) = session.ask_document(2, doc.id, question, |_| {}).await.expect("answer");
+    let asked = session.ask_document(2, doc.id, question, |_| {}).await.expect("answer");
+    let (answer, conversation) = (asked.answer, asked.conversation_id);
     assert_eq!((answer.sources[0].first_page, answer.sources[0].summary), (7, false), "{:?}", answer.sources);
     let shown: Vec<u32> = answer.sources.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
     assert!(answer
@@ -200,6 +201,74 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
     assert_eq!(texts[1], (Role::Assistant, summary.text.as_str()));
     assert_eq!(texts[2], (Role::User, question));
     assert_eq!(texts[3], (Role::Assistant, answer.text.as_str()));
+    assert_eq!(messages[3].status, altiplano_core::store::MessageStatus::Complete);
+
+    // Stopped at once: the question is kept, and so is the (empty) answer, marked stopped.
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let engine = Engine::load(&common::starter_model(), LoadOptions::default()).await.expect("load");
+    let stopped = documents::desk::ask(session.store(), &engine, doc.id, "And in season 8?", None, cancel, |_| {})
+        .await
+        .expect("a stop is not a failure");
+    assert_eq!(stopped.reason, altiplano_core::engine::FinishReason::Cancelled);
+    let messages = session.store().messages(conversation).await.expect("messages");
+    assert_eq!(messages.len(), 6);
+    assert_eq!((messages[4].role, messages[4].content.as_str()), (Role::User, "And in season 8?"));
+    assert_eq!(messages[5].status, altiplano_core::store::MessageStatus::Stopped);
+}
+
+#[test]
+fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
+    let dir = common::data_dir();
+    let file = dir.path().join("harvest.pdf");
+    write_pdf(&file, 9);
+    let cli = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_altiplano"));
+        c.env("ALTIPLANO_DATA_DIR", dir.path()).env("ALTIPLANO_MODEL", common::starter_model());
+        c
+    };
+    // Page 4's fact: "Juliaca: 31 tonnes of beans, season 4."
+    let question = "How many tonnes of beans did Juliaca harvest in season 4?";
+    let out = cli().args(["documents", "ask", "--json"]).arg(&file).arg(question).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(!json["answer"].as_str().expect("answer").trim().is_empty(), "{json}");
+    let shown = json["pages_shown"].as_array().expect("pages shown");
+    assert_eq!(shown[0]["first_page"], 4, "the page that answers comes first: {json}");
+    let pages: Vec<u64> = shown.iter().filter_map(|s| s["first_page"].as_u64()).collect();
+    for c in json["citations"].as_array().expect("citations") {
+        assert!(pages.contains(&c["page"].as_u64().expect("page")), "{c} cites a page not shown: {json}");
+    }
+    assert_eq!(json["stopped"], false);
+    let conversation = json["conversation_id"].as_i64().expect("conversation");
+    // The same exchange is in the document's conversation, where the app shows it.
+    let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    let messages = shown["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{shown}");
+    assert_eq!(messages[0]["content"], question);
+    assert_eq!(messages[1]["content"], json["answer"]);
+
+    // Killed while it answers: the question was saved before the model started, and the
+    // answer is kept as far as it was saved (the next start marks it interrupted).
+    let mut child = cli()
+        .args(["documents", "ask"])
+        .arg(&file)
+        .arg("Write a long report on every season, page by page.")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+    let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    let messages = shown["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 4, "{shown}");
+    assert_eq!(messages[2]["content"], "Write a long report on every season, page by page.");
+    assert_eq!(messages[3]["status"], "interrupted", "{shown}");
 }
 
 #[test]

@@ -715,7 +715,9 @@ impl From<SessionError> for ApiError {
             SessionError::Summary(SummaryError::Engine(e)) | SessionError::FollowUp(FollowUpError::Engine(e)) => {
                 engine_code(e)
             }
-            SessionError::Summary(SummaryError::Store(e)) => store_code(e),
+            SessionError::Summary(SummaryError::Store(e)) | SessionError::FollowUp(FollowUpError::Store(e)) => {
+                store_code(e)
+            }
             SessionError::Choose(ChooseError::UnknownTarget(_) | ChooseError::IsqOnGguf(_)) => ErrorCode::Invalid,
             SessionError::Choose(ChooseError::NoStarter(_)) => ErrorCode::ModelNotFound,
             SessionError::Choose(ChooseError::Download(e)) => download_code(e.code()),

@@ -17,7 +17,7 @@ use tantivy::{doc, Index, TantivyDocument};
 use super::saved::SummaryNode;
 use super::summary::{check_citations, citations_with_claims, PageCitation};
 use super::Page;
-use crate::engine::{CancellationToken, Engine, EngineError, GenerationStats, PromptMessage, Sampling};
+use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, GenerationStats, PromptMessage, Sampling};
 use crate::store::Role;
 
 /// Tokens kept for the answer.
@@ -68,6 +68,9 @@ pub enum FollowUpError {
     /// The model failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The document or its conversation could not be read or saved.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Pages and summary nodes ranked against `question` by BM25, best first.
@@ -142,7 +145,8 @@ fn render(title: &str, question: &str, overview: &str, sources: &[Source]) -> Ve
 }
 
 /// Answers `question` about the document (`title`, `pages`, summary tree `nodes`) with
-/// `engine`, streaming text to `on_text`.
+/// `engine`, streaming text to `on_text`; also says how the answer ended (`Cancelled`: what
+/// was written before the stop). [`super::desk::ask`] is this, recorded.
 #[allow(clippy::too_many_arguments)]
 pub async fn ask(
     engine: &Engine,
@@ -153,7 +157,7 @@ pub async fn ask(
     context_tokens: Option<usize>,
     cancel: CancellationToken,
     on_text: impl FnMut(&str),
-) -> Result<DocumentAnswer, FollowUpError> {
+) -> Result<(DocumentAnswer, FinishReason), FollowUpError> {
     let context = context_tokens.unwrap_or(usize::MAX).min(engine.usable_context());
     let budget = context.saturating_sub(ANSWER_TOKENS.min(context / 4)).max(256);
     let candidates = rank(question, pages, nodes, CANDIDATES)?;
@@ -184,13 +188,14 @@ pub async fn ask(
     }
     allowed.extend(check_citations(&overview, |_| true).pages);
     let checked = check_citations(&reply.text, |p| allowed.contains(&p));
-    Ok(DocumentAnswer {
+    let answer = DocumentAnswer {
         citations: citations_with_claims(&checked.text),
         text: checked.text,
         removed_citations: checked.removed,
         sources: chosen,
         stats: reply.stats,
-    })
+    };
+    Ok((answer, reply.reason))
 }
 
 #[cfg(test)]

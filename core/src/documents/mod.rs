@@ -12,6 +12,7 @@
 //! headers, footers, page numbers) removed. Pages without a text layer are reported.
 
 mod clean;
+pub mod desk;
 pub mod followup;
 pub mod saved;
 pub mod summary;

@@ -1,15 +1,10 @@
 //! Chat turns, streamed over a `tauri::ipc::Channel`.
 
-use std::time::{Duration, Instant};
-
 use altiplano_core::chat::{ChatEvent, ChatOptions, Turn};
 use tauri::ipc::Channel;
 
-use super::SessionState;
+use super::{SessionState, TextBatch};
 use crate::dto::{ApiError, ChatStreamEvent, TurnResultDto};
-
-/// Text is sent at most this often; tokens arriving faster are batched into one message.
-const BATCH_INTERVAL: Duration = Duration::from_millis(30);
 
 #[tauri::command]
 pub async fn send_message(
@@ -44,7 +39,7 @@ async fn run(
     turn: Turn,
     channel: Channel<ChatStreamEvent>,
 ) -> Result<TurnResultDto, ApiError> {
-    let mut batch = TextBatch::new(channel.clone());
+    let mut batch = TextBatch::new(channel.clone(), |text| ChatStreamEvent::Text { text });
     let result = session
         .chat(request_id, turn, |event| match event {
             ChatEvent::Started { conversation, user_message, reply_id, omitted_messages, prompt_tokens } => {
@@ -61,32 +56,4 @@ async fn run(
         .await;
     batch.flush();
     Ok(result?.into())
-}
-
-/// Batches streamed text so the webview gets tens of messages a second, not one per token.
-struct TextBatch {
-    channel: Channel<ChatStreamEvent>,
-    pending: String,
-    last_sent: Instant,
-}
-
-impl TextBatch {
-    fn new(channel: Channel<ChatStreamEvent>) -> Self {
-        Self { channel, pending: String::new(), last_sent: Instant::now() - BATCH_INTERVAL }
-    }
-
-    fn push(&mut self, text: &str) {
-        self.pending.push_str(text);
-        if self.last_sent.elapsed() >= BATCH_INTERVAL {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            let text = std::mem::take(&mut self.pending);
-            let _ = self.channel.send(ChatStreamEvent::Text { text });
-            self.last_sent = Instant::now();
-        }
-    }
 }

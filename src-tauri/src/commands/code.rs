@@ -6,7 +6,7 @@ use std::time::Instant;
 use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
-use super::SessionState;
+use super::{SessionState, TextBatch};
 use crate::dto::{ApiError, CodeAnswerDto, CodeStreamEvent, IndexProgressDto, ProjectDto, ProjectEventDto};
 
 /// Opens a folder dialog (from Rust, so the webview never names paths), indexes the chosen
@@ -74,20 +74,10 @@ pub async fn ask_code(
     question: String,
     on_event: Channel<CodeStreamEvent>,
 ) -> Result<CodeAnswerDto, ApiError> {
-    let mut pending = String::new();
-    let mut last = Instant::now();
-    let (answer, conversation) = session
-        .ask_code(request_id, &question, |text| {
-            pending.push_str(text);
-            if last.elapsed().as_millis() >= 30 {
-                let _ = on_event.send(CodeStreamEvent::Text { text: std::mem::take(&mut pending) });
-                last = Instant::now();
-            }
-        })
-        .await?;
-    if !pending.is_empty() {
-        let _ = on_event.send(CodeStreamEvent::Text { text: pending });
-    }
+    let mut batch = TextBatch::new(on_event, |text| CodeStreamEvent::Text { text });
+    let answered = session.ask_code(request_id, &question, |text| batch.push(text)).await;
+    batch.flush();
+    let (answer, conversation) = answered?;
     Ok(CodeAnswerDto::new(&answer, conversation))
 }
 

@@ -12,7 +12,7 @@ use tauri::ipc::Channel;
 use tauri::Manager;
 use tauri_plugin_dialog::DialogExt;
 
-use super::SessionState;
+use super::{SessionState, TextBatch};
 use crate::dto::{
     ApiError, DocumentAnswerDto, DocumentDto, DocumentEventDto, OpenedDocumentDto, SummaryDto, SummaryProgressDto,
 };
@@ -154,19 +154,9 @@ pub async fn ask_document(
     question: String,
     on_event: Channel<crate::dto::CodeStreamEvent>,
 ) -> Result<DocumentAnswerDto, ApiError> {
-    let mut pending = String::new();
-    let mut last = Instant::now();
-    let (answer, conversation) = session
-        .ask_document(request_id, document_id, &question, |text| {
-            pending.push_str(text);
-            if last.elapsed().as_millis() >= 30 {
-                let _ = on_event.send(crate::dto::CodeStreamEvent::Text { text: std::mem::take(&mut pending) });
-                last = Instant::now();
-            }
-        })
-        .await?;
-    if !pending.is_empty() {
-        let _ = on_event.send(crate::dto::CodeStreamEvent::Text { text: pending });
-    }
-    Ok(DocumentAnswerDto::new(&answer, conversation))
+    let mut batch = TextBatch::new(on_event, |text| crate::dto::CodeStreamEvent::Text { text });
+    let asked = session.ask_document(request_id, document_id, &question, |text| batch.push(text)).await;
+    batch.flush();
+    let asked = asked?;
+    Ok(DocumentAnswerDto::new(&asked.answer, asked.conversation_id))
 }

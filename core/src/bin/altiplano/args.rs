@@ -39,6 +39,9 @@ pub enum Command {
     Eval(EvalCommand),
     /// Summarize documents (PDF, DOCX, HTML, Markdown, text) with page citations.
     Summarize(SummarizeArgs),
+    /// Ask about a document: follow-up questions answered from its pages.
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
     /// Print the text of a document (PDF, DOCX, HTML, Markdown, text), page by page.
     Extract {
         /// The file.
@@ -74,6 +77,30 @@ pub enum EvalCommand {
         #[arg(long, default_value_t = 512)]
         window: usize,
         /// Print JSON: { "perplexity", "tokens" }.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocumentsCommand {
+    /// Answer a question about a document from its most relevant pages (and its summary, once
+    /// `summarize` has written one), citing pages as [p. N]; citations of pages the model was
+    /// not shown are removed. The exchange is saved in the document's conversation, as in the app.
+    Ask {
+        /// The document (PDF, DOCX, HTML, Markdown, text).
+        file: PathBuf,
+        /// The question.
+        question: String,
+        /// The model: a GGUF file, or a safetensors folder (default: the model chosen with
+        /// `altiplano models use` or in the app, else the starter model).
+        #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
+        model: Option<PathBuf>,
+        /// Context to use, in tokens (default: all the model can use well).
+        #[arg(long, value_name = "TOKENS")]
+        context: Option<usize>,
+        /// Print JSON: { "answer", "citations", "removed_citations", "pages_shown",
+        /// "conversation_id", "stopped", "stats" }.
         #[arg(long)]
         json: bool,
     },

@@ -6,30 +6,14 @@ use std::process::ExitCode;
 use altiplano_core::chat::{self, ChatEvent, ChatOptions, Turn};
 use altiplano_core::engine::{CancellationToken, FinishReason, LoadOptions, Sampling};
 use altiplano_core::store::Store;
-use altiplano_core::{choose, config};
 use serde_json::json;
 
 use super::load;
 use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let (model, isq, engine) = match &args.model {
-        Some(path) => (path.clone(), args.isq, choose::remembered_engine(store, path).await),
-        None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
-            Some(chosen) => (chosen.path, args.isq.or(chosen.isq), chosen.engine),
-            None => (
-                config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "no model chosen: pass --model PATH, choose one with `altiplano models use`, or fetch the \
-                         starter model with models/fetch-starter.sh"
-                    )
-                })?,
-                args.isq,
-                None,
-            ),
-        },
-    };
-    let options = LoadOptions { max_parallel_replies: 1, isq, engine, ..load::options() };
+    let (model, options) = load::chosen(store, args.model.as_deref(), args.isq).await?;
+    let options = LoadOptions { max_parallel_replies: 1, ..options };
     let engine = load::open(&model, options).await?;
     let sampling = if args.greedy {
         Sampling { max_tokens: args.max_tokens, ..Sampling::greedy() }

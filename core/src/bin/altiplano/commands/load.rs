@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use altiplano_core::engine::{Engine, EngineKind, LoadOptions, LoadProgress, LoadStage};
+use altiplano_core::engine::{Engine, EngineKind, Isq, LoadOptions, LoadProgress, LoadStage};
+use altiplano_core::store::Store;
+use altiplano_core::{choose, config};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
@@ -80,8 +82,32 @@ pub fn set_engine(engine: Option<EngineKind>) {
 }
 
 /// The engine asked for with `--engine`, if any.
-fn engine() -> Option<EngineKind> {
+pub fn engine_flag() -> Option<EngineKind> {
     ENGINE.get().copied().flatten()
+}
+
+/// The model a command runs when `--model` may be left out: `model` (on the engine it was last
+/// run on), else the chat model chosen with `models use` or in the app (with its quantization
+/// and engine), else the starter model; and the load options for it. `isq` overrides the
+/// remembered quantization.
+pub async fn chosen(store: &Store, model: Option<&Path>, isq: Option<Isq>) -> anyhow::Result<(PathBuf, LoadOptions)> {
+    let (path, isq, engine) = match model {
+        Some(path) => (path.to_path_buf(), isq, choose::remembered_engine(store, path).await),
+        None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
+            Some(chosen) => (chosen.path, isq.or(chosen.isq), chosen.engine),
+            None => (
+                config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no model chosen: pass --model PATH, choose one with `altiplano models use`, or fetch the \
+                         starter model with models/fetch-starter.sh"
+                    )
+                })?,
+                isq,
+                None,
+            ),
+        },
+    };
+    Ok((path, LoadOptions { isq, engine, ..options() }))
 }
 
 /// Load options with the data folder's repack cache.
@@ -94,7 +120,7 @@ pub fn options() -> LoadOptions {
 pub async fn open(path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
     let bar = LoadBar::new(path);
     let repack_dir = options.repack_dir.clone().or_else(|| REPACK_DIR.get().cloned());
-    let engine = engine().or(options.engine);
+    let engine = engine_flag().or(options.engine);
     let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, engine, ..options }).await;
     bar.finish().await;
     Ok(engine?)

@@ -3,6 +3,7 @@
 mod chat;
 mod code;
 mod conversations;
+mod documents;
 mod eval;
 mod extract;
 mod hardware;
@@ -40,8 +41,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(&store, args).await,
         Command::Plan(args) => plan::run(&data_dir, &store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
-        Command::Models(command) => models::run(&store, command).await,
+        Command::Models(command) => models::run(&store, &data_dir, command).await,
         Command::Summarize(args) => summarize::run(&store, args).await,
+        Command::Documents(command) => documents::run(&store, command).await,
         Command::Hardware { .. } | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
             unreachable!("handled above, without opening the store")
         }

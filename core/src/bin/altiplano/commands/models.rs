@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use altiplano_core::catalog::Catalog;
 use altiplano_core::choose::{self, OnDisk, Resolution, Target};
+use altiplano_core::config::DataDir;
 use altiplano_core::download::queue::{DownloadManager, JobState};
 use altiplano_core::download::{self, human_bytes, DownloadOptions, HubCache, PullProgress, PullSpec};
 use altiplano_core::engine::Isq;
 use altiplano_core::hardware;
 use altiplano_core::library::Library;
 use altiplano_core::library::LocalModel;
-use altiplano_core::measure::{self, Measurements, Probe};
 use altiplano_core::secrets;
+use altiplano_core::session::{ModelSlot, ModelState};
 use altiplano_core::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 use super::load;
 use crate::args::{ModelsCommand, PullArgs, TokenCommand};
 
-pub async fn run(store: &Store, command: ModelsCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(store: &Store, data_dir: &DataDir, command: ModelsCommand) -> anyhow::Result<ExitCode> {
     let library = Library::new(store.clone());
     match command {
         ModelsCommand::List { json } => list(store, &library, json).await,
@@ -43,7 +44,7 @@ pub async fn run(store: &Store, command: ModelsCommand) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Token(command) => token(command).await,
-        ModelsCommand::Use { target, isq, json } => use_model(store, &target, isq, json).await,
+        ModelsCommand::Use { target, isq, json } => use_model(store, data_dir, &target, isq, json).await,
         ModelsCommand::ConvertGguf { input, output, dtype, json } => {
             let converted =
                 tokio::task::spawn_blocking(move || altiplano_core::convert::convert_gguf(&input, &output, dtype))
@@ -158,7 +159,13 @@ async fn fetch(
 }
 
 /// `models use`: find or fetch the model, load it as planned, measure it, remember it.
-async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) -> anyhow::Result<ExitCode> {
+async fn use_model(
+    store: &Store,
+    data_dir: &DataDir,
+    target: &str,
+    isq: Option<Isq>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::builtin()?;
     let library = Library::new(store.clone());
     let target = Target::parse(target, &catalog)?;
@@ -172,18 +179,27 @@ async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) ->
             OnDisk::new(model, &catalog)
         }
     };
+    // The app's way: the same slot loads it as planned, measures, records and remembers it.
     let profile = hardware::detect(&chosen.model.path);
-    let mut options = choose::load_options(&chosen, isq, &catalog, &profile)?;
-    options.engine = choose::remembered_engine(store, &chosen.model.path).await;
-    let isq = options.isq;
-    let probe = Probe::start();
-    let engine = load::open(&chosen.model.path, options).await?;
+    let slot = ModelSlot::new(store.clone(), data_dir.clone());
+    let bar = load::LoadBar::new(&chosen.model.path);
+    let follow = {
+        let (mut state, progress) = (slot.watch(), bar.sender());
+        tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                if let ModelState::Loading { progress: p, .. } = &*state.borrow_and_update() {
+                    progress.send_replace(*p);
+                }
+            }
+        })
+    };
     if !json {
-        eprintln!("loaded {}; timing a short reply…", engine.info().name);
+        eprintln!("loading {}; a short reply is timed once it is loaded", chosen.model.path.display());
     }
-    let measurement = probe.finish(&engine, isq, &chosen.key, &profile).await?;
-    Measurements::new(store.clone()).record(&measure::machine_id(&profile), &measurement).await?;
-    choose::remember(store, &engine.info().path, isq, Some(engine.kind())).await?;
+    let used = slot.use_on_disk(&chosen, isq, load::engine_flag(), &catalog, &profile).await;
+    follow.abort();
+    bar.finish().await;
+    let (info, measurement) = used?;
     if json {
         println!(
             "{}",
@@ -193,7 +209,7 @@ async fn use_model(store: &Store, target: &str, isq: Option<Isq>, json: bool) ->
     }
     let m = &measurement;
     let versus = |estimate: Option<String>| estimate.map(|e| format!(" (planner estimated {e})")).unwrap_or_default();
-    println!("now using {} ({})", engine.info().name, chosen.model.path.display());
+    println!("now using {} on {} ({})", info.name, info.engine, chosen.model.path.display());
     println!("  loaded in {:.1} s", m.load_seconds);
     println!("  memory: {} resident{}", human_bytes(m.resident_bytes), versus(m.estimated_bytes.map(human_bytes)));
     for (i, bytes) in m.gpu_bytes.iter().enumerate().filter(|(_, b)| **b > 0) {

@@ -18,7 +18,8 @@ use crate::choose::{self, ChooseError, OnDisk, Resolution, Target};
 use crate::codebase::answer::{self, AskError, CodeAnswer};
 use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
-use crate::documents::followup::{self, DocumentAnswer, FollowUpError};
+use crate::documents::desk::{self, Asked};
+use crate::documents::followup::FollowUpError;
 use crate::documents::{
     self, saved, DocumentError, Page, SavedDocument, Summary, SummaryError, SummaryOptions, SummaryProgress,
 };
@@ -27,10 +28,13 @@ use crate::download::{DownloadOptions, HubCache};
 use crate::engine::{CancellationToken, Engine, EngineError, EngineKind, Isq, LoadOptions, LoadProgress, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel};
-use crate::measure::{self, Measurement, Measurements, Probe};
+use crate::measure::{self, Measurement, Measurements};
 use crate::planner::{self, Plan, PlanOptions, Preference};
 use crate::store::Role;
 use crate::store::{Store, StoreError};
+
+mod slot;
+pub use slot::ModelSlot;
 
 /// Setting key holding the last code folder opened.
 const LAST_PROJECT_KEY: &str = "code.last_project";
@@ -147,10 +151,8 @@ pub enum UseStarted {
 pub struct Session {
     store: Store,
     data_dir: DataDir,
-    engine: tokio::sync::RwLock<Option<Engine>>,
-    state: watch::Sender<ModelState>,
+    slot: ModelSlot,
     running: Mutex<HashMap<u32, CancellationToken>>,
-    load_lock: tokio::sync::Mutex<()>,
     hardware: tokio::sync::OnceCell<HardwareProfile>,
     downloads: DownloadManager,
     library: Library,
@@ -182,12 +184,10 @@ impl Session {
             project: tokio::sync::Mutex::new(None),
             extractor: Mutex::new(None),
             downloads,
+            slot: ModelSlot::new(store.clone(), data_dir.clone()),
             store,
             data_dir,
-            engine: tokio::sync::RwLock::new(None),
-            state: watch::channel(ModelState::None).0,
             running: Mutex::new(HashMap::new()),
-            load_lock: tokio::sync::Mutex::new(()),
             hardware: tokio::sync::OnceCell::new(),
         }))
     }
@@ -339,9 +339,7 @@ impl Session {
         engine: Option<EngineKind>,
         catalog: &Catalog,
     ) -> Result<(ModelInfo, Measurement), SessionError> {
-        let options = choose::load_options(model, isq, catalog, &self.hardware().await)?;
-        let options = LoadOptions { engine: engine.or(options.engine), ..options };
-        self.load_measured(&model.model.path, options, &model.key).await
+        self.slot.use_on_disk(model, isq, engine, catalog, &self.hardware().await).await
     }
 
     /// Waits for a download to end; the library id of its model when it completed.
@@ -362,6 +360,27 @@ impl Session {
         }
     }
 
+    /// The chat model's slot: its state, its loads.
+    pub fn model(&self) -> &ModelSlot {
+        &self.slot
+    }
+
+    /// Where the model stands now.
+    pub fn model_state(&self) -> ModelState {
+        self.slot.state()
+    }
+
+    /// The model's state now and at every change (a load's progress included), for a face
+    /// that shows it as it happens.
+    pub fn watch_model(&self) -> watch::Receiver<ModelState> {
+        self.slot.watch()
+    }
+
+    /// Waits until no load is in progress, then returns the state.
+    pub async fn settled_model(&self) -> ModelState {
+        self.slot.settled().await
+    }
+
     /// Loads a model, measures what it takes on this machine before it replaces the current
     /// one, records the figures, and makes it the chat model.
     pub async fn load_measured(
@@ -370,46 +389,7 @@ impl Session {
         options: LoadOptions,
         model_key: &str,
     ) -> Result<(ModelInfo, Measurement), SessionError> {
-        let profile = self.hardware().await;
-        let machine = measure::machine_id(&profile);
-        let isq = options.isq;
-        let probe = Probe::start();
-        let profile = &profile;
-        let table = self.measurements_table();
-        let machine = &machine;
-        // Recorded before the new model is announced as ready, so whoever reacts to that
-        // (the Models page re-plans) sees the figures.
-        let (info, measurement) = self
-            .load_then(path, options, |engine| async move {
-                let measurement = probe.finish(&engine, isq, model_key, profile).await?;
-                if let Err(e) = table.record(machine, &measurement).await {
-                    tracing::warn!("could not record the model's measurements: {e}");
-                }
-                Ok(measurement)
-            })
-            .await?;
-        Ok((info, measurement))
-    }
-
-    /// Where the model stands now.
-    pub fn model_state(&self) -> ModelState {
-        self.state.borrow().clone()
-    }
-
-    /// The model's state now and at every change (a load's progress included), for a face
-    /// that shows it as it happens.
-    pub fn watch_model(&self) -> watch::Receiver<ModelState> {
-        self.state.subscribe()
-    }
-
-    /// Waits until no load is in progress, then returns the state.
-    pub async fn settled_model(&self) -> ModelState {
-        let mut rx = self.state.subscribe();
-        let settled = rx.wait_for(|s| !matches!(s, ModelState::Loading { .. })).await;
-        match settled {
-            Ok(state) => state.clone(),
-            Err(_) => self.model_state(),
-        }
+        self.slot.load_measured(path, options, model_key, &self.hardware().await).await
     }
 
     /// The in-situ quantization to load `path` with at start-up: the one it was last loaded
@@ -441,69 +421,7 @@ impl Session {
     /// Loads a model (a GGUF file, or a safetensors folder quantized in place with `isq`) and
     /// makes it the chat model; it is loaded the same way at the next start.
     pub async fn load_model_with(&self, path: &Path, isq: Option<Isq>) -> Result<ModelInfo, SessionError> {
-        let (info, ()) =
-            self.load_then(path, LoadOptions { isq, ..LoadOptions::default() }, |_| async { Ok(()) }).await?;
-        Ok(info)
-    }
-
-    /// Loads a model, reporting progress in the model state; runs `before_swap` on the new
-    /// engine while the previous one still serves; then makes it the chat model and remembers it.
-    async fn load_then<T, F, Fut>(
-        &self,
-        path: &Path,
-        options: LoadOptions,
-        before_swap: F,
-    ) -> Result<(ModelInfo, T), SessionError>
-    where
-        F: FnOnce(Engine) -> Fut,
-        Fut: std::future::Future<Output = Result<T, EngineError>>,
-    {
-        let _one_at_a_time = self.load_lock.lock().await;
-        // A model last run on an engine other than its format's default runs there again.
-        let mut options = options;
-        if options.engine.is_none() {
-            options.engine = choose::remembered_engine(&self.store, path).await;
-        }
-        let path_buf = path.to_path_buf();
-        self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress: LoadProgress::default() });
-        let isq = options.isq;
-        let (tx, mut rx) = watch::channel(LoadProgress::default());
-        let repack_dir = options.repack_dir.clone().or_else(|| self.data_dir.repack_cache());
-        let open = Engine::open(path, LoadOptions { progress: Some(tx), repack_dir, ..options });
-        tokio::pin!(open);
-        let loaded = loop {
-            tokio::select! {
-                loaded = &mut open => break loaded,
-                Ok(()) = rx.changed() => {
-                    let progress = *rx.borrow_and_update();
-                    self.state.send_replace(ModelState::Loading { path: path_buf.clone(), progress });
-                }
-            }
-        };
-        let loaded = match loaded {
-            Ok(engine) => before_swap(engine.clone()).await.map(|extra| (engine, extra)),
-            Err(e) => Err(e),
-        };
-        match loaded {
-            Ok((engine, extra)) => {
-                let info = engine.info().clone();
-                *self.engine.write().await = Some(engine);
-                self.state.send_replace(ModelState::Ready { info: info.clone() });
-                if let Err(e) = choose::remember(&self.store, &info.path, isq, Some(info.engine)).await {
-                    tracing::warn!("could not remember the model: {e}");
-                }
-                Ok((info, extra))
-            }
-            Err(e) => {
-                // Keep serving the previous model if there is one.
-                let previous = self.engine.read().await.as_ref().map(|e| e.info().clone());
-                self.state.send_replace(match previous {
-                    Some(info) => ModelState::Ready { info },
-                    None => ModelState::Failed { path: path.to_path_buf(), message: e.to_string() },
-                });
-                Err(e.into())
-            }
-        }
+        self.slot.load(path, LoadOptions { isq, ..LoadOptions::default() }).await
     }
 
     /// Runs a chat turn under `request_id`; [`Session::stop`] with the same id ends it.
@@ -513,9 +431,9 @@ impl Session {
         turn: Turn,
         on_event: impl FnMut(ChatEvent),
     ) -> Result<TurnOutcome, SessionError> {
-        let (engine, cancel) = self.start_request(request_id).await?;
+        let (engine, request) = self.start_request(request_id).await?;
+        let cancel = request.cancel.clone();
         let result = chat::run(&self.store, &engine, turn, cancel, on_event).await;
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
         Ok(result?)
     }
 
@@ -588,9 +506,9 @@ impl Session {
         on_text: impl FnMut(&str),
     ) -> Result<(CodeAnswer, i64), SessionError> {
         let index = self.project().await.ok_or(SessionError::NoProject)?;
-        let (engine, cancel) = self.start_request(request_id).await?;
+        let (engine, request) = self.start_request(request_id).await?;
+        let cancel = request.cancel.clone();
         let result = answer::ask(&index, &engine, question, crate::engine::Sampling::default(), cancel, on_text).await;
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
         let answer = result.map_err(|e| match e {
             AskError::Index(e) => SessionError::Code(e),
             AskError::Engine(e) => SessionError::Engine(e),
@@ -692,12 +610,12 @@ impl Session {
             saved::clear_summaries(&self.store, id).await?;
         }
         let pages = saved::pages(&self.store, id).await?;
-        let (engine, cancel) = self.start_request(request_id).await?;
+        let (engine, request) = self.start_request(request_id).await?;
+        let cancel = request.cancel.clone();
         let result = documents::summary::summarize(&self.store, &engine, &doc, &pages, options, cancel, progress).await;
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
         let summary = result?;
         if !summary.cached || doc.conversation_id.is_none() {
-            let conversation = self.document_conversation(&doc).await?;
+            let conversation = desk::conversation_of(&self.store, &doc).await?;
             self.store.add_message(conversation, Role::User, &format!("Summarize {}", doc.title), None).await?;
             let model = summary.nodes.iter().find(|n| n.is_root).map(|n| n.model.clone());
             self.store.add_message(conversation, Role::Assistant, &summary.text, model.as_deref()).await?;
@@ -713,35 +631,17 @@ impl Session {
         id: i64,
         question: &str,
         on_text: impl FnMut(&str),
-    ) -> Result<(DocumentAnswer, i64), SessionError> {
-        let doc = saved::get(&self.store, id).await?;
-        let pages = saved::pages(&self.store, id).await?;
-        let nodes = saved::finished_tree(&self.store, id).await?.unwrap_or_default();
-        let (engine, cancel) = self.start_request(request_id).await?;
-        let result = followup::ask(&engine, &doc.title, &pages, &nodes, question, None, cancel, on_text).await;
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
-        let answer = result?;
-        let conversation = self.document_conversation(&doc).await?;
-        self.store.add_message(conversation, Role::User, question, None).await?;
-        self.store.add_message(conversation, Role::Assistant, &answer.text, Some(&engine.info().name)).await?;
-        Ok((answer, conversation))
+    ) -> Result<Asked, SessionError> {
+        let (engine, request) = self.start_request(request_id).await?;
+        let cancel = request.cancel.clone();
+        let result = desk::ask(&self.store, &engine, id, question, None, cancel, on_text).await;
+        Ok(result?)
     }
 
-    async fn document_conversation(&self, doc: &SavedDocument) -> Result<i64, SessionError> {
-        if let Some(id) = doc.conversation_id {
-            if self.store.conversation(id).await.is_ok() {
-                return Ok(id);
-            }
-        }
-        let conversation = self.store.create_conversation(&format!("Document: {}", doc.title)).await?;
-        saved::set_conversation(&self.store, doc.id, conversation.id).await?;
-        Ok(conversation.id)
-    }
-
-    /// The loaded engine and a cancel token registered under `request_id` for [`Session::stop`];
-    /// the caller removes it when the reply ends.
-    async fn start_request(&self, request_id: u32) -> Result<(Engine, CancellationToken), SessionError> {
-        let engine = match self.engine.read().await.clone() {
+    /// The loaded engine and a cancel token registered under `request_id` for [`Session::stop`]
+    /// as long as the returned guard lives (however the request ends).
+    async fn start_request(&self, request_id: u32) -> Result<(Engine, Request<'_>), SessionError> {
+        let engine = match self.slot.engine().await {
             Some(engine) => engine,
             None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
             None => return Err(SessionError::NoModel),
@@ -752,7 +652,7 @@ impl Session {
             return Err(SessionError::DuplicateRequest(request_id));
         }
         running.insert(request_id, cancel.clone());
-        Ok((engine, cancel))
+        Ok((engine, Request { running: &self.running, id: request_id, cancel }))
     }
 
     /// Stops the reply running under `request_id`; false when none is.
@@ -764,5 +664,18 @@ impl Session {
             }
             None => false,
         }
+    }
+}
+
+/// A request registered for [`Session::stop`]; unregistered when dropped.
+struct Request<'a> {
+    running: &'a Mutex<HashMap<u32, CancellationToken>>,
+    id: u32,
+    cancel: CancellationToken,
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
     }
 }

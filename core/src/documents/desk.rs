@@ -1,0 +1,99 @@
+//! What a user does with a saved document beyond its summary — ask a follow-up question — as
+//! one function that every face calls (the app through `Session`, the CLI's `documents ask`).
+//!
+//! The exchange is kept in the document's own conversation as it happens, as chat replies are:
+//! the question is saved before the model starts, the answer is saved while it streams (every
+//! [`SAVE_INTERVAL`]) and finished with its checked text, so a killed process loses neither.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::followup::{self, DocumentAnswer, FollowUpError};
+use super::saved::{self, SavedDocument};
+use crate::chat::{reply_stats, SAVE_INTERVAL};
+use crate::engine::{Engine, FinishReason};
+use crate::store::{MessageStatus, ReplyStats, Role, Store, StoreError};
+
+/// A follow-up answered and recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Asked {
+    /// The checked answer, what the model was shown, and its measurements.
+    pub answer: DocumentAnswer,
+    /// The document's conversation, which now ends with this question and answer.
+    pub conversation_id: i64,
+    /// How the answer ended (`Cancelled` when stopped: the answer is what was written so far).
+    pub reason: FinishReason,
+}
+
+/// Answers `question` about the saved document `document_id` with `engine`, from its pages and
+/// its finished summary (when there is one), streaming text to `on_text`; see the module docs
+/// for what is saved when. `context_tokens` caps the context used (default: the engine's).
+pub async fn ask(
+    store: &Store,
+    engine: &Engine,
+    document_id: i64,
+    question: &str,
+    context_tokens: Option<usize>,
+    cancel: CancellationToken,
+    mut on_text: impl FnMut(&str),
+) -> Result<Asked, FollowUpError> {
+    let doc = saved::get(store, document_id).await?;
+    let pages = saved::pages(store, document_id).await?;
+    let nodes = saved::finished_tree(store, document_id).await?.unwrap_or_default();
+    let conversation = conversation_of(store, &doc).await?;
+    store.add_message(conversation, Role::User, question, None).await?;
+    let reply = store.begin_reply(conversation, &engine.info().name).await?;
+
+    let shown = Arc::new(Mutex::new(String::new()));
+    let writing = {
+        let shown = Arc::clone(&shown);
+        followup::ask(engine, &doc.title, &pages, &nodes, question, context_tokens, cancel, move |text| {
+            shown.lock().unwrap_or_else(|p| p.into_inner()).push_str(text);
+            on_text(text);
+        })
+    };
+    tokio::pin!(writing);
+    let mut saves = tokio::time::interval(SAVE_INTERVAL);
+    saves.tick().await;
+    let mut saved_len = 0;
+    let result = loop {
+        tokio::select! {
+            result = &mut writing => break result,
+            _ = saves.tick() => {
+                let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if text.len() != saved_len {
+                    store.update_streaming(reply.id, &text).await?;
+                    saved_len = text.len();
+                }
+            }
+        }
+    };
+    match result {
+        Ok((answer, reason)) => {
+            let status =
+                if reason == FinishReason::Cancelled { MessageStatus::Stopped } else { MessageStatus::Complete };
+            store.finish_message(reply.id, &answer.text, status, reply_stats(&answer.stats), None).await?;
+            Ok(Asked { answer, conversation_id: conversation, reason })
+        }
+        Err(e) => {
+            let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let message = e.to_string();
+            store.finish_message(reply.id, &text, MessageStatus::Failed, ReplyStats::default(), Some(&message)).await?;
+            Err(e)
+        }
+    }
+}
+
+/// The document's conversation, made (and linked) on its first question or summary.
+pub async fn conversation_of(store: &Store, doc: &SavedDocument) -> Result<i64, StoreError> {
+    if let Some(id) = doc.conversation_id {
+        if store.conversation(id).await.is_ok() {
+            return Ok(id);
+        }
+    }
+    let conversation = store.create_conversation(&format!("Document: {}", doc.title)).await?;
+    saved::set_conversation(store, doc.id, conversation.id).await?;
+    Ok(conversation.id)
+}
