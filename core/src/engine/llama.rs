@@ -454,21 +454,19 @@ impl KvCache {
         let bytes = text.as_bytes();
         let same = common_prefix(&self.text, bytes);
         let marked = self.marks.iter().rev().find(|&&(_, b)| b <= same).filter(|&&(t, _)| t > 0);
-        if let Some(&(t, b)) = marked {
-            let whole = t == self.tokens.len();
-            let fresh = if whole { Vec::new() } else { shared.prompt_tokens(text) };
-            if whole || common_prefix(&self.tokens, &fresh) < t {
-                // The rest starts where a token ended, so it is read as text of its own.
-                let rest = std::str::from_utf8(&bytes[b..]).map(|r| shared.text_with_specials(r));
-                if let Ok(rest) = rest {
-                    return self.tokens[..t].iter().copied().chain(rest).collect();
-                }
-            }
-            if !whole {
+        let Some(&(t, b)) = marked else { return shared.prompt_tokens(text) };
+        // The whole text tokenized is what a fresh prompt gets: taken when it keeps as much.
+        if t < self.tokens.len() {
+            let fresh = shared.prompt_tokens(text);
+            if common_prefix(&self.tokens, &fresh) >= t {
                 return fresh;
             }
         }
-        shared.prompt_tokens(text)
+        // The rest starts where a token ended, so it is read as text of its own.
+        match std::str::from_utf8(&bytes[b..]) {
+            Ok(rest) => self.tokens[..t].iter().copied().chain(shared.text_with_specials(rest)).collect(),
+            Err(_) => shared.prompt_tokens(text),
+        }
     }
 
     /// Keeps the longest prefix of the cache that `prompt` starts with (always leaving at least
