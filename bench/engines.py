@@ -204,7 +204,8 @@ def main():
                     run = theirs(model, args.threads, prompts_file, rounds["llamacpp"][0]["long_prompt_tokens"])
                 rounds[who].append(run)
                 print(model, who, r, {k: v for k, v in run.items() if k != "texts"}, flush=True)
-        results = {"llamacpp": combine(rounds["llamacpp"]), "peer": combine(rounds["peer"])}
+        results = {"llamacpp": combine(rounds["llamacpp"]), "peer": combine(rounds["peer"]),
+                   "paired": list(zip(rounds["llamacpp"], rounds["peer"]))}
         results["mistralrs"] = ours(args.bench, model, "mistralrs", args.threads, prompts_file)
         print(model, "mistralrs", {k: v for k, v in results["mistralrs"].items() if k != "texts"}, flush=True)
         os.unlink(prompts_file)
@@ -227,18 +228,32 @@ medians of {len(SHORT)} short prompts × {args.short_repeat} and of {args.repeat
 engine and llama-cpp-python take turns for {args.rounds} rounds, each in a process of its own, and each of their figures is the median
 of the rounds (mistral.rs runs once). Higher is better
 except for times; "ratio" is altiplano's figure against llama-cpp-python's, oriented so that above 1 means altiplano is faster.
+The llama.cpp engine's ratio is the median of each round's ratio to the peer's run beside it (the machine's speed
+drifts between rounds by as much as ±15 %, which pairing cancels), with the rounds' range in brackets.
 Every load reads the file from the page cache; altiplano's is its second in the process, as llama-cpp-python's library
 is loaded before its timed load.
 """]
     for model, r in tables:
         p, l, m = r["peer"], r["llamacpp"], r["mistralrs"]
 
+        def oriented(x, y, key, higher_better):
+            if not (x.get(key) and y.get(key)) or x[key] != x[key] or y[key] != y[key]:
+                return None
+            return (x[key] / y[key]) if higher_better else (y[key] / x[key])
+
         def row(name, key, unit, fmt, higher_better=True):
             def ratio(x):
-                if not (x[key] and p[key]) or x[key] != x[key]:
+                value = oriented(x, p, key, higher_better)
+                return "–" if value is None else f"{value:.2f}×"
+
+            def paired():
+                # Each round's llama.cpp run against the peer's run next to it: the machine's
+                # drift between rounds cancels out; the median of those ratios, and their range.
+                values = sorted(v for v in (oriented(a, b, key, higher_better) for a, b in r["paired"]) if v)
+                if not values:
                     return "–"
-                return f"{(x[key] / p[key]) if higher_better else (p[key] / x[key]):.2f}×"
-            return (f"| {name} | {fmt.format(l[key])} {unit} | {ratio(l)} | {fmt.format(m[key])} {unit} | {ratio(m)} | "
+                return f"{median(values):.2f}× ({values[0]:.2f}–{values[-1]:.2f})"
+            return (f"| {name} | {fmt.format(l[key])} {unit} | {paired()} | {fmt.format(m[key])} {unit} | {ratio(m)} | "
                     f"{fmt.format(p[key])} {unit} |")
 
         same = sum(a.strip() == b.strip() for a, b in zip(l["texts"], p["texts"]))
