@@ -17,6 +17,9 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "formatting"
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo "rustfmt not installed; skipped"; fi
 
+step "architecture invariants (ARCHITECTURE.md)"
+scripts/check-architecture.sh
+
 step "UI: type check and unit tests"
 npm --prefix ui run check
 npm --prefix ui test

@@ -46,7 +46,7 @@ pub enum ConvertError {
 }
 
 /// The weights' type in the written folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WeightType {
     /// bfloat16: half the size, what Meta publishes.
     #[default]

@@ -30,7 +30,7 @@
 //! A typical use:
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use altiplano_core::{chat, config::DataDir, engine::{Engine, LoadOptions}, store::Store};
 //! let store = Store::open(&DataDir::resolve()?.database_path()).await?;
 //! let engine = Engine::load("model.gguf".as_ref(), LoadOptions::default()).await?;

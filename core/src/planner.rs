@@ -39,7 +39,7 @@ pub fn engine_for(variant: &Variant, nodes: u32) -> EngineKind {
 pub const USABLE_TOKENS_PER_SECOND: f64 = 4.0;
 
 /// What to optimise for among variants of the recommended model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preference {
     /// Highest precision that fits.

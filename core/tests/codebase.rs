@@ -2,32 +2,11 @@
 //! workspace already depends on (cargo has unpacked them into its registry). Also incremental
 //! updates and files that must not stop indexing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use altiplano_core::codebase::{CodeIndex, Skip};
-
-/// The unpacked `serde_json` sources of the version in Cargo.lock.
-fn serde_json_sources() -> PathBuf {
-    let lock =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock")).expect("Cargo.lock");
-    let version = lock
-        .split("[[package]]")
-        .find(|p| p.contains("name = \"serde_json\"\n"))
-        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
-        .map(|v| v.trim_end_matches('"').to_owned())
-        .expect("serde_json in Cargo.lock");
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
-    let registry = cargo_home.join("registry/src");
-    std::fs::read_dir(&registry)
-        .expect("cargo registry")
-        .flatten()
-        .map(|e| e.path().join(format!("serde_json-{version}")))
-        .find(|p| p.join("src/de.rs").is_file())
-        .unwrap_or_else(|| panic!("serde_json-{version} is not unpacked under {}", registry.display()))
-}
 
 /// Questions a developer might ask, each with the file that answers it.
 const QUESTIONS: &[(&str, &str)] = &[
@@ -68,7 +47,7 @@ const QUESTIONS: &[(&str, &str)] = &[
 #[test]
 fn code_search_finds_the_file_that_answers_at_least_four_questions_in_five() {
     let data = tempfile::tempdir().expect("tempdir");
-    let index = CodeIndex::open(data.path(), &serde_json_sources()).expect("open");
+    let index = CodeIndex::open(data.path(), &common::serde_json_sources()).expect("open");
     let report = index.update(|_| {}).expect("index");
     assert!(report.files_indexed >= 40, "{report:?}");
     let mut found = 0;
@@ -104,7 +83,7 @@ fn copy_tree(from: &Path, to: &Path) {
 fn after_one_file_changes_only_that_file_is_read_and_deleted_files_leave_the_index() {
     let data = tempfile::tempdir().expect("tempdir");
     let project = tempfile::tempdir().expect("tempdir");
-    copy_tree(&serde_json_sources().join("src"), project.path());
+    copy_tree(&common::serde_json_sources().join("src"), project.path());
     let index = CodeIndex::open(data.path(), project.path()).expect("open");
     let first = index.update(|_| {}).expect("index");
     assert!(first.files_indexed > 30);
@@ -170,81 +149,6 @@ fn hostile_files_are_skipped_counted_and_do_not_stop_indexing() {
     assert!(unreadable >= 1 || !cfg!(target_os = "linux"), "an unreadable file was exercised");
     let hits = index.search("useful function", 5).expect("search");
     assert_eq!(hits[0].path, "good.rs");
-}
-
-#[test]
-fn the_cli_searches_a_folder_and_prints_relative_paths_as_json() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
-        .env("ALTIPLANO_DATA_DIR", data.path())
-        .args(["code", "search"])
-        .arg(serde_json_sources())
-        .args(["pretty printing indentation", "--limit", "3", "--json"])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let hits = hits.as_array().expect("a list");
-    assert_eq!(hits.len(), 3);
-    for h in hits {
-        let path = h["path"].as_str().expect("path");
-        assert!(!path.starts_with('/'), "relative: {path}");
-        assert!(h["start_line"].as_u64().expect("start") <= h["end_line"].as_u64().expect("end"));
-        assert!(h["score"].as_f64().expect("score") > 0.0);
-        assert!(h.get("symbol").is_some());
-    }
-    assert_eq!(hits[0]["path"], "src/ser.rs");
-
-    let missing = Command::new(env!("CARGO_BIN_EXE_altiplano"))
-        .env("ALTIPLANO_DATA_DIR", data.path())
-        .args(["code", "index", "/no/such/folder"])
-        .output()
-        .expect("run");
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("is not a folder"));
-}
-
-#[test]
-fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_saw() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let project = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(project.path().join("src")).expect("mkdir");
-    std::fs::write(
-        project.path().join("src/tax.rs"),
-        "/// Value added tax for a price in cents.\npub fn vat_cents(price_cents: u64) -> u64 {\n    price_cents * 21 / 100\n}\n",
-    )
-    .expect("write");
-    std::fs::write(
-        project.path().join("src/main.rs"),
-        "mod tax;\nfn main() {\n    println!(\"{}\", tax::vat_cents(1000));\n}\n",
-    )
-    .expect("write");
-    let model = altiplano_core::config::starter_model().expect("starter model path");
-    let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
-        .env("ALTIPLANO_DATA_DIR", data.path())
-        .args(["code", "ask"])
-        .arg(project.path())
-        .arg("How is the value added tax computed?")
-        .arg("--model")
-        .arg(&model)
-        .args(["--greedy", "--json"])
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let excerpts = v["excerpts"].as_array().expect("excerpts");
-    assert_eq!(excerpts[0]["path"], "src/tax.rs", "the best chunk comes first: {v}");
-    assert_eq!(excerpts[0]["symbol"], "vat_cents");
-    assert!(!v["answer"].as_str().expect("answer").trim().is_empty());
-    for c in v["citations"].as_array().expect("citations") {
-        assert!(
-            excerpts.iter().any(|e| e["path"] == c["path"]
-                && e["start_line"].as_u64() <= c["start_line"].as_u64()
-                && c["end_line"].as_u64() <= e["end_line"].as_u64()),
-            "{c} was not shown to the model"
-        );
-    }
-    assert!(v["prompt_tokens"].as_u64().expect("prompt tokens") > 0);
 }
 
 #[test]

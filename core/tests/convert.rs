@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use altiplano_core::convert::{convert_gguf, WeightType};
 use altiplano_core::engine::{
@@ -123,50 +122,12 @@ fn broken_folders_name_the_file_at_fault() {
     assert!(load_error(&empty).contains("config.json"));
 }
 
-#[test]
-fn the_cli_converts_and_refuses_what_it_cannot_convert() {
-    let dir = common::data_dir();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_altiplano"))
-            .args(args)
-            .env("ALTIPLANO_DATA_DIR", dir.path().join("data"))
-            .output()
-            .expect("run")
-    };
-    let out_dir = dir.path().join("out");
-    let starter = common::starter_model();
-    let out =
-        run(&["models", "convert-gguf", starter.to_str().expect("utf-8"), out_dir.to_str().expect("utf-8"), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(json["tensors"], 272);
-
-    let again = run(&["models", "convert-gguf", starter.to_str().expect("utf-8"), out_dir.to_str().expect("utf-8")]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{}", String::from_utf8_lossy(&again.stderr));
-
-    let junk = dir.path().join("junk.gguf");
-    std::fs::write(&junk, b"definitely not a gguf file").expect("write");
-    let bad =
-        run(&["models", "convert-gguf", junk.to_str().expect("utf-8"), dir.path().join("x").to_str().expect("utf-8")]);
-    assert!(!bad.status.success());
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("not a GGUF file") && stderr.trim().lines().count() == 1, "{stderr}");
-}
-
-/// A fixed English text of about 3,000 tokens: the start of the GPL-3 (Debian's
-/// /usr/share/common-licenses/GPL-3; verbatim copies are allowed).
-fn english_text() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpl-3-excerpt.txt"))
-        .expect("fixture")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quantizing_in_place_costs_little_perplexity() {
     let dir = common::data_dir();
     let folder = dir.path().join("smollm2-hf");
     convert_gguf(&common::starter_model(), &folder, WeightType::Bf16).expect("convert");
-    let text = english_text();
+    let text = common::english_text();
     let mut measured = Vec::new();
     for isq in [None, Some(Isq::Q8_0), Some(Isq::Fp8), Some(Isq::Q4k)] {
         let engine =
@@ -184,32 +145,6 @@ async fn quantizing_in_place_costs_little_perplexity() {
     }
     assert!((measured[1].1 / base - 1.0).abs() <= 0.02, "Q8_0 within 2%: {measured:?}");
     assert!((measured[2].1 / base - 1.0).abs() <= 0.05, "FP8 within 5%: {measured:?}");
-}
-
-#[test]
-fn the_cli_prints_perplexity_as_json() {
-    let dir = common::data_dir();
-    let text = dir.path().join("text.txt");
-    std::fs::write(&text, &english_text()[..1500]).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
-        .args(["eval", "perplexity", "--json", "--model"])
-        .arg(common::starter_model())
-        .arg(&text)
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(json["perplexity"].as_f64().is_some_and(|p| p > 1.0 && p < 1000.0), "{json}");
-    assert!(json["tokens"].as_u64().is_some_and(|t| t > 200), "{json}");
-
-    let missing = Command::new(env!("CARGO_BIN_EXE_altiplano"))
-        .args(["eval", "perplexity", "--model"])
-        .arg(common::starter_model())
-        .arg(dir.path().join("missing.txt"))
-        .output()
-        .expect("run");
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("missing.txt"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

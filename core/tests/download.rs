@@ -2,80 +2,20 @@
 //! Hugging Face endpoints and misbehaves on purpose: dropped connections, a corrupted byte,
 //! stalls, gated repos, missing files, a slow link, a killed client.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use altiplano_core::download::queue::{DownloadManager, JobState};
-use altiplano_core::download::{self, DownloadError, DownloadOptions, HubCache, HubClient, PullProgress, PullSpec};
+use altiplano_core::download::{self, DownloadError, DownloadOptions, PullProgress, PullSpec};
 use altiplano_core::library::Library;
-use altiplano_core::secrets::HfToken;
 use altiplano_core::store::Store;
-use altiplano_testhub::HubServer;
 use sha2::Digest;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-const REPO: &str = "acme/tiny-GGUF";
-
-/// Deterministic, incompressible bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    hub: HubServer,
-}
-
-impl Fixture {
-    async fn new(files: &[(&str, Vec<u8>)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo = dir.path().join("hub").join(REPO);
-        for (name, bytes) in files {
-            let path = repo.join(name);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, bytes).expect("write");
-        }
-        let hub = HubServer::start(dir.path().join("hub")).await.expect("server starts");
-        Self { dir, hub }
-    }
-
-    fn cache(&self) -> HubCache {
-        HubCache::at(self.dir.path().join("cache"))
-    }
-
-    fn client(&self, token: Option<&str>) -> HubClient {
-        HubClient::new(&self.hub.url(), token.and_then(HfToken::new)).expect("client")
-    }
-
-    fn source(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("hub").join(REPO).join(name)).expect("source")
-    }
-
-    async fn pull(
-        &self,
-        files: &[&str],
-        options: &DownloadOptions,
-        token: Option<&str>,
-    ) -> Result<download::Pulled, DownloadError> {
-        let spec = spec(files);
-        let (tx, _rx) = watch::channel(PullProgress::default());
-        download::pull(&self.client(token), &self.cache(), &spec, options, &tx, &CancellationToken::new()).await
-    }
-}
-
-fn spec(files: &[&str]) -> PullSpec {
-    PullSpec { repo: REPO.into(), revision: "main".into(), files: files.iter().map(|f| (*f).to_owned()).collect() }
-}
+use common::hub::{noise, sha256, spec, Fixture, REPO};
 
 /// Short waits so fault tests run quickly; parts from 256 KiB up.
 fn quick() -> DownloadOptions {
@@ -94,10 +34,6 @@ fn commit_of(repo: &str) -> String {
     let mut h = sha1::Sha1::new();
     h.update(repo.as_bytes());
     hex::encode(h.finalize())
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[tokio::test]
@@ -416,150 +352,4 @@ async fn the_queue_pauses_resumes_cancels_survives_a_restart_and_records_the_mod
     assert!(!model.path.exists());
     assert!(!fx.cache().blob_path(REPO, &sha256(&body)).exists());
     std::env::remove_var("HF_ENDPOINT");
-}
-
-fn altiplano(data_dir: &Path, fx: &Fixture) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_altiplano"));
-    cmd.env("ALTIPLANO_DATA_DIR", data_dir)
-        .env("HF_ENDPOINT", fx.hub.url())
-        .env("HF_HUB_CACHE", fx.dir.path().join("cache"))
-        .env_remove("HF_TOKEN")
-        .env_remove("ALTIPLANO_MODEL");
-    cmd
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_cli_download_continues_from_the_bytes_on_disk() {
-    let body = noise(80 << 20, 16);
-    let fx = Fixture::new(&[("big.gguf", body.clone())]).await;
-    let data = fx.dir.path().join("data");
-    fx.hub.throttle(Some(8 << 20));
-
-    let mut child = altiplano(&data, &fx)
-        .args(["models", "pull", REPO, "--file", "big.gguf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while fx.hub.bytes_served("big.gguf") < body.len() as u64 * 2 / 5 {
-        assert!(Instant::now() < deadline, "the download never got going");
-        assert!(child.try_wait().expect("poll").is_none(), "the CLI ended early");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().expect("kill");
-    child.wait().expect("reap");
-    let served_first = fx.hub.bytes_served("big.gguf");
-
-    fx.hub.throttle(None);
-    let out = altiplano(&data, &fx).args(["models", "pull", REPO, "--file", "big.gguf"]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().last().expect("path line"));
-    assert_eq!(sha256(&std::fs::read(&path).expect("read")), sha256(&body));
-    let twice = fx.hub.bytes_served("big.gguf") - body.len() as u64;
-    eprintln!("fetched twice after the kill: {twice} bytes of {served_first} fetched before it");
-    assert!(twice < body.len() as u64 / 10, "{twice} bytes fetched twice");
-
-    let list = altiplano(&data, &fx).args(["models", "list", "--json"]).output().expect("list");
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    assert_eq!(list["models"].as_array().expect("models").len(), 1);
-    assert_eq!(list["downloads"].as_array().expect("downloads").len(), 0, "no unfinished download left");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_reports_failures_in_one_line_and_imports_checked_models() {
-    let fx = Fixture::new(&[("w.gguf", noise(1000, 17))]).await;
-    let data = fx.dir.path().join("data");
-    let out = altiplano(&data, &fx).args(["models", "pull", REPO, "--file", "missing.gguf"]).output().expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("missing.gguf"), "{stderr}");
-
-    let out = altiplano(&data, &fx).args(["models", "pull", "llama-3.1-8b-instruct:q3"]).output().expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a catalog variant"));
-
-    // Import: the real starter model is accepted; a truncated copy is refused.
-    let starter = altiplano_core::config::starter_model().expect("starter path");
-    let out = altiplano(&data, &fx).arg("models").arg("import").arg(&starter).output().expect("import");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let bytes = std::fs::read(&starter).expect("starter");
-    let truncated = fx.dir.path().join("cut.gguf");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
-    let out = altiplano(&data, &fx).arg("models").arg("import").arg(&truncated).output().expect("import");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"), "{}", String::from_utf8_lossy(&out.stderr));
-    let list = altiplano(&data, &fx).args(["models", "list", "--json"]).output().expect("list");
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
-    let models = list["models"].as_array().expect("models");
-    assert_eq!(models.len(), 1);
-    assert_eq!(models[0]["source"], "import");
-}
-
-/// The token in the real OS keyring (Secret Service). `./test.sh` runs the tests inside a
-/// private D-Bus session with an unlocked gnome-keyring and sets `ALTIPLANO_TEST_KEYRING=1`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_token_lives_in_the_os_keyring_and_never_in_logs() {
-    if std::env::var("ALTIPLANO_TEST_KEYRING").as_deref() != Ok("1") {
-        eprintln!("skipped: run through ./test.sh for a private Secret Service (ALTIPLANO_TEST_KEYRING=1)");
-        return;
-    }
-    let fx = Fixture::new(&[("w.gguf", noise(1000, 18))]).await;
-    fx.hub.gate(REPO, "hf_KEYRINGsecret");
-    let data = fx.dir.path().join("data");
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = altiplano(&data, &fx)
-            .args(args)
-            .env("ALTIPLANO_LOG", "trace")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        use std::io::Write;
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
-        child.wait_with_output().expect("run")
-    };
-    let out = run(&["models", "token", "clear"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["models", "pull", REPO, "--file", "w.gguf"], "");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is gated"), "no token yet");
-
-    let out = run(&["models", "token", "set"], "hf_KEYRINGsecret\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stored = altiplano_core::secrets::stored_hf_token().await.expect("keyring").expect("stored");
-    assert_eq!(stored.expose(), "hf_KEYRINGsecret");
-
-    let out = run(&["models", "pull", REPO, "--file", "w.gguf"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let logs = String::from_utf8_lossy(&out.stderr);
-    assert!(logs.lines().count() > 5, "trace logging was on");
-    assert!(!logs.contains("KEYRINGsecret"), "the token leaked into the logs");
-    let on_disk = walk(fx.dir.path())
-        .into_iter()
-        .filter(|p| !p.starts_with(fx.dir.path().join("hub")))
-        .any(|p| std::fs::read(&p).map(|b| b.windows(16).any(|w| w == b"hf_KEYRINGsecret")).unwrap_or(false));
-    assert!(!on_disk, "the token was written to a file");
-
-    let out = run(&["models", "token", "clear"], "");
-    assert!(out.status.success());
-    assert!(altiplano_core::secrets::stored_hf_token().await.expect("keyring").is_none());
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

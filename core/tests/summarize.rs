@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use altiplano_core::config::DataDir;
@@ -14,26 +13,11 @@ use altiplano_core::documents::{self, SummaryError, SummaryOptions, SummaryProgr
 use altiplano_core::engine::{CancellationToken, Engine, LoadOptions};
 use altiplano_core::session::Session;
 use altiplano_core::store::{Role, Store};
-use pdf_oxide::writer::DocumentBuilder;
+use common::harvest::{fact, write_pdf};
 
-const CROPS: [&str; 6] = ["barley", "quinoa", "potatoes", "maize", "beans", "oca"];
-const TOWNS: [&str; 5] = ["Oruro", "Potosi", "Puno", "Uyuni", "Juliaca"];
-
-/// Page `p`'s one fact: a crop, a town and a number that no other page has together.
-fn fact(p: usize) -> String {
-    format!("{}: {} tonnes of {}, season {p}.", TOWNS[p % TOWNS.len()], p * 7 + 3, CROPS[p % CROPS.len()])
-}
-
-fn write_pdf(path: &Path, pages: usize) {
-    let mut doc = DocumentBuilder::new();
-    for p in 1..=pages {
-        doc.letter_page().at(72.0, 720.0).text(&fact(p)).done();
-    }
-    std::fs::write(path, doc.build().expect("build the PDF")).expect("write");
-}
-
+/// The core's own reader program, which the app and the CLI are too.
 fn reader() -> Option<PathBuf> {
-    Some(PathBuf::from(env!("CARGO_BIN_EXE_altiplano")))
+    Some(PathBuf::from(env!("CARGO_BIN_EXE_altiplano-reader")))
 }
 
 /// Every citation of every node names a page inside that node.
@@ -167,7 +151,7 @@ async fn a_stopped_summary_keeps_its_parts_and_the_next_run_continues() {
 async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conversation() {
     let dir = common::data_dir();
     let session = Session::open(DataDir::at(dir.path().to_path_buf()).expect("data dir")).await.expect("session");
-    session.set_extractor(PathBuf::from(env!("CARGO_BIN_EXE_altiplano")));
+    session.set_extractor(PathBuf::from(env!("CARGO_BIN_EXE_altiplano-reader")));
     let file = dir.path().join("report.pdf");
     write_pdf(&file, 12);
     let (doc, _) = session.open_document(&file).await.expect("open");
@@ -215,90 +199,4 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
     assert_eq!(messages.len(), 6);
     assert_eq!((messages[4].role, messages[4].content.as_str()), (Role::User, "And in season 8?"));
     assert_eq!(messages[5].status, altiplano_core::store::MessageStatus::Stopped);
-}
-
-#[test]
-fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
-    let dir = common::data_dir();
-    let file = dir.path().join("harvest.pdf");
-    write_pdf(&file, 9);
-    let cli = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_altiplano"));
-        c.env("ALTIPLANO_DATA_DIR", dir.path()).env("ALTIPLANO_MODEL", common::starter_model());
-        c
-    };
-    // Page 4's fact: "Juliaca: 31 tonnes of beans, season 4."
-    let question = "How many tonnes of beans did Juliaca harvest in season 4?";
-    let out = cli().args(["documents", "ask", "--json"]).arg(&file).arg(question).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(!json["answer"].as_str().expect("answer").trim().is_empty(), "{json}");
-    let shown = json["pages_shown"].as_array().expect("pages shown");
-    assert_eq!(shown[0]["first_page"], 4, "the page that answers comes first: {json}");
-    let pages: Vec<u64> = shown.iter().filter_map(|s| s["first_page"].as_u64()).collect();
-    for c in json["citations"].as_array().expect("citations") {
-        assert!(pages.contains(&c["page"].as_u64().expect("page")), "{c} cites a page not shown: {json}");
-    }
-    assert_eq!(json["stopped"], false);
-    let conversation = json["conversation_id"].as_i64().expect("conversation");
-    // The same exchange is in the document's conversation, where the app shows it.
-    let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
-    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
-    let messages = shown["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 2, "{shown}");
-    assert_eq!(messages[0]["content"], question);
-    assert_eq!(messages[1]["content"], json["answer"]);
-
-    // Killed while it answers: the question was saved before the model started, and the
-    // answer is kept as far as it was saved (the next start marks it interrupted).
-    let mut child = cli()
-        .args(["documents", "ask"])
-        .arg(&file)
-        .arg("Write a long report on every season, page by page.")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    child.kill().expect("kill");
-    child.wait().expect("reaped");
-    let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
-    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
-    let messages = shown["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 4, "{shown}");
-    assert_eq!(messages[2]["content"], "Write a long report on every season, page by page.");
-    assert_eq!(messages[3]["status"], "interrupted", "{shown}");
-}
-
-#[test]
-fn the_cli_summarizes_to_json_and_names_a_file_it_cannot_read() {
-    let dir = common::data_dir();
-    let notes = dir.path().join("notes.md");
-    std::fs::write(
-        &notes,
-        "# Field notes\n\nThe llamas grazed near Lake Titicaca in June.\n\nWater was scarce in August.\n",
-    )
-    .expect("write");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_altiplano"))
-            .args(args)
-            .env("ALTIPLANO_DATA_DIR", dir.path())
-            .env("ALTIPLANO_MODEL", common::starter_model())
-            .output()
-            .expect("run")
-    };
-    let missing = dir.path().join("missing.pdf");
-    let out = run(&["summarize", "--json", notes.to_str().expect("utf-8"), missing.to_str().expect("utf-8")]);
-    assert!(!out.status.success(), "a missing file fails the command");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().filter(|l| l.contains("missing.pdf")).count(), 1, "{stderr}");
-    assert!(stderr.contains("missing.pdf does not exist"), "{stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = serde_json::from_str(stdout.lines().next().expect("one line")).expect("json");
-    assert_eq!(json["file"], notes.display().to_string());
-    assert_eq!(json["page_count"], 1);
-    assert!(!json["summary"].as_str().expect("summary").trim().is_empty());
-    assert!(json["citations"].as_array().expect("citations").iter().all(|c| c["page"] == 1 && c["text"].is_string()));
-    assert!(json["warnings"].is_array());
 }

@@ -133,7 +133,7 @@ impl MistralRs {
         let model = tokio::spawn(async move { build_model(&load_path, max_seqs, prefix_cache, device_map).await })
             .await
             .map_err(|e| EngineError::Load { path: path.clone(), reason: panic_message(e) })?
-            .map_err(|e| EngineError::Load { path: path.clone(), reason: format!("{e:#}") })?;
+            .map_err(|reason| EngineError::Load { path: path.clone(), reason })?;
         drop(watcher);
         options.report_done(layers);
 
@@ -558,12 +558,12 @@ async fn build_model(
     max_seqs: usize,
     prefix_cache: Option<usize>,
     device_map: DeviceMapSetting,
-) -> anyhow::Result<Model> {
+) -> Result<Model, String> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
-        .ok_or_else(|| anyhow::anyhow!("the model path has no file name"))?;
+        .ok_or_else(|| "the model path has no file name".to_owned())?;
     let loader = GGUFLoaderBuilder::new(
         None,
         None,
@@ -574,7 +574,7 @@ async fn build_model(
         None,
     )
     .build();
-    let device = mistralrs::best_device(false)?;
+    let device = mistralrs::best_device(false).map_err(|e| format!("{e:#}"))?;
     // On the CPU, F32 activations are both faster than F16 (no native F16 arithmetic) and match
     // llama.cpp's greedy output token for token; GPUs take their best type.
     let dtype = if matches!(device, Device::Cpu) { ModelDType::F32 } else { ModelDType::Auto };
@@ -582,8 +582,11 @@ async fn build_model(
     let pipeline = tokio::task::spawn_blocking(move || {
         loader.load_model_from_hf(None, TokenSource::None, &dtype, &load_device, true, device_map, None, None)
     })
-    .await??;
-    let scheduler = SchedulerConfig::DefaultScheduler { method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?) };
+    .await
+    .map_err(panic_message)?
+    .map_err(|e| format!("{e:#}"))?;
+    let seqs = max_seqs.try_into().map_err(|_| "no replies in parallel".to_owned())?;
+    let scheduler = SchedulerConfig::DefaultScheduler { method: DefaultSchedulerMethod::Fixed(seqs) };
     let mut builder = MistralRsBuilder::new(pipeline, scheduler, false, None);
     builder = match prefix_cache {
         Some(n) => builder.with_prefix_cache_n(n),

@@ -282,7 +282,7 @@ impl KvPrecision {
 }
 
 /// In-situ quantization types for safetensors models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Isq {
     /// 4-bit k-quant.
@@ -292,7 +292,6 @@ pub enum Isq {
     /// 6-bit k-quant.
     Q6k,
     /// 8-bit.
-    #[value(name = "q8_0")]
     #[serde(rename = "q8_0")]
     Q8_0,
     /// FP8 (E4M3): fast on NVIDIA Hopper and Ada; elsewhere it halves memory but dequantizes.

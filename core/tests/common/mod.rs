@@ -1,7 +1,11 @@
 //! Shared helpers for the integration tests: the real starter model and temporary data folders.
+//! The core's tests and the CLI's (`cli/tests`, which include this file by path) share them.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::PathBuf;
+pub mod harvest;
+pub mod hub;
+
+use std::path::{Path, PathBuf};
 
 /// The starter model fetched by `models/fetch-starter.sh`.
 pub fn starter_model() -> PathBuf {
@@ -12,6 +16,40 @@ pub fn starter_model() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A file under `core/tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures").join(name)
+}
+
+/// The unpacked `serde_json` sources of the version in Cargo.lock: a real code base no one
+/// here wrote (cargo has unpacked it into its registry).
+pub fn serde_json_sources() -> PathBuf {
+    let lock =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock")).expect("Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"serde_json\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .expect("serde_json in Cargo.lock");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
+    let registry = cargo_home.join("registry/src");
+    std::fs::read_dir(&registry)
+        .expect("cargo registry")
+        .flatten()
+        .map(|e| e.path().join(format!("serde_json-{version}")))
+        .find(|p| p.join("src/de.rs").is_file())
+        .unwrap_or_else(|| panic!("serde_json-{version} is not unpacked under {}", registry.display()))
+}
+
+/// A fixed English text of about 3,000 tokens: the start of the GPL-3 (Debian's
+/// /usr/share/common-licenses/GPL-3; verbatim copies are allowed).
+pub fn english_text() -> String {
+    std::fs::read_to_string(fixture("gpl-3-excerpt.txt")).expect("fixture")
 }
 
 /// A fresh data folder.

@@ -1,6 +1,7 @@
 //! The `altiplano` binary, driven as a user would: real model, real database in a temporary
 //! data folder, real processes (one of them killed mid-reply).
 
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use std::io::Read;
@@ -195,7 +196,7 @@ fn hardware_prints_a_profile_the_planner_can_read() {
 /// "NVIDIA H200, 143771 MiB total, 143156 MiB free, compute capability 9.0".
 #[test]
 fn a_profile_detected_on_a_real_h200_reads_back() {
-    let text = include_str!("fixtures/hardware/h200-detected.json");
+    let text = include_str!("../../core/tests/fixtures/hardware/h200-detected.json");
     let profile = altiplano_core::hardware::HardwareProfile::from_json(text).unwrap();
     let gpu = &profile.gpus[0];
     assert_eq!(gpu.vendor, altiplano_core::hardware::GpuVendor::Nvidia);
@@ -207,7 +208,7 @@ fn a_profile_detected_on_a_real_h200_reads_back() {
 #[test]
 fn plan_reads_a_hardware_file_and_prints_json() {
     let dir = common::data_dir();
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hardware/h200-detected.json");
+    let fixture = common::fixture("hardware/h200-detected.json");
     let json: Value =
         serde_json::from_str(&run_ok(altiplano(dir.path()).arg("plan").arg("--hardware").arg(&fixture).arg("--json")))
             .unwrap();

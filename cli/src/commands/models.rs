@@ -44,11 +44,14 @@ pub async fn run(store: &Store, data_dir: &DataDir, command: ModelsCommand) -> a
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Token(command) => token(command).await,
-        ModelsCommand::Use { target, isq, json } => use_model(store, data_dir, &target, isq, json).await,
+        ModelsCommand::Use { target, isq, json } => {
+            use_model(store, data_dir, &target, isq.map(Into::into), json).await
+        }
         ModelsCommand::ConvertGguf { input, output, dtype, json } => {
-            let converted =
-                tokio::task::spawn_blocking(move || altiplano_core::convert::convert_gguf(&input, &output, dtype))
-                    .await??;
+            let converted = tokio::task::spawn_blocking(move || {
+                altiplano_core::convert::convert_gguf(&input, &output, dtype.into())
+            })
+            .await??;
             if json {
                 println!("{}", serde_json::to_string_pretty(&converted)?);
             } else {

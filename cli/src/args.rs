@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use altiplano_core::{convert::WeightType, engine::Isq, planner::Preference};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run Llama 3.1 and other local models, offline.
 #[derive(Debug, Parser)]
@@ -72,7 +73,7 @@ pub enum EvalCommand {
         model: PathBuf,
         /// Quantize a safetensors model in place as it loads.
         #[arg(long, value_enum, value_name = "TYPE")]
-        isq: Option<altiplano_core::engine::Isq>,
+        isq: Option<IsqArg>,
         /// Tokens per forward pass.
         #[arg(long, default_value_t = 512)]
         window: usize,
@@ -137,7 +138,7 @@ pub struct ChatArgs {
     /// Quantize a safetensors model in place as it loads (default for the chosen model: the
     /// quantization it was chosen with).
     #[arg(long, value_enum, value_name = "TYPE")]
-    pub isq: Option<altiplano_core::engine::Isq>,
+    pub isq: Option<IsqArg>,
     /// Continue this conversation (default: start a new one).
     #[arg(long, value_name = "ID")]
     pub conversation: Option<i64>,
@@ -178,8 +179,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub context: Option<u32>,
     /// Among variants of the largest model that fits: highest quality or fastest.
-    #[arg(long, value_enum, default_value_t = altiplano_core::planner::Preference::Quality)]
-    pub prefer: altiplano_core::planner::Preference,
+    #[arg(long, value_enum, default_value_t = PreferArg::Quality)]
+    pub prefer: PreferArg,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -251,7 +252,7 @@ pub enum ModelsCommand {
         target: String,
         /// Quantize a safetensors model in place as it loads (default: the variant's own, if any).
         #[arg(long, value_enum, value_name = "TYPE")]
-        isq: Option<altiplano_core::engine::Isq>,
+        isq: Option<IsqArg>,
         /// Print JSON: { "model", "measurement" }.
         #[arg(long)]
         json: bool,
@@ -273,7 +274,7 @@ pub enum ModelsCommand {
         output: PathBuf,
         /// Type of the written weights.
         #[arg(long, value_enum, default_value = "bf16")]
-        dtype: altiplano_core::convert::WeightType,
+        dtype: WeightTypeArg,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -344,4 +345,68 @@ pub enum CodeCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--isq`: the core's [`Isq`], as the command line names it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IsqArg {
+    /// 4-bit k-quant.
+    Q4k,
+    /// 5-bit k-quant.
+    Q5k,
+    /// 6-bit k-quant.
+    Q6k,
+    /// 8-bit.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// FP8 (E4M3): fast on NVIDIA Hopper and Ada; elsewhere it halves memory but dequantizes.
+    Fp8,
+}
+
+impl From<IsqArg> for Isq {
+    fn from(arg: IsqArg) -> Self {
+        match arg {
+            IsqArg::Q4k => Self::Q4k,
+            IsqArg::Q5k => Self::Q5k,
+            IsqArg::Q6k => Self::Q6k,
+            IsqArg::Q8_0 => Self::Q8_0,
+            IsqArg::Fp8 => Self::Fp8,
+        }
+    }
+}
+
+/// `--prefer`: the core's [`Preference`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreferArg {
+    /// Highest precision that fits.
+    Quality,
+    /// Fastest decode.
+    Speed,
+}
+
+impl From<PreferArg> for Preference {
+    fn from(arg: PreferArg) -> Self {
+        match arg {
+            PreferArg::Quality => Self::Quality,
+            PreferArg::Speed => Self::Speed,
+        }
+    }
+}
+
+/// `--dtype`: the core's [`WeightType`].
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WeightTypeArg {
+    /// bfloat16: half the size, what Meta publishes.
+    Bf16,
+    /// float32: exact for every GGUF quantization.
+    F32,
+}
+
+impl From<WeightTypeArg> for WeightType {
+    fn from(arg: WeightTypeArg) -> Self {
+        match arg {
+            WeightTypeArg::Bf16 => Self::Bf16,
+            WeightTypeArg::F32 => Self::F32,
+        }
+    }
 }

@@ -13,7 +13,8 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&file)
         .map_err(|e| anyhow::anyhow!("cannot read {} as UTF-8 text: {e}", file.display()))?;
     let started = Instant::now();
-    let options = LoadOptions { max_parallel_replies: 1, isq, evaluation: true, ..load::options() };
+    let options =
+        LoadOptions { max_parallel_replies: 1, isq: isq.map(Into::into), evaluation: true, ..load::options() };
     let engine = load::open(&model, options).await?;
     let loaded = started.elapsed();
     let result = engine.perplexity(&text, window).await?;

@@ -13,6 +13,7 @@ use crate::args::PlanArgs;
 
 pub async fn run(data_dir: &DataDir, store: &Store, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::builtin()?;
+    let prefer = args.prefer.into();
     // Figures measured here (`models use`) apply to this machine only, not to a described one.
     let (profile, measured) = match &args.hardware {
         Some(file) => (HardwareProfile::from_file(file)?, Vec::new()),
@@ -24,8 +25,8 @@ pub async fn run(data_dir: &DataDir, store: &Store, args: PlanArgs) -> anyhow::R
         }
     };
     let context_tokens =
-        args.context.unwrap_or_else(|| planner::default_context(&profile, &catalog, args.prefer, &measured));
-    let options = PlanOptions { context_tokens, prefer: args.prefer };
+        args.context.unwrap_or_else(|| planner::default_context(&profile, &catalog, prefer, &measured));
+    let options = PlanOptions { context_tokens, prefer };
     let plan = planner::plan_measured(&profile, &catalog, options, &measured);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);

@@ -4,6 +4,7 @@
 //! the measured figures. Loads report layers read as they happen. (The app's session doing the
 //! same is `session_use.rs`, in a process of its own.)
 
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -12,7 +12,7 @@ use super::load;
 use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let (model, options) = load::chosen(store, args.model.as_deref(), args.isq).await?;
+    let (model, options) = load::chosen(store, args.model.as_deref(), args.isq.map(Into::into)).await?;
     let options = LoadOptions { max_parallel_replies: 1, ..options };
     let engine = load::open(&model, options).await?;
     let sampling = if args.greedy {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The architecture invariants that a script can check (ARCHITECTURE.md, "Invariants"):
+# the core depends on no face's libraries, and only core::engine names the engine crates.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+failed=0
+
+# The core's direct dependencies (normal ones: its examples may use anything).
+direct="$(cargo tree -p altiplano-core -e normal --depth 1 --prefix none --format '{p}' | awk '{print $1}' | sort -u)"
+for forbidden in tauri clap anyhow indicatif rpassword; do
+  if grep -qx "$forbidden" <<<"$direct"; then
+    echo "altiplano-core depends on $forbidden, a face's library: move the code that needs it to cli/ or src-tauri/" >&2
+    failed=1
+  fi
+done
+if ! grep -qx mistralrs <<<"$direct"; then
+  echo "check-architecture.sh could not read the core's dependencies" >&2
+  failed=1
+fi
+
+# Engine crates named outside the engine.
+if hits="$(grep -rnE '\b(mistralrs|llama_cpp_2|llama_cpp_sys_2)::' core/src cli/src src-tauri/src --include='*.rs' \
+  | grep -v '^core/src/engine/')"; then
+  echo "only core::engine may name mistralrs or llama-cpp-2:" >&2
+  echo "$hits" >&2
+  failed=1
+fi
+[ "$failed" = 0 ] && echo "architecture invariants hold"
+exit "$failed"
