@@ -291,49 +291,11 @@ pub fn validate(path: &Path) -> Result<(ModelFormat, u64), LibraryError> {
     }
     let mut total = text.len() as u64;
     for file in &weights {
-        total += check_safetensors(file).map_err(|reason| {
-            invalid(format!("{}: {reason}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
-        })?;
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        crate::engine::safetensors::read(file).map_err(|problem| invalid(format!("{name} {problem}")))?;
+        total += std::fs::metadata(file).map_err(|e| invalid(format!("{name} cannot be read ({e})")))?.len();
     }
     Ok((ModelFormat::Safetensors, total))
-}
-
-/// Reads a safetensors header (bounded) and checks that the tensors it lists fill the file
-/// exactly; returns the file size.
-fn check_safetensors(path: &Path) -> Result<u64, String> {
-    use std::io::Read;
-    const MAX_HEADER: u64 = 100 << 20;
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut prefix = [0u8; 8];
-    file.read_exact(&mut prefix).map_err(|_| "shorter than a safetensors header".to_owned())?;
-    let header_len = u64::from_le_bytes(prefix);
-    if header_len > MAX_HEADER || header_len > len - 8 {
-        return Err(format!("the header claims {header_len} bytes; the file is damaged or truncated"));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(|e| e.to_string())?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| format!("the header is not valid JSON: {e}"))?;
-    let mut end = 0u64;
-    for (name, tensor) in header.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
-        let offsets = tensor
-            .get("data_offsets")
-            .and_then(|o| o.as_array())
-            .and_then(|o| Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?)))
-            .ok_or_else(|| format!("tensor {name} has no data offsets"))?;
-        if offsets.1 < offsets.0 {
-            return Err(format!("tensor {name} has inverted offsets"));
-        }
-        end = end.max(offsets.1);
-    }
-    let data = len - 8 - header_len;
-    if end != data {
-        return Err(format!(
-            "the tensors need {end} bytes of data but the file holds {data}; it is truncated or damaged"
-        ));
-    }
-    Ok(len)
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use crate::engine::Role;
+use crate::engine::UnknownRole;
+
 /// Marks the start of a matched term in [`SearchHit::snippet`] (a private-use character, so it
 /// never collides with message text and never reads as markup).
 pub const MATCH_START: char = '\u{E000}';
@@ -60,40 +63,6 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-}
-
-/// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Instructions to the model.
-    System,
-    /// The person.
-    User,
-    /// The model.
-    Assistant,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = sqlx::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "system" => Ok(Role::System),
-            "user" => Ok(Role::User),
-            "assistant" => Ok(Role::Assistant),
-            other => Err(sqlx::Error::Decode(format!("unknown message role {other:?}").into())),
-        }
-    }
 }
 
 /// Where a message stands.
@@ -485,7 +454,10 @@ impl Store {
                     conversation_id: row.try_get("conversation_id")?,
                     conversation_title: row.try_get("title")?,
                     message_id: row.try_get("message_id")?,
-                    role: row.try_get::<String, _>("role")?.parse()?,
+                    role: row
+                        .try_get::<String, _>("role")?
+                        .parse()
+                        .map_err(|e: UnknownRole| sqlx::Error::Decode(e.into()))?,
                     snippet: row.try_get("snippet")?,
                 })
             })
@@ -554,7 +526,7 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Message, StoreError
     Ok(Message {
         id: row.try_get("id")?,
         conversation_id: row.try_get("conversation_id")?,
-        role: row.try_get::<String, _>("role")?.parse()?,
+        role: row.try_get::<String, _>("role")?.parse().map_err(|e: UnknownRole| sqlx::Error::Decode(e.into()))?,
         content: row.try_get("content")?,
         status: row.try_get::<String, _>("status")?.parse()?,
         model: row.try_get("model")?,

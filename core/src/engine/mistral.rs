@@ -23,11 +23,11 @@ use tokio::sync::mpsc;
 use super::gguf_check::{self, GgufSummary};
 use super::progress::{Layout, Watcher};
 use super::repack::{self, Repacked};
+use super::Role;
 use super::{
     finish_stats, panic_message, EngineError, FinishReason, GenerationEvent, GenerationStats, Isq, LoadOptions,
     LoadProgress, LoadStage, ModelInfo, Perplexity, PromptMessage, QuantizationCache, Sampling, PROGRESS_EVERY,
 };
-use crate::store::Role;
 use tokio_util::sync::CancellationToken;
 
 /// Context that mistral.rs's GGUF Llama loader handles well: it applies none of Llama 3.1's
@@ -512,26 +512,8 @@ fn check_folder(dir: &Path) -> Result<FolderSummary, String> {
     let mut weight_bytes = 0;
     for shard in &shards {
         let name = shard.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        super::safetensors::read(shard).map_err(|problem| format!("{name} {problem}"))?;
         let size = std::fs::metadata(shard).map_err(|e| format!("{name} cannot be read ({e})"))?.len();
-        let mut header_len = [0u8; 8];
-        let mut file = std::fs::File::open(shard).map_err(|e| format!("{name} cannot be read ({e})"))?;
-        std::io::Read::read_exact(&mut file, &mut header_len)
-            .map_err(|_| format!("{name} is truncated (no header)"))?;
-        let header_len = u64::from_le_bytes(header_len);
-        if header_len > 100 << 20 || 8 + header_len > size {
-            return Err(format!("{name} is damaged (its header length {header_len} does not fit the file)"));
-        }
-        let mut header = vec![0u8; header_len as usize];
-        std::io::Read::read_exact(&mut file, &mut header).map_err(|_| format!("{name} is truncated"))?;
-        let header: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|_| format!("{name} is damaged (its header is not JSON)"))?;
-        let end = header
-            .as_object()
-            .map(|o| o.values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap_or(0))
-            .unwrap_or(0);
-        if 8 + header_len + end > size {
-            return Err(format!("{name} is truncated ({size} bytes; its header needs {})", 8 + header_len + end));
-        }
         weight_bytes += size;
     }
     let context_length = config["max_position_embeddings"].as_u64().unwrap_or(4096) as usize;

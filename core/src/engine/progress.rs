@@ -94,7 +94,8 @@ impl Layout {
     pub fn safetensors(shards: &[PathBuf]) -> Self {
         let mut layout = Layout::default();
         for shard in shards {
-            let Ok(tensors) = safetensors_spans(shard) else { continue };
+            let Ok(spans) = super::safetensors::read(shard) else { continue };
+            let tensors: Vec<(String, u64, u64)> = spans.into_iter().map(|t| (t.name, t.start, t.end)).collect();
             let file = Self::from_named(shard, &tensors, "model.layers.");
             layout.layers = layout.layers.max(file.layers);
             layout.files.extend(file.files);
@@ -125,30 +126,6 @@ impl Layout {
         mark_read(&self.files, &mut seen);
         seen.iter().filter(|s| **s).count() as u32
     }
-}
-
-/// `(name, start, end)` of every tensor of a safetensors file, as absolute file offsets.
-fn safetensors_spans(path: &Path) -> std::io::Result<Vec<(String, u64, u64)>> {
-    let mut file = std::fs::File::open(path)?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len)?;
-    let len = u64::from_le_bytes(len);
-    let size = file.metadata()?.len();
-    if len > (100 << 20) || 8 + len > size {
-        return Err(std::io::Error::other("bad header length"));
-    }
-    let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header)?;
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)?;
-    let base = 8 + len;
-    Ok(header
-        .into_iter()
-        .filter_map(|(name, t)| {
-            let start = t["data_offsets"][0].as_u64()?;
-            let end = t["data_offsets"][1].as_u64()?;
-            Some((name, base + start, base + end))
-        })
-        .collect())
 }
 
 /// Marks layers with a page of a tensor present in one of this process's mappings of the file.

@@ -10,7 +10,7 @@
 use minijinja::{context, Environment, Error, ErrorKind};
 
 use super::PromptMessage;
-use crate::store::Role;
+use super::Role;
 
 /// A chat template with the special tokens it refers to.
 #[derive(Debug, Clone)]
