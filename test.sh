@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command runs every test: installs what is missing, then runs the Rust tests (engine,
+# One command runs every test: installs what is missing, checks formatting, the architecture
+# invariants, clippy and rustdoc (warnings are errors), then runs the Rust tests (engine,
 # store, chat, CLI with the real starter model, downloads against a local HTTP server, the
 # keyring in a private Secret Service), the UI tests, and the end-to-end test of the
 # real app under Xvfb. Exits non-zero if anything fails.
@@ -19,6 +20,14 @@ if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo 
 
 step "architecture invariants (ARCHITECTURE.md)"
 scripts/check-architecture.sh
+
+step "lints: clippy and rustdoc, warnings are errors"
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --workspace --all-targets -- -D warnings
+else
+  echo "clippy not installed (rustup component add clippy); skipped" >&2
+fi
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 
 step "UI: type check and unit tests"
 npm --prefix ui run check

@@ -186,7 +186,7 @@ impl Library {
         Ok(model)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "one column each: a struct of them would be built once, here")]
     async fn upsert(
         &self,
         name: &str,

@@ -1,5 +1,6 @@
 //! The engine against the real starter model, on both backends (llama.cpp and mistral.rs):
 //! answers, streaming, stopping, reusing the KV cache, perplexity, and bad files.
+#![allow(clippy::unwrap_used, reason = "test helpers too fail the test on the first unexpected error")]
 
 mod common;
 
@@ -263,7 +264,7 @@ fn gguf(metadata: &[(&str, Meta)], tensors: &[(&str, u64, u32)]) -> Vec<u8> {
         out.extend(ty.to_le_bytes());
         out.extend(0u64.to_le_bytes());
     }
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     out.extend(std::iter::repeat_n(0u8, 4096));
@@ -313,7 +314,7 @@ async fn llamacpp_reuses_the_kv_cache_of_a_shared_prefix() {
     second.push(PromptMessage::new(Role::Assistant, answer.clone()));
     second.push(PromptMessage::new(Role::User, "And of Italy? Answer in one word."));
     let (_, _, next) = reply_to(&engine, second.clone(), Sampling::greedy()).await;
-    let system_tokens = engine.count_prompt_tokens(&[system.clone()]).await.unwrap();
+    let system_tokens = engine.count_prompt_tokens(std::slice::from_ref(&system)).await.unwrap();
     assert!(
         next.reused_prompt_tokens >= system_tokens && next.reused_prompt_tokens < next.prompt_tokens,
         "reused {} of {} prompt tokens (the instructions alone are {system_tokens})",

@@ -145,14 +145,15 @@ pub fn chunk_file(path: &str, text: &str) -> Vec<Chunk> {
     // The lines no definition covers (imports, constants, top-level code, plain text).
     let mut covered = vec![false; lines + 1];
     for c in &chunks {
-        for line in c.start_line..=c.end_line.min(lines) {
-            covered[line] = true;
+        let end = c.end_line.min(lines);
+        if c.start_line <= end {
+            covered[c.start_line..=end].fill(true);
         }
     }
     let text_lines: Vec<&str> = text.lines().collect();
     let mut start = None;
     for line in 1..=lines + 1 {
-        let free = line <= lines && !covered[line];
+        let free = covered.get(line).is_some_and(|c| !c) && line <= lines;
         match (free, start) {
             (true, None) => start = Some(line),
             (false, Some(s)) => {

@@ -143,6 +143,9 @@ struct Fields {
     end_line: Field,
 }
 
+/// A changed file, read and parsed: its hash, its chunks and its text.
+type Prepared = (String, Vec<chunk::Chunk>, String);
+
 /// A folder's index. See the module documentation.
 pub struct CodeIndex {
     root: PathBuf,
@@ -281,7 +284,7 @@ impl CodeIndex {
         progress(IndexProgress { files_done: total - changed.len() as u64, files_total: total, files_per_second: 0.0 });
 
         // Reading, hashing and parsing run on every core; the index writer takes the results.
-        let prepared: Vec<(&walk::SourceFile, Result<(String, Vec<chunk::Chunk>, String), Skip>)> = changed
+        let prepared: Vec<(&walk::SourceFile, Result<Prepared, Skip>)> = changed
             .par_iter()
             .map(|file| {
                 let result = walk::read_text(file).map(|text| {

@@ -21,7 +21,7 @@ pub fn clean(raw: Vec<String>) -> (Vec<super::Page>, Vec<String>) {
         .filter(|(_, t)| t.trim().chars().count() < MIN_PAGE_CHARS)
         .map(|(i, _)| i as u32 + 1)
         .collect();
-    if !empty.is_empty() && pages.len() > 0 {
+    if !empty.is_empty() && !pages.is_empty() {
         warnings.push(format!(
             "{} {} no text layer (scanned images?); text not available",
             ranges(&empty),

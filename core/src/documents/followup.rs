@@ -147,7 +147,10 @@ fn render(title: &str, question: &str, overview: &str, sources: &[Source]) -> Ve
 /// Answers `question` about the document (`title`, `pages`, summary tree `nodes`) with
 /// `engine`, streaming text to `on_text`; also says how the answer ended (`Cancelled`: what
 /// was written before the stop). [`super::desk::ask`] is this, recorded.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the document, the question and how to answer it: desk::ask is the one caller"
+)]
 pub async fn ask(
     engine: &Engine,
     title: &str,

@@ -186,7 +186,7 @@ pub fn check_citations(text: &str, allowed: impl Fn(u32) -> bool) -> CheckedText
         let list = &caps[1];
         let mut kept: Vec<(u32, u32)> = Vec::new();
         // Parts are single pages or ranges, separated by commas or "and".
-        for part in list.split(|c| c == ',').flat_map(|p| p.split("and")) {
+        for part in list.split(',').flat_map(|p| p.split("and")) {
             let ends: Vec<u32> = number.find_iter(part).filter_map(|m| m.as_str().parse().ok()).collect();
             let (a, b) = match ends.as_slice() {
                 [a] => (*a, *a),
@@ -244,7 +244,7 @@ pub fn citations_with_claims(text: &str) -> Vec<PageCitation> {
                 .char_indices()
                 .filter(|&(i, c)| matches!(c, '.' | '!' | '?') && i + 1 < before.len().saturating_sub(1))
                 .map(|(i, _)| i + 1)
-                .last()
+                .next_back()
                 .unwrap_or(0);
             let claim = CITATION.replace_all(&before[sentence_start..], "");
             let claim = claim.trim().trim_start_matches(['-', '*', '•', ' ']).trim().to_owned();
@@ -374,7 +374,7 @@ struct Tracker<'a> {
 }
 
 impl Tracker<'_> {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "a node's place, pages and text, each used once")]
     async fn node(
         &mut self,
         level: u32,

@@ -2,7 +2,7 @@
 //!
 //! Files come from any Hugging Face–compatible endpoint ([`hub`]) into the standard hub cache
 //! ([`cache`]), so models fetched by other tools are reused and ours are usable by them. One
-//! file at a time is fetched by [`transfer`]: resumable ranged parts, stall detection, retries
+//! file at a time is fetched by `transfer`: resumable ranged parts, stall detection, retries
 //! with backoff, and a checksum before the file becomes visible. [`pull`] fetches a set of files
 //! (a catalog variant, one file, or a repo's model files) after checking the disk has room.
 //! [`queue`] keeps a persistent list of downloads in SQLite that survives restarts and can be

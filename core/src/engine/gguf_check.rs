@@ -88,8 +88,8 @@ impl<R: Read> Walker<R> {
         let fixed = |ty| match ty {
             0 | 1 | 7 => Some(1u64),
             2 | 3 => Some(2),
-            4 | 5 | 6 => Some(4),
-            10 | 11 | 12 => Some(8),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
             _ => None,
         };
         match ty {
@@ -263,8 +263,8 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
             let wanted = format!("{arch}.{name}");
             numbers.iter().find(|(k, _)| *k == wanted).map(|(_, n)| *n)
         };
-        summary.context_length = number("context_length");
         check_shape(&number)?;
+        summary.context_length = number("context_length");
     }
 
     let mut data_end = 0u64;
@@ -291,7 +291,7 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
         if !candle_runs(ty) && summary.beyond_candle.is_none() {
             summary.beyond_candle = Some((name.clone(), ty));
         }
-        if dims > 0 && elements % block != 0 {
+        if dims > 0 && !elements.is_multiple_of(block) {
             return Err(GgufProblem::Corrupt(format!(
                 "tensor {name} has {elements} elements, not a whole number of its type's blocks of {block}"
             )));

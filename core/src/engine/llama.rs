@@ -410,7 +410,6 @@ fn load_model(backend: &LlamaBackend, config: &mut WorkerConfig) -> Result<(Arc<
             .with_type_v(KvCacheType::Q8_0)
             .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED),
     };
-    drop(vocab);
     Ok((Arc::new(Shared { model, template }), params))
 }
 

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: the real starter model and temporary data folders.
 //! The core's tests and the CLI's (`cli/tests`, which include this file by path) share them.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(clippy::unwrap_used, reason = "test helpers too fail the test on the first unexpected error")]
 
 pub mod harvest;
 pub mod hub;
