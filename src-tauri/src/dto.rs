@@ -11,9 +11,9 @@ use altiplano_core::codebase::answer::CodeAnswer;
 use altiplano_core::codebase::IndexReport;
 use altiplano_core::documents::followup::{DocumentAnswer, FollowUpError};
 use altiplano_core::documents::{OpenError, PageCitation, SavedDocument, Summary, SummaryError, SummaryProgress};
-use altiplano_core::download::queue::{DownloadJob, QueueError};
-use altiplano_core::download::DownloadError;
-use altiplano_core::engine::{EngineError, EngineKind, FinishReason, LoadProgress, ModelInfo, UnknownIsq};
+use altiplano_core::download::queue::{DownloadJob, JobState, QueueError};
+use altiplano_core::download::{DownloadError, FileState};
+use altiplano_core::engine::{EngineError, EngineKind, FinishReason, LoadProgress, LoadStage, ModelInfo, UnknownIsq};
 use altiplano_core::hardware::{GpuVendor, HardwareProfile};
 use altiplano_core::library::{LibraryError, LocalModel, ModelFormat, ModelSource};
 use altiplano_core::measure::Measurement;
@@ -109,9 +109,7 @@ impl From<ModelState> for ModelStateDto {
 #[serde(rename_all = "camelCase")]
 #[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct LoadProgressDto {
-    /// `checking`, `converting` (a GGUF file's one-time copy into a quantization with fast CPU
-    /// kernels), `layers`, `finishing` or `done`.
-    pub stage: String,
+    pub stage: LoadStageDto,
     pub layers_done: u32,
     pub layers_total: u32,
     /// The weights are quantized as they load.
@@ -121,10 +119,39 @@ pub struct LoadProgressDto {
 impl From<LoadProgress> for LoadProgressDto {
     fn from(p: LoadProgress) -> Self {
         Self {
-            stage: wire_name(&p.stage),
+            stage: p.stage.into(),
             layers_done: p.layers_done,
             layers_total: p.layers_total,
             quantizing: p.quantizing,
+        }
+    }
+}
+
+/// The stage of a model load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum LoadStageDto {
+    /// Checking the files before the engine reads them.
+    Checking,
+    /// A GGUF file's one-time copy into a quantization with fast CPU kernels.
+    Converting,
+    /// Reading the weights layer by layer.
+    Layers,
+    /// Every layer is read; the engine is finishing.
+    Finishing,
+    /// Loaded.
+    Done,
+}
+
+impl From<LoadStage> for LoadStageDto {
+    fn from(stage: LoadStage) -> Self {
+        match stage {
+            LoadStage::Checking => Self::Checking,
+            LoadStage::Converting => Self::Converting,
+            LoadStage::Layers => Self::Layers,
+            LoadStage::Finishing => Self::Finishing,
+            LoadStage::Done => Self::Done,
         }
     }
 }
@@ -341,6 +368,10 @@ impl From<SearchHit> for SearchHitDto {
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 #[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one Started per reply beside hundreds of Text events; boxing it buys nothing"
+)]
 pub enum ChatStreamEvent {
     /// The reply is about to stream.
     Started {
@@ -458,6 +489,16 @@ impl From<&HardwareProfile> for HardwareDto {
     }
 }
 
+/// The compute a candidate runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum BackendDto {
+    Cuda,
+    Metal,
+    Cpu,
+}
+
 /// Fit status of a candidate.
 #[derive(Debug, Clone, Copy, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -495,7 +536,7 @@ pub struct CandidateDto {
     pub model: String,
     pub model_name: String,
     pub quant: String,
-    pub backend: String,
+    pub backend: BackendDto,
     /// The engine that runs it.
     pub engine: EngineDto,
     /// The layout in words, e.g. "tensor parallel over 4 GPUs".
@@ -547,11 +588,10 @@ impl CandidateDto {
             model_name: catalog.model(&c.model).map(|m| m.name.clone()).unwrap_or_else(|| c.model.clone()),
             quant: c.quant.as_str().to_string(),
             backend: match c.backend {
-                Backend::Cuda => "cuda",
-                Backend::Metal => "metal",
-                Backend::Cpu => "cpu",
-            }
-            .to_string(),
+                Backend::Cuda => BackendDto::Cuda,
+                Backend::Metal => BackendDto::Metal,
+                Backend::Cpu => BackendDto::Cpu,
+            },
             engine: c.engine.into(),
             placement,
             fit: match c.fit {
@@ -801,8 +841,66 @@ pub struct FileProgressDto {
     pub bytes_total: u64,
     pub bytes_per_second: f64,
     pub eta_seconds: Option<f64>,
-    /// waiting, downloading, verifying, done, reused or waiting_for_other_process.
-    pub state: String,
+    pub state: FileStateDto,
+}
+
+/// Where one file of a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum FileStateDto {
+    Waiting,
+    Downloading,
+    Verifying,
+    Done,
+    /// It was in the cache already.
+    Reused,
+    /// Another process is fetching the same file.
+    WaitingForOtherProcess,
+}
+
+impl From<FileState> for FileStateDto {
+    fn from(state: FileState) -> Self {
+        match state {
+            FileState::Waiting => Self::Waiting,
+            FileState::Downloading => Self::Downloading,
+            FileState::Verifying => Self::Verifying,
+            FileState::Done => Self::Done,
+            FileState::Reused => Self::Reused,
+            FileState::WaitingForOtherProcess => Self::WaitingForOtherProcess,
+        }
+    }
+}
+
+/// Where a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum JobStateDto {
+    /// Waiting for its turn.
+    Queued,
+    Running,
+    /// Stopped by the user; bytes kept.
+    Paused,
+    /// Done; the model is in the library.
+    Completed,
+    /// Stopped by an error; bytes kept.
+    Failed,
+    /// Stopped by the user; bytes deleted.
+    Cancelled,
+}
+
+impl From<JobState> for JobStateDto {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Queued => Self::Queued,
+            JobState::Running => Self::Running,
+            JobState::Paused => Self::Paused,
+            JobState::Completed => Self::Completed,
+            JobState::Failed => Self::Failed,
+            JobState::Cancelled => Self::Cancelled,
+        }
+    }
 }
 
 /// One download in the list.
@@ -816,8 +914,7 @@ pub struct DownloadJobDto {
     pub revision: String,
     /// Catalog variant id, when it is one.
     pub variant: Option<String>,
-    /// queued, running, paused, completed, failed or cancelled.
-    pub state: String,
+    pub state: JobStateDto,
     #[ts(type = "number")]
     pub bytes_done: u64,
     #[ts(type = "number")]
@@ -832,7 +929,7 @@ pub struct DownloadJobDto {
 
 impl From<DownloadJob> for DownloadJobDto {
     fn from(job: DownloadJob) -> Self {
-        let state = wire_name(&job.state);
+        let state = job.state.into();
         let (files, rate, eta) = match &job.progress {
             Some(p) => (
                 p.files
@@ -843,7 +940,7 @@ impl From<DownloadJob> for DownloadJobDto {
                         bytes_total: f.bytes_total,
                         bytes_per_second: f.bytes_per_second,
                         eta_seconds: f.eta_seconds,
-                        state: wire_name(&f.state),
+                        state: f.state.into(),
                     })
                     .collect(),
                 p.bytes_per_second,
@@ -858,7 +955,7 @@ impl From<DownloadJob> for DownloadJobDto {
                         bytes_total: 0,
                         bytes_per_second: 0.0,
                         eta_seconds: None,
-                        state: "waiting".into(),
+                        state: FileStateDto::Waiting,
                     })
                     .collect(),
                 0.0,
@@ -890,11 +987,9 @@ pub struct LocalModelDto {
     #[ts(type = "number")]
     pub id: i64,
     pub name: String,
-    /// gguf or safetensors.
-    pub format: String,
+    pub format: ModelFormatDto,
     pub path: String,
-    /// hub (downloaded) or import.
-    pub source: String,
+    pub source: ModelSourceDto,
     pub variant: Option<String>,
     #[ts(type = "number")]
     pub size_bytes: u64,
@@ -906,18 +1001,38 @@ impl From<LocalModel> for LocalModelDto {
             id: m.id,
             name: m.name,
             format: match m.format {
-                ModelFormat::Gguf => "gguf".into(),
-                ModelFormat::Safetensors => "safetensors".into(),
+                ModelFormat::Gguf => ModelFormatDto::Gguf,
+                ModelFormat::Safetensors => ModelFormatDto::Safetensors,
             },
             path: m.path.display().to_string(),
             source: match m.source {
-                ModelSource::Hub => "hub".into(),
-                ModelSource::Import => "import".into(),
+                ModelSource::Hub => ModelSourceDto::Hub,
+                ModelSource::Import => ModelSourceDto::Import,
             },
             variant: m.variant,
             size_bytes: m.size_bytes,
         }
     }
+}
+
+/// A model's files: one GGUF file or a safetensors folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ModelFormatDto {
+    Gguf,
+    Safetensors,
+}
+
+/// Where a model on disk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ModelSourceDto {
+    /// Downloaded.
+    Hub,
+    /// Registered from a file or folder already on disk.
+    Import,
 }
 
 /// Everything the downloads panel shows.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ApiError, DownloadJobDto, ErrorCode } from '../api';
+import type { ApiError, DownloadJobDto, ErrorCode, FileProgressDto, JobStateDto } from '../api';
 import {
   errorAction,
   formatBytes,
@@ -40,7 +40,14 @@ function job(overrides: Partial<DownloadJobDto>): DownloadJobDto {
   };
 }
 
-const file = (path: string) => ({ path, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null, state: 'waiting' });
+const file = (path: string): FileProgressDto => ({
+  path,
+  bytesDone: 0,
+  bytesTotal: 0,
+  bytesPerSecond: 0,
+  etaSeconds: null,
+  state: 'waiting',
+});
 const error = (code: ErrorCode, message = 'it failed'): ApiError => ({ code, message });
 
 describe('sizes, rates and time left', () => {
@@ -143,12 +150,12 @@ describe('names and buttons', () => {
   });
 
   it('offers the buttons that make sense in each state', () => {
-    const offered = (state: string) =>
+    const offered = (state: JobStateDto) =>
       Object.entries(jobButtons(state))
         .filter(([, shown]) => shown)
         .map(([name]) => name)
         .join(' ');
-    const states = ['queued', 'running', 'paused', 'failed', 'completed', 'cancelled'];
+    const states: JobStateDto[] = ['queued', 'running', 'paused', 'failed', 'completed', 'cancelled'];
     expect(Object.fromEntries(states.map((s) => [s, offered(s)]))).toEqual({
       queued: 'pause cancel',
       running: 'pause cancel',

@@ -1,7 +1,7 @@
 // How the downloads panel words numbers, states and errors: pure functions of the DTOs, so the
 // components stay declarative and the wording is tested in one place (format.test.ts). Sizes
 // and rates use binary units (KiB, MiB, GiB), the same family the backend's messages use.
-import type { ApiError, DownloadJobDto, FileProgressDto } from '../api';
+import type { ApiError, DownloadJobDto, FileProgressDto, FileStateDto, JobStateDto, ModelSourceDto } from '../api';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
 
@@ -113,7 +113,9 @@ export function jobTitle(job: DownloadJobDto): string {
   return job.repo + revision + what;
 }
 
-const JOB_STATES: Record<string, string> = {
+// Records over the state types: a state the backend adds and the UI does not word fails the
+// type check.
+const JOB_STATES: Record<JobStateDto, string> = {
   queued: 'Queued',
   running: 'Downloading',
   paused: 'Paused',
@@ -123,11 +125,11 @@ const JOB_STATES: Record<string, string> = {
 };
 
 /** A job state in words. */
-export function jobStateLabel(state: string): string {
-  return JOB_STATES[state] ?? state;
+export function jobStateLabel(state: JobStateDto): string {
+  return JOB_STATES[state];
 }
 
-const FILE_STATES: Record<string, string> = {
+const FILE_STATES: Record<FileStateDto, string> = {
   waiting: 'waiting',
   downloading: 'downloading',
   verifying: 'checking',
@@ -138,7 +140,7 @@ const FILE_STATES: Record<string, string> = {
 
 /** A file's state in words. */
 export function fileStateLabel(file: FileProgressDto): string {
-  return FILE_STATES[file.state] ?? file.state;
+  return FILE_STATES[file.state];
 }
 
 /** Which buttons a job offers in its state. */
@@ -151,7 +153,7 @@ export interface JobButtons {
   forget: boolean;
 }
 
-export function jobButtons(state: string): JobButtons {
+export function jobButtons(state: JobStateDto): JobButtons {
   return {
     pause: state === 'running' || state === 'queued',
     resume: state === 'paused' || state === 'failed',
@@ -161,6 +163,11 @@ export function jobButtons(state: string): JobButtons {
 }
 
 /** Where a model on disk came from, in words. */
-export function sourceLabel(source: string): string {
-  return source === 'hub' ? 'downloaded' : source === 'import' ? 'imported' : source;
+export function sourceLabel(source: ModelSourceDto): string {
+  switch (source) {
+    case 'hub':
+      return 'downloaded';
+    case 'import':
+      return 'imported';
+  }
 }

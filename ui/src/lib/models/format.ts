@@ -34,7 +34,7 @@ export function loadingLabel(path: string, p: LoadProgressDto): string {
       return `Loading ${name}: ${p.quantizing ? 'reading and quantizing' : 'reading'} layer ${Math.min(p.layersDone + 1, p.layersTotal)} of ${p.layersTotal}…`;
     case 'finishing':
       return p.quantizing ? `Loading ${name}: saving the quantized copy for next time…` : `Loading ${name}: finishing…`;
-    default:
+    case 'done':
       return `Loading ${name}…`;
   }
 }
