@@ -4,6 +4,7 @@
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -79,4 +80,38 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
         );
     }
     assert!(v["prompt_tokens"].as_u64().expect("prompt tokens") > 0);
+
+    // Kept as the app keeps it: in the folder's conversation, with the excerpts shown.
+    let conversation = v["conversation_id"].as_i64().expect("conversation").to_string();
+    let show = |data: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
+            .env("ALTIPLANO_DATA_DIR", data)
+            .args(["conversations", "show", "--json", &conversation])
+            .output()
+            .expect("run");
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        shown["messages"].as_array().expect("messages").clone()
+    };
+    let messages = show(data.path());
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0]["content"], "How is the value added tax computed?");
+    let saved = messages[1]["content"].as_str().expect("answer");
+    assert!(saved.starts_with(v["answer"].as_str().expect("answer")), "{saved}");
+    assert!(saved.contains("Sources shown to the model:\n- src/tax.rs:"), "{saved}");
+
+    // Killed while it answers: the question was saved before the model started, and the
+    // answer is kept as far as it was saved (the next start marks it interrupted).
+    let mut ask = Command::new(env!("CARGO_BIN_EXE_altiplano"));
+    ask.env("ALTIPLANO_DATA_DIR", data.path())
+        .args(["code", "ask"])
+        .arg(project.path())
+        .arg("Explain every line of this project in great detail, file by file.")
+        .arg("--model")
+        .arg(&model);
+    common::kill_mid_answer(ask);
+    let messages = show(data.path());
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert_eq!(messages[2]["content"], "Explain every line of this project in great detail, file by file.");
+    assert_eq!(messages[3]["status"], "interrupted", "{messages:?}");
+    assert!(!messages[3]["content"].as_str().expect("text").is_empty(), "what was streamed is kept");
 }

@@ -42,18 +42,9 @@ fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
 
     // Killed while it answers: the question was saved before the model started, and the
     // answer is kept as far as it was saved (the next start marks it interrupted).
-    let mut child = cli()
-        .args(["documents", "ask"])
-        .arg(&file)
-        .arg("Write a long report on every season, page by page.")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    child.kill().expect("kill");
-    child.wait().expect("reaped");
+    let mut ask = cli();
+    ask.args(["documents", "ask"]).arg(&file).arg("Write a long report on every season, page by page.");
+    common::kill_mid_answer(ask);
     let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
     let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
     let messages = shown["messages"].as_array().expect("messages");

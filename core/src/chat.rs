@@ -224,6 +224,33 @@ pub async fn run(
     }
 }
 
+/// Runs `work`, a reply being written whose text so far is in `shown`, and saves that text into
+/// the streaming message `reply_id` every [`SAVE_INTERVAL`] while it runs (only when it grew);
+/// returns what `work` returned. The answers about documents and code are kept this way.
+pub(crate) async fn saving_while_streaming<T>(
+    store: &Store,
+    reply_id: i64,
+    shown: &std::sync::Mutex<String>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, StoreError> {
+    tokio::pin!(work);
+    let mut saves = tokio::time::interval(SAVE_INTERVAL);
+    saves.tick().await;
+    let mut saved_len = 0;
+    loop {
+        tokio::select! {
+            result = &mut work => return Ok(result),
+            _ = saves.tick() => {
+                let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if text.len() != saved_len {
+                    store.update_streaming(reply_id, &text).await?;
+                    saved_len = text.len();
+                }
+            }
+        }
+    }
+}
+
 /// A reply's measurements as the store keeps them.
 pub(crate) fn reply_stats(stats: &GenerationStats) -> ReplyStats {
     ReplyStats {

@@ -50,6 +50,7 @@ pub mod cpu;
 pub mod documents;
 pub mod download;
 pub mod engine;
+pub mod error;
 pub mod hardware;
 pub mod library;
 pub mod measure;

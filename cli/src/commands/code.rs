@@ -1,11 +1,13 @@
-//! `altiplano code …`: index a code folder and search it.
+//! `altiplano code …`: index a code folder, search it, and ask about it (answers are kept in
+//! the folder's conversation, as the app keeps them).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use altiplano_core::codebase::{answer, CodeIndex, IndexReport};
+use altiplano_core::codebase::{desk, CodeIndex, IndexReport};
 use altiplano_core::config::DataDir;
-use altiplano_core::engine::{CancellationToken, LoadOptions, Sampling};
+use altiplano_core::engine::{CancellationToken, FinishReason, LoadOptions, Sampling};
+use altiplano_core::store::Store;
 
 use crate::args::CodeCommand;
 
@@ -63,6 +65,7 @@ async fn ask(
 ) -> anyhow::Result<ExitCode> {
     let index = CodeIndex::open(data_dir.path(), &dir)?;
     index.update(|_| {})?;
+    let store = Store::open(&data_dir.database_path()).await?;
     let engine = super::load::open(&model, LoadOptions { max_parallel_replies: 1, ..super::load::options() }).await?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
@@ -73,13 +76,17 @@ async fn ask(
     });
     let sampling = if greedy { Sampling::greedy() } else { Sampling::default() };
     let mut stdout = std::io::stdout().lock();
-    let result = answer::ask(&index, &engine, &question, sampling, cancel, |text| {
+    // The app's function: the question and answer are kept in the folder's conversation.
+    let asked = desk::ask(&store, &index, &engine, &question, sampling, cancel, |text| {
         if !json {
             let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
         }
     })
-    .await?;
+    .await;
+    store.close().await;
+    let asked = asked?;
+    let result = &asked.answer;
     if json {
         let value = serde_json::json!({
             "answer": result.answer.text,
@@ -91,6 +98,8 @@ async fn ask(
             "repo_map_included": !result.context.repo_map.is_empty(),
             "prompt_tokens": result.stats.prompt_tokens,
             "completion_tokens": result.stats.completion_tokens,
+            "stopped": result.reason == FinishReason::Cancelled,
+            "conversation_id": asked.conversation_id,
         });
         writeln!(stdout, "{value}")?;
         return Ok(ExitCode::SUCCESS);

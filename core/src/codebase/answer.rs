@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::{CodeError, CodeIndex, Hit};
-use crate::engine::{CancellationToken, Engine, EngineError, GenerationStats, PromptMessage, Sampling};
+use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, GenerationStats, PromptMessage, Sampling};
 use crate::store::Role;
 
 /// Tokens kept for the answer.
@@ -112,6 +112,8 @@ pub struct CodeAnswer {
     pub answer: CheckedAnswer,
     /// Measurements.
     pub stats: GenerationStats,
+    /// How the answer ended (`Cancelled` when stopped: the answer is what was written so far).
+    pub reason: FinishReason,
 }
 
 /// Errors while answering.
@@ -193,7 +195,7 @@ pub async fn ask(
     let sampling = Sampling { max_tokens: sampling.max_tokens.min(ANSWER_TOKENS), ..sampling };
     let reply = engine.complete(messages, sampling, cancel, on_text).await?;
     let answer = check_citations(&reply.text, &context.excerpts);
-    Ok(CodeAnswer { context, answer, stats: reply.stats })
+    Ok(CodeAnswer { context, answer, stats: reply.stats, reason: reply.reason })
 }
 
 #[cfg(test)]

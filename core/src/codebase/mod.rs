@@ -11,6 +11,7 @@
 
 pub mod answer;
 pub mod chunk;
+pub mod desk;
 pub mod terms;
 pub mod walk;
 mod watch;

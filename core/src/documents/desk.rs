@@ -3,7 +3,8 @@
 //!
 //! The exchange is kept in the document's own conversation as it happens, as chat replies are:
 //! the question is saved before the model starts, the answer is saved while it streams (every
-//! [`SAVE_INTERVAL`]) and finished with its checked text, so a killed process loses neither.
+//! [`crate::chat::SAVE_INTERVAL`]) and finished with its checked text, so a killed process
+//! loses neither.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::followup::{self, DocumentAnswer, FollowUpError};
 use super::saved::{self, SavedDocument};
-use crate::chat::{reply_stats, SAVE_INTERVAL};
+use crate::chat::{reply_stats, saving_while_streaming};
 use crate::engine::{Engine, FinishReason};
 use crate::store::{MessageStatus, ReplyStats, Role, Store, StoreError};
 
@@ -54,22 +55,7 @@ pub async fn ask(
             on_text(text);
         })
     };
-    tokio::pin!(writing);
-    let mut saves = tokio::time::interval(SAVE_INTERVAL);
-    saves.tick().await;
-    let mut saved_len = 0;
-    let result = loop {
-        tokio::select! {
-            result = &mut writing => break result,
-            _ = saves.tick() => {
-                let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if text.len() != saved_len {
-                    store.update_streaming(reply.id, &text).await?;
-                    saved_len = text.len();
-                }
-            }
-        }
-    };
+    let result = saving_while_streaming(store, reply.id, &shown, writing).await?;
     match result {
         Ok((answer, reason)) => {
             let status =

@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use crate::catalog::{Catalog, CatalogError};
 use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::choose::{self, ChooseError, OnDisk, Resolution, Target};
-use crate::codebase::answer::{self, AskError, CodeAnswer};
+use crate::codebase::answer::{AskError, CodeAnswer};
+use crate::codebase::desk::{self as code_desk, DeskError};
 use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
 use crate::config::{self, DataDir};
 use crate::documents::desk::{self, Asked};
@@ -497,8 +498,7 @@ impl Session {
     }
 
     /// Answers a question about the open code folder under `request_id` ([`Session::stop`]
-    /// ends it). The question and the checked answer are saved in a conversation of the
-    /// folder's own (created on the first question), so they can be found again.
+    /// ends it), recorded in the folder's own conversation ([`crate::codebase::desk::ask`]).
     pub async fn ask_code(
         &self,
         request_id: u32,
@@ -508,35 +508,13 @@ impl Session {
         let index = self.project().await.ok_or(SessionError::NoProject)?;
         let (engine, request) = self.start_request(request_id).await?;
         let cancel = request.cancel.clone();
-        let result = answer::ask(&index, &engine, question, crate::engine::Sampling::default(), cancel, on_text).await;
-        let answer = result.map_err(|e| match e {
-            AskError::Index(e) => SessionError::Code(e),
-            AskError::Engine(e) => SessionError::Engine(e),
-        })?;
-        let conversation = self.project_conversation(&index).await?;
-        self.store.add_message(conversation, Role::User, question, None).await?;
-        let mut saved = answer.answer.text.clone();
-        if !answer.context.excerpts.is_empty() {
-            saved.push_str("\n\nSources shown to the model:\n");
-            for e in &answer.context.excerpts {
-                saved.push_str(&format!("- {}:{}-{}\n", e.path, e.start_line, e.end_line));
-            }
+        let sampling = crate::engine::Sampling::default();
+        match code_desk::ask(&self.store, &index, &engine, question, sampling, cancel, on_text).await {
+            Ok(asked) => Ok((asked.answer, asked.conversation_id)),
+            Err(DeskError::Ask(AskError::Index(e))) => Err(SessionError::Code(e)),
+            Err(DeskError::Ask(AskError::Engine(e))) => Err(SessionError::Engine(e)),
+            Err(DeskError::Store(e)) => Err(e.into()),
         }
-        self.store.add_message(conversation, Role::Assistant, &saved, Some(&engine.info().name)).await?;
-        Ok((answer, conversation))
-    }
-
-    async fn project_conversation(&self, index: &CodeIndex) -> Result<i64, SessionError> {
-        let key = format!("code.conversation.{}", index.root().display());
-        if let Some(id) = self.store.setting(&key).await?.and_then(|v| v.parse::<i64>().ok()) {
-            if self.store.conversation(id).await.is_ok() {
-                return Ok(id);
-            }
-        }
-        let name = index.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let conversation = self.store.create_conversation(&format!("Code: {name}")).await?;
-        self.store.set_setting(&key, &conversation.id.to_string()).await?;
-        Ok(conversation.id)
     }
 
     /// A file of the open code folder, for the read-only view of a citation; paths that lead

@@ -53,6 +53,17 @@ pub fn english_text() -> String {
     std::fs::read_to_string(fixture("gpl-3-excerpt.txt")).expect("fixture")
 }
 
+/// Starts `command` (a CLI that streams an answer to stdout) and kills it 700 ms after its
+/// first byte of output: past the first save of what it streamed (every 500 ms), mid-answer.
+pub fn kill_mid_answer(mut command: std::process::Command) {
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn().expect("start");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+}
+
 /// A fresh data folder.
 pub fn data_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("altiplano-test-").tempdir().expect("temporary folder")

@@ -71,10 +71,31 @@ export function errorAction(error: ApiError): ErrorAction {
     case 'notFound':
     case 'invalid':
       return { label: 'Check the name', kind: 'checkName' };
-    default:
-      // network, checksum and anything unforeseen: the bytes fetched are kept, so trying
-      // again is cheap and often enough.
+    // The network, a checksum, and the kinds a download does not meet: the bytes fetched are
+    // kept, so trying again is cheap and often enough.
+    case 'network':
+    case 'checksum':
+    case 'keyring':
+    case 'internal':
+    case 'noModel':
+    case 'modelLoading':
+    case 'modelNotFound':
+    case 'invalidModel':
+    case 'truncatedModel':
+    case 'modelLoadFailed':
+    case 'promptTooLong':
+    case 'emptyMessage':
+    case 'nothingToRegenerate':
+    case 'generationFailed':
+    case 'busy':
+    case 'badDocument':
+    case 'stopped':
       return { label: 'Retry', kind: 'retry' };
+    default: {
+      // Every kind the core has is listed above: a new one fails the type check here.
+      const unhandled: never = error.code;
+      return unhandled;
+    }
   }
 }
 

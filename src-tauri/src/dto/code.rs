@@ -1,0 +1,161 @@
+//! A code folder, its indexing and the answers about it.
+
+use altiplano_core::codebase::answer::CodeAnswer;
+use altiplano_core::codebase::IndexReport;
+use serde::Serialize;
+use ts_rs::TS;
+
+use super::*;
+
+/// An open code folder and its last indexing.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct ProjectDto {
+    pub root: String,
+    pub name: String,
+    #[ts(type = "number")]
+    pub files_seen: u64,
+    #[ts(type = "number")]
+    pub files_indexed: u64,
+    #[ts(type = "number")]
+    pub files_unchanged: u64,
+    #[ts(type = "number")]
+    pub files_removed: u64,
+    #[ts(type = "number")]
+    pub chunks: u64,
+    /// Files left out, with why (binary, too_large, minified, generated, not_utf8, …).
+    pub skipped: Vec<SkipCountDto>,
+    #[ts(type = "number")]
+    pub elapsed_ms: u64,
+}
+
+/// How many files were left out for one reason.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct SkipCountDto {
+    pub reason: String,
+    #[ts(type = "number")]
+    pub count: u64,
+}
+
+impl ProjectDto {
+    pub fn new(root: &std::path::Path, r: &IndexReport) -> Self {
+        Self {
+            root: root.display().to_string(),
+            name: root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            files_seen: r.files_seen,
+            files_indexed: r.files_indexed,
+            files_unchanged: r.files_unchanged,
+            files_removed: r.files_removed,
+            chunks: r.chunks_total,
+            skipped: r
+                .skipped
+                .iter()
+                .map(|(reason, count)| SkipCountDto { reason: wire_name(reason), count: *count })
+                .collect(),
+            elapsed_ms: r.elapsed_ms,
+        }
+    }
+}
+
+/// Indexing progress.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct IndexProgressDto {
+    #[ts(type = "number")]
+    pub files_done: u64,
+    #[ts(type = "number")]
+    pub files_total: u64,
+    pub files_per_second: f64,
+}
+
+/// A chunk of code shown to the model.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct ExcerptDto {
+    pub path: String,
+    #[ts(type = "number")]
+    pub start_line: usize,
+    #[ts(type = "number")]
+    pub end_line: usize,
+    pub symbol: String,
+}
+
+/// A citation in an answer that names code the model was shown.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct CitationDto {
+    pub path: String,
+    #[ts(type = "number")]
+    pub start_line: usize,
+    #[ts(type = "number")]
+    pub end_line: usize,
+}
+
+/// A finished answer about the code folder.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct CodeAnswerDto {
+    /// The answer, citations that named no excerpt removed.
+    pub text: String,
+    pub citations: Vec<CitationDto>,
+    /// Citations removed because the model was not shown that code.
+    pub removed_citations: Vec<String>,
+    pub excerpts: Vec<ExcerptDto>,
+    #[ts(type = "number")]
+    pub conversation_id: i64,
+}
+
+impl CodeAnswerDto {
+    pub fn new(a: &CodeAnswer, conversation_id: i64) -> Self {
+        Self {
+            text: a.answer.text.clone(),
+            citations: a
+                .answer
+                .citations
+                .iter()
+                .map(|c| CitationDto { path: c.path.clone(), start_line: c.start_line, end_line: c.end_line })
+                .collect(),
+            removed_citations: a.answer.removed.clone(),
+            excerpts: a
+                .context
+                .excerpts
+                .iter()
+                .map(|e| ExcerptDto {
+                    path: e.path.clone(),
+                    start_line: e.start_line,
+                    end_line: e.end_line,
+                    symbol: e.symbol.clone(),
+                })
+                .collect(),
+            conversation_id,
+        }
+    }
+}
+
+/// Streamed text of an answer about code.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum CodeStreamEvent {
+    Text { text: String },
+}
+
+/// A folder dropped on the window, as it is opened.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ProjectEventDto {
+    /// Indexing progress.
+    Indexing { progress: IndexProgressDto },
+    /// The folder is open.
+    Opened { project: ProjectDto },
+    /// It could not be opened.
+    Failed { error: ApiError },
+}

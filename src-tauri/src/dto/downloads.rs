@@ -1,0 +1,235 @@
+//! Downloads, their files, and the models on disk.
+
+use altiplano_core::download::queue::{DownloadJob, JobState};
+use altiplano_core::download::FileState;
+use altiplano_core::library::{LocalModel, ModelFormat, ModelSource};
+use serde::Serialize;
+use ts_rs::TS;
+
+use altiplano_core::error::ErrorKind;
+
+use super::*;
+
+/// Where one file of a download stands.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct FileProgressDto {
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes_done: u64,
+    #[ts(type = "number")]
+    pub bytes_total: u64,
+    pub bytes_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    pub state: FileStateDto,
+}
+
+/// Where one file of a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum FileStateDto {
+    Waiting,
+    Downloading,
+    Verifying,
+    Done,
+    /// It was in the cache already.
+    Reused,
+    /// Another process is fetching the same file.
+    WaitingForOtherProcess,
+}
+
+impl From<FileState> for FileStateDto {
+    fn from(state: FileState) -> Self {
+        match state {
+            FileState::Waiting => Self::Waiting,
+            FileState::Downloading => Self::Downloading,
+            FileState::Verifying => Self::Verifying,
+            FileState::Done => Self::Done,
+            FileState::Reused => Self::Reused,
+            FileState::WaitingForOtherProcess => Self::WaitingForOtherProcess,
+        }
+    }
+}
+
+/// Where a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum JobStateDto {
+    /// Waiting for its turn.
+    Queued,
+    Running,
+    /// Stopped by the user; bytes kept.
+    Paused,
+    /// Done; the model is in the library.
+    Completed,
+    /// Stopped by an error; bytes kept.
+    Failed,
+    /// Stopped by the user; bytes deleted.
+    Cancelled,
+}
+
+impl From<JobState> for JobStateDto {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Queued => Self::Queued,
+            JobState::Running => Self::Running,
+            JobState::Paused => Self::Paused,
+            JobState::Completed => Self::Completed,
+            JobState::Failed => Self::Failed,
+            JobState::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// One download in the list.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct DownloadJobDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub repo: String,
+    pub revision: String,
+    /// Catalog variant id, when it is one.
+    pub variant: Option<String>,
+    pub state: JobStateDto,
+    #[ts(type = "number")]
+    pub bytes_done: u64,
+    #[ts(type = "number")]
+    pub bytes_total: u64,
+    pub bytes_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    pub files: Vec<FileProgressDto>,
+    pub error: Option<ApiError>,
+    #[ts(type = "number | null")]
+    pub model_id: Option<i64>,
+}
+
+impl From<DownloadJob> for DownloadJobDto {
+    fn from(job: DownloadJob) -> Self {
+        let state = job.state.into();
+        let (files, rate, eta) = match &job.progress {
+            Some(p) => (
+                p.files
+                    .iter()
+                    .map(|f| FileProgressDto {
+                        path: f.path.clone(),
+                        bytes_done: f.bytes_done,
+                        bytes_total: f.bytes_total,
+                        bytes_per_second: f.bytes_per_second,
+                        eta_seconds: f.eta_seconds,
+                        state: f.state.into(),
+                    })
+                    .collect(),
+                p.bytes_per_second,
+                p.eta_seconds,
+            ),
+            None => (
+                job.files
+                    .iter()
+                    .map(|f| FileProgressDto {
+                        path: f.clone(),
+                        bytes_done: 0,
+                        bytes_total: 0,
+                        bytes_per_second: 0.0,
+                        eta_seconds: None,
+                        state: FileStateDto::Waiting,
+                    })
+                    .collect(),
+                0.0,
+                None,
+            ),
+        };
+        Self {
+            id: job.id,
+            repo: job.repo,
+            revision: job.revision,
+            variant: job.variant,
+            state,
+            bytes_done: job.bytes_done,
+            bytes_total: job.bytes_total,
+            bytes_per_second: rate,
+            eta_seconds: eta,
+            files,
+            error: job.error.map(|e| ApiError::new(ErrorKind::of_download_code(&e.code).into(), e.message)),
+            model_id: job.model_id,
+        }
+    }
+}
+
+/// A model on disk.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct LocalModelDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub name: String,
+    pub format: ModelFormatDto,
+    pub path: String,
+    pub source: ModelSourceDto,
+    pub variant: Option<String>,
+    #[ts(type = "number")]
+    pub size_bytes: u64,
+}
+
+impl From<LocalModel> for LocalModelDto {
+    fn from(m: LocalModel) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            format: match m.format {
+                ModelFormat::Gguf => ModelFormatDto::Gguf,
+                ModelFormat::Safetensors => ModelFormatDto::Safetensors,
+            },
+            path: m.path.display().to_string(),
+            source: match m.source {
+                ModelSource::Hub => ModelSourceDto::Hub,
+                ModelSource::Import => ModelSourceDto::Import,
+            },
+            variant: m.variant,
+            size_bytes: m.size_bytes,
+        }
+    }
+}
+
+/// A model's files: one GGUF file or a safetensors folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ModelFormatDto {
+    Gguf,
+    Safetensors,
+}
+
+/// Where a model on disk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub enum ModelSourceDto {
+    /// Downloaded.
+    Hub,
+    /// Registered from a file or folder already on disk.
+    Import,
+}
+
+/// Everything the downloads panel shows.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+pub struct DownloadsDto {
+    pub jobs: Vec<DownloadJobDto>,
+    pub models: Vec<LocalModelDto>,
+    /// A Hugging Face token is available.
+    pub has_token: bool,
+    /// environment (HF_TOKEN) or keyring, when there is one.
+    pub token_source: Option<String>,
+    pub endpoint: String,
+    /// HF_ENDPOINT is set, so the setting is not used.
+    pub endpoint_from_environment: bool,
+    /// The Hugging Face cache folder.
+    pub cache_dir: String,
+}
