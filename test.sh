@@ -21,6 +21,14 @@ if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo 
 step "architecture invariants (ARCHITECTURE.md)"
 scripts/check-architecture.sh
 
+step "UI: type check and unit tests"
+npm --prefix ui run check
+npm --prefix ui test
+
+step "UI: build (the app embeds it)"
+npm --prefix ui run build
+
+# After the UI build: the app crate embeds ui/dist, so clippy compiles it only once it exists.
 step "lints: clippy and rustdoc, warnings are errors"
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets -- -D warnings
@@ -28,13 +36,6 @@ else
   echo "clippy not installed (rustup component add clippy); skipped" >&2
 fi
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
-
-step "UI: type check and unit tests"
-npm --prefix ui run check
-npm --prefix ui test
-
-step "UI: build (the app embeds it)"
-npm --prefix ui run build
 
 step "Rust tests (real model, real SQLite, real processes, a real HTTP server, a real keyring)"
 scripts/with-keyring.sh cargo test --workspace --no-fail-fast
