@@ -65,7 +65,13 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
         .args(["--greedy", "--json"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let excerpts = v["excerpts"].as_array().expect("excerpts");
     assert_eq!(excerpts[0]["path"], "src/tax.rs", "the best chunk comes first: {v}");

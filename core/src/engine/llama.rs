@@ -54,7 +54,10 @@ const SEED: u32 = 0x5EED;
 /// A model loaded by llama.cpp.
 pub(super) struct LlamaCpp {
     shared: Arc<Shared>,
-    jobs: std_mpsc::Sender<Job>,
+    /// `None` only while dropping: closing it ends the worker.
+    jobs: Option<std_mpsc::Sender<Job>>,
+    /// The worker thread, joined on drop.
+    worker: Option<std::thread::JoinHandle<()>>,
     /// Replies started, for the seed of one that names none: each reply draws differently
     /// (Regenerate gives another answer), yet a session's replies are the same from one run
     /// to the next, as on mistral.rs, whose sampler is seeded once per model.
@@ -123,6 +126,21 @@ fn load_kernels() {
     }
 }
 
+/// The worker owns the context and frees it when its job channel closes; dropping the model
+/// waits for that (at most the token or prompt batch it is computing), so llama.cpp's memory is
+/// freed before the caller goes on — and never while the process exits, which crashed
+/// (SIGSEGV) a CLI that printed its answer and returned while the worker was still freeing.
+impl Drop for LlamaCpp {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::warn!("the llama.cpp worker panicked while stopping");
+            }
+        }
+    }
+}
+
 impl LlamaCpp {
     /// Loads a checked GGUF file (`path` is absolute and exists; `summary` is its header).
     pub(super) async fn load(
@@ -143,7 +161,7 @@ impl LlamaCpp {
         };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (jobs, job_rx) = std_mpsc::channel();
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("llama.cpp".into())
             .spawn(move || worker(config, ready_tx, job_rx))
             .map_err(|e| EngineError::Load { path: path.clone(), reason: format!("no thread for the model: {e}") })?;
@@ -169,7 +187,8 @@ impl LlamaCpp {
             quantization_cache: None,
             repacked: None,
         };
-        Ok((Self { shared, jobs, replies: std::sync::atomic::AtomicU32::new(0) }, info))
+        let replies = std::sync::atomic::AtomicU32::new(0);
+        Ok((Self { shared, jobs: Some(jobs), worker: Some(worker), replies }, info))
     }
 
     pub(super) async fn count_prompt_tokens(&self, messages: &[PromptMessage]) -> Result<usize, EngineError> {
@@ -188,11 +207,13 @@ impl LlamaCpp {
             .map_err(|_| EngineError::EngineStopped)
     }
 
+    fn send(&self, job: Job) -> Result<(), EngineError> {
+        self.jobs.as_ref().ok_or(EngineError::EngineStopped)?.send(job).map_err(|_| EngineError::EngineStopped)
+    }
+
     pub(super) async fn perplexity(&self, text: &str, window: usize) -> Result<Perplexity, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Perplexity { text: text.to_owned(), window, reply })
-            .map_err(|_| EngineError::EngineStopped)?;
+        self.send(Job::Perplexity { text: text.to_owned(), window, reply })?;
         answer.await.map_err(|_| EngineError::EngineStopped)?
     }
 
@@ -209,9 +230,12 @@ impl LlamaCpp {
         let (steps_tx, mut steps) = mpsc::channel(256);
         let n = self.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sampling = Sampling { seed: Some(sampling.seed.unwrap_or(SEED.wrapping_add(n))), ..sampling };
-        self.jobs
-            .send(Job::Generate { messages, sampling, cancel: cancel.clone(), steps: steps_tx })
-            .map_err(|_| EngineError::EngineStopped)?;
+        // The worker stops when the caller cancels, and also when this reply is dropped unread
+        // (its listener gone): no prompt runs on for nobody, and dropping the model never
+        // waits for one.
+        let job = cancel.child_token();
+        let _stop_when_dropped = job.clone().drop_guard();
+        self.send(Job::Generate { messages, sampling, cancel: job, steps: steps_tx })?;
         let mut stats = GenerationStats::default();
         let mut first_token_at = None;
         let mut last_token_at = started;
