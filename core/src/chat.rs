@@ -224,28 +224,89 @@ pub async fn run(
     }
 }
 
-/// Runs `work`, a reply being written whose text so far is in `shown`, and saves that text into
-/// the streaming message `reply_id` every [`SAVE_INTERVAL`] while it runs (only when it grew);
-/// returns what `work` returned. The answers about documents and code are kept this way.
-pub(crate) async fn saving_while_streaming<T>(
-    store: &Store,
+/// An answer kept in a conversation as it is written — the way document follow-ups and code
+/// answers are recorded: the question is saved before the model starts ([`Answering::begin`]),
+/// the text the model streams is saved every [`SAVE_INTERVAL`] while it runs
+/// ([`Answering::stream`]), and the reply is finished with its final text, or marked failed
+/// with what was written ([`Answering::finish`]), so a killed process loses neither.
+pub(crate) struct Answering {
     reply_id: i64,
-    shown: &std::sync::Mutex<String>,
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, StoreError> {
-    tokio::pin!(work);
-    let mut saves = tokio::time::interval(SAVE_INTERVAL);
-    saves.tick().await;
-    let mut saved_len = 0;
-    loop {
-        tokio::select! {
-            result = &mut work => return Ok(result),
-            _ = saves.tick() => {
-                let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if text.len() != saved_len {
-                    store.update_streaming(reply_id, &text).await?;
-                    saved_len = text.len();
+    shown: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Answering {
+    /// Saves `question` in `conversation` and opens the reply `model` is about to write.
+    pub(crate) async fn begin(
+        store: &Store,
+        conversation: i64,
+        question: &str,
+        model: &str,
+    ) -> Result<Self, StoreError> {
+        store.add_message(conversation, Role::User, question, None).await?;
+        let reply = store.begin_reply(conversation, model).await?;
+        Ok(Self { reply_id: reply.id, shown: Default::default() })
+    }
+
+    /// The text callback to give the model: it keeps what is streamed and passes it on.
+    pub(crate) fn sink(&self, mut on_text: impl FnMut(&str)) -> impl FnMut(&str) {
+        let shown = std::sync::Arc::clone(&self.shown);
+        move |text| {
+            shown.lock().unwrap_or_else(|p| p.into_inner()).push_str(text);
+            on_text(text);
+        }
+    }
+
+    fn shown(&self) -> String {
+        self.shown.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `work` (the model writing through [`Answering::sink`]), saving what it has written
+    /// every [`SAVE_INTERVAL`] (only when it grew); returns what `work` returned.
+    pub(crate) async fn stream<T>(
+        &self,
+        store: &Store,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError> {
+        tokio::pin!(work);
+        let mut saves = tokio::time::interval(SAVE_INTERVAL);
+        saves.tick().await;
+        let mut saved_len = 0;
+        loop {
+            tokio::select! {
+                result = &mut work => return Ok(result),
+                _ = saves.tick() => {
+                    let text = self.shown();
+                    if text.len() != saved_len {
+                        store.update_streaming(self.reply_id, &text).await?;
+                        saved_len = text.len();
+                    }
                 }
+            }
+        }
+    }
+
+    /// Finishes the reply: when `result` is an answer, with the text, ending and measurements
+    /// `written` reads from it (stopped when it was cancelled); when it is an error, as failed,
+    /// with what was streamed and the error's message. Returns the reply as saved.
+    pub(crate) async fn finish<T, E: std::fmt::Display>(
+        self,
+        store: &Store,
+        result: &Result<T, E>,
+        written: impl FnOnce(&T) -> (String, FinishReason, GenerationStats),
+    ) -> Result<Message, StoreError> {
+        match result {
+            Ok(answer) => {
+                let (text, reason, stats) = written(answer);
+                let status =
+                    if reason == FinishReason::Cancelled { MessageStatus::Stopped } else { MessageStatus::Complete };
+                store.finish_message(self.reply_id, &text, status, reply_stats(&stats), None).await
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let text = self.shown();
+                store
+                    .finish_message(self.reply_id, &text, MessageStatus::Failed, ReplyStats::default(), Some(&message))
+                    .await
             }
         }
     }

@@ -312,11 +312,7 @@ mod tests {
             );
             offset += len;
         }
-        let header = serde_json::to_vec(&header).expect("json");
-        let mut out = (header.len() as u64).to_le_bytes().to_vec();
-        out.extend(header);
-        out.extend(std::iter::repeat_n(0u8, data_len as usize));
-        out
+        crate::engine::safetensors::test_bytes(&serde_json::Value::Object(header), data_len as usize)
     }
 
     #[test]

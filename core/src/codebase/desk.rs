@@ -6,15 +6,13 @@
 //! is saved with its checked citations and the excerpts the model was shown, so a killed
 //! process loses neither the question nor what was written of the answer.
 
-use std::sync::{Arc, Mutex};
-
 use tokio_util::sync::CancellationToken;
 
 use super::answer::{self, AskError, CodeAnswer};
 use super::CodeIndex;
-use crate::chat::{reply_stats, saving_while_streaming};
-use crate::engine::{Engine, FinishReason, Sampling};
-use crate::store::{MessageStatus, ReplyStats, Role, Store, StoreError};
+use crate::chat::Answering;
+use crate::engine::{Engine, Sampling};
+use crate::store::{Store, StoreError};
 
 /// A code question answered and recorded.
 #[derive(Debug, Clone)]
@@ -45,34 +43,14 @@ pub async fn ask(
     question: &str,
     sampling: Sampling,
     cancel: CancellationToken,
-    mut on_text: impl FnMut(&str),
+    on_text: impl FnMut(&str),
 ) -> Result<Asked, DeskError> {
     let conversation = conversation_of(store, index).await?;
-    store.add_message(conversation, Role::User, question, None).await?;
-    let reply = store.begin_reply(conversation, &engine.info().name).await?;
-
-    let shown = Arc::new(Mutex::new(String::new()));
-    let writing = {
-        let shown = Arc::clone(&shown);
-        answer::ask(index, engine, question, sampling, cancel, move |text| {
-            shown.lock().unwrap_or_else(|p| p.into_inner()).push_str(text);
-            on_text(text);
-        })
-    };
-    match saving_while_streaming(store, reply.id, &shown, writing).await? {
-        Ok(answer) => {
-            let status =
-                if answer.reason == FinishReason::Cancelled { MessageStatus::Stopped } else { MessageStatus::Complete };
-            store.finish_message(reply.id, &transcript(&answer), status, reply_stats(&answer.stats), None).await?;
-            Ok(Asked { answer, conversation_id: conversation })
-        }
-        Err(e) => {
-            let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let message = e.to_string();
-            store.finish_message(reply.id, &text, MessageStatus::Failed, ReplyStats::default(), Some(&message)).await?;
-            Err(e.into())
-        }
-    }
+    let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
+    let writing = answer::ask(index, engine, question, sampling, cancel, answering.sink(on_text));
+    let result = answering.stream(store, writing).await?;
+    answering.finish(store, &result, |answer| (transcript(answer), answer.reason, answer.stats)).await?;
+    Ok(Asked { answer: result?, conversation_id: conversation })
 }
 
 /// The answer as the conversation keeps it: the checked text, then the excerpts shown.

@@ -6,16 +6,14 @@
 //! [`crate::chat::SAVE_INTERVAL`]) and finished with its checked text, so a killed process
 //! loses neither.
 
-use std::sync::{Arc, Mutex};
-
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::followup::{self, DocumentAnswer, FollowUpError};
 use super::saved::{self, SavedDocument};
-use crate::chat::{reply_stats, saving_while_streaming};
+use crate::chat::Answering;
 use crate::engine::{Engine, FinishReason};
-use crate::store::{MessageStatus, ReplyStats, Role, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// A follow-up answered and recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,38 +36,19 @@ pub async fn ask(
     question: &str,
     context_tokens: Option<usize>,
     cancel: CancellationToken,
-    mut on_text: impl FnMut(&str),
+    on_text: impl FnMut(&str),
 ) -> Result<Asked, FollowUpError> {
     let doc = saved::get(store, document_id).await?;
     let pages = saved::pages(store, document_id).await?;
     let nodes = saved::finished_tree(store, document_id).await?.unwrap_or_default();
     let conversation = conversation_of(store, &doc).await?;
-    store.add_message(conversation, Role::User, question, None).await?;
-    let reply = store.begin_reply(conversation, &engine.info().name).await?;
-
-    let shown = Arc::new(Mutex::new(String::new()));
-    let writing = {
-        let shown = Arc::clone(&shown);
-        followup::ask(engine, &doc.title, &pages, &nodes, question, context_tokens, cancel, move |text| {
-            shown.lock().unwrap_or_else(|p| p.into_inner()).push_str(text);
-            on_text(text);
-        })
-    };
-    let result = saving_while_streaming(store, reply.id, &shown, writing).await?;
-    match result {
-        Ok((answer, reason)) => {
-            let status =
-                if reason == FinishReason::Cancelled { MessageStatus::Stopped } else { MessageStatus::Complete };
-            store.finish_message(reply.id, &answer.text, status, reply_stats(&answer.stats), None).await?;
-            Ok(Asked { answer, conversation_id: conversation, reason })
-        }
-        Err(e) => {
-            let text = shown.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let message = e.to_string();
-            store.finish_message(reply.id, &text, MessageStatus::Failed, ReplyStats::default(), Some(&message)).await?;
-            Err(e)
-        }
-    }
+    let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
+    let sink = answering.sink(on_text);
+    let writing = followup::ask(engine, &doc.title, &pages, &nodes, question, context_tokens, cancel, sink);
+    let result = answering.stream(store, writing).await?;
+    answering.finish(store, &result, |(answer, reason)| (answer.text.clone(), *reason, answer.stats)).await?;
+    let (answer, reason) = result?;
+    Ok(Asked { answer, conversation_id: conversation, reason })
 }
 
 /// The document's conversation, made (and linked) on its first question or summary.

@@ -303,13 +303,9 @@ mod tests {
             "model.layers.0.mlp.up_proj.weight": { "dtype": "F32", "shape": [4], "data_offsets": [16, 32] },
             "model.layers.11.mlp.up_proj.weight": { "dtype": "F32", "shape": [4], "data_offsets": [32, 48] },
             "__metadata__": { "format": "pt" },
-        })
-        .to_string();
+        });
         let path = dir.path().join("model.safetensors");
-        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.extend_from_slice(&[0u8; 48]);
-        std::fs::write(&path, bytes).expect("write");
+        std::fs::write(&path, crate::engine::safetensors::test_bytes(&header, 48)).expect("write");
         let layout = Layout::safetensors(&[path, dir.path().join("missing.safetensors")]);
         assert_eq!(layout.layers(), 12, "layer numbers run to 11");
         assert_eq!(layout.layers_read(), 0);

@@ -84,17 +84,23 @@ pub(crate) fn read(path: &Path) -> Result<Vec<TensorSpan>, SafetensorsProblem> {
     Ok(spans)
 }
 
+/// A safetensors file's bytes for tests: `header`, then `data_len` zero bytes.
+#[cfg(test)]
+pub(crate) fn test_bytes(header: &serde_json::Value, data_len: usize) -> Vec<u8> {
+    let header = header.to_string();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, data_len));
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn write(dir: &Path, header: &serde_json::Value, data_len: usize) -> std::path::PathBuf {
-        let header = header.to_string();
-        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.extend(std::iter::repeat_n(0u8, data_len));
         let path = dir.join("model.safetensors");
-        std::fs::write(&path, bytes).expect("write");
+        std::fs::write(&path, test_bytes(header, data_len)).expect("write");
         path
     }
 
