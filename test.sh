@@ -11,7 +11,12 @@ scripts/deps.sh test
 # Every process this run starts inherits this mark, so whatever outlives its test (a daemon that
 # D-Bus started, holding the run's output open) is found and stopped when the run ends.
 export ALTIPLANO_RUN_MARK="altiplano-test-$$-$(date +%s%N)"
-trap 'scripts/reap.sh "$ALTIPLANO_RUN_MARK"' EXIT
+installed_here=""
+cleanup() {
+  scripts/reap.sh "$ALTIPLANO_RUN_MARK"
+  if [ -n "$installed_here" ]; then $installed_here dpkg -r altiplano >/dev/null || true; fi
+}
+trap cleanup EXIT
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -56,3 +61,24 @@ export ALTIPLANO_APP_BINARY="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/al
 timeout --kill-after=30 1800 \
   xvfb-run -a -s "-screen 0 1280x800x24" \
   scripts/with-keyring.sh node --test --test-concurrency=1 tests/e2e/
+
+step "the installed app: package the debug build (.deb, .rpm), install the .deb, start it from /usr/bin"
+scripts/package.sh --debug
+export ALTIPLANO_DEB ALTIPLANO_RPM
+ALTIPLANO_DEB="$(ls -t "${CARGO_TARGET_DIR:-target}"/debug/bundle/deb/*.deb | head -1)"
+ALTIPLANO_RPM="$(ls -t "${CARGO_TARGET_DIR:-target}"/debug/bundle/rpm/*.rpm | head -1)"
+as_root=""
+[ "$(id -u)" -ne 0 ] && as_root="sudo -n"
+if dpkg-query -W -f='${Status}' altiplano 2>/dev/null | grep -q "install ok installed"; then
+  echo "Altiplano is installed on this machine; the test does not replace it: installed-app test skipped" >&2
+elif ! $as_root true 2>/dev/null; then
+  echo "installing a package needs root (or sudo without a password): installed-app test skipped" >&2
+else
+  $as_root dpkg -i "$ALTIPLANO_DEB"
+  installed_here="${as_root:-env}"
+  timeout --kill-after=30 600 \
+    xvfb-run -a -s "-screen 0 1280x800x24" \
+    scripts/with-keyring.sh node --test --test-concurrency=1 tests/installed/
+  $as_root dpkg -r altiplano
+  installed_here=""
+fi

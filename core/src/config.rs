@@ -25,15 +25,41 @@ pub const STARTER_MODEL_ENV: &str = "ALTIPLANO_STARTER_MODEL";
 /// File name of the starter model (SmolLM2-135M-Instruct, Q4_1).
 pub const STARTER_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// The starter model: `ALTIPLANO_STARTER_MODEL` when set, otherwise the copy that
-/// `models/fetch-starter.sh` puts in the source tree this binary was built from. `None` when
-/// neither is known; the file may still be missing.
+/// Where a package puts the program's libraries, relative to the program's folder (`/usr/bin`
+/// → `/usr/lib/altiplano`): llama.cpp's libraries. `scripts/package.sh` lays packages out so,
+/// and the binaries' run path names it.
+pub const INSTALLED_LIB_DIR: &str = "../lib/altiplano";
+/// Where a package puts the starter model, relative to the program's folder
+/// (`/usr/share/altiplano/models`).
+pub const INSTALLED_MODELS_DIR: &str = "../share/altiplano/models";
+
+/// The folder of the running program, if the platform says.
+pub fn program_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
+}
+
+/// The folders that may hold llama.cpp's kernel libraries, in the order they are looked in:
+/// beside the program (a build), then the package's library folder (an installed app).
+pub fn library_dirs() -> Vec<PathBuf> {
+    program_dir().map(|dir| vec![dir.clone(), dir.join(INSTALLED_LIB_DIR)]).unwrap_or_default()
+}
+
+/// The starter model: `ALTIPLANO_STARTER_MODEL` when set, otherwise the copy an installed
+/// package carries, otherwise the copy that `models/fetch-starter.sh` puts in the source tree
+/// this binary was built from. The file may still be missing.
 pub fn starter_model() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(STARTER_MODEL_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
+    Some(starter_model_in(std::env::var_os(STARTER_MODEL_ENV), program_dir().as_deref()))
+}
+
+fn starter_model_in(env: Option<std::ffi::OsString>, program_dir: Option<&Path>) -> PathBuf {
+    if let Some(path) = env.filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
     }
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_MODEL_FILE);
-    Some(built_from)
+    let installed = program_dir.map(|dir| dir.join(INSTALLED_MODELS_DIR).join(STARTER_MODEL_FILE));
+    match installed {
+        Some(path) if path.is_file() => path,
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_MODEL_FILE),
+    }
 }
 
 /// Errors about configuration and paths.
@@ -100,5 +126,29 @@ impl DataDir {
     /// The SQLite database of conversations and settings.
     pub fn database_path(&self) -> PathBuf {
         self.0.join("altiplano.sqlite3")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_starter_model_is_the_one_named_then_the_installed_copy_then_the_source_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("usr/bin");
+        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_MODEL_FILE);
+        std::fs::create_dir_all(&bin).unwrap();
+        assert_eq!(starter_model_in(None, Some(&bin)), built, "nothing installed: the source tree's copy");
+
+        let models = bin.join(INSTALLED_MODELS_DIR);
+        std::fs::create_dir_all(&models).unwrap();
+        std::fs::write(models.join(STARTER_MODEL_FILE), b"GGUF").unwrap();
+        assert_eq!(starter_model_in(None, Some(&bin)), models.join(STARTER_MODEL_FILE));
+        assert!(starter_model_in(None, Some(&bin)).starts_with(dir.path().join("usr/bin/../share/altiplano/models")));
+
+        let named = dir.path().join("mine.gguf");
+        assert_eq!(starter_model_in(Some(named.clone().into()), Some(&bin)), named);
+        assert_eq!(starter_model_in(Some("".into()), Some(&bin)), models.join(STARTER_MODEL_FILE), "empty means unset");
     }
 }

@@ -14,7 +14,7 @@
 //! wait for the worker), and the worker stops at its next token or prompt batch.
 
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -37,6 +37,7 @@ use super::{
     finish_stats, EngineError, EngineKind, FinishReason, GenerationEvent, GenerationStats, KvPrecision, LoadOptions,
     LoadProgress, LoadStage, ModelInfo, Perplexity, PromptMessage, Sampling,
 };
+use crate::config;
 
 /// Tokens decoded in one llama.cpp call while reading a prompt (llama.cpp's own default
 /// micro-batch): large enough for full-speed matrix kernels, and a Stop is seen between two.
@@ -96,10 +97,11 @@ fn backend() -> Result<&'static LlamaBackend, String> {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
             load_kernels();
             if llama_cpp_2::list_llama_ggml_backend_devices().is_empty() {
+                let looked: Vec<String> = config::library_dirs().iter().map(|d| d.display().to_string()).collect();
                 return Err(format!(
-                    "llama.cpp found none of its CPU libraries (libggml-cpu-*) beside the program ({}) or where \
-                     they were built; reinstall Altiplano",
-                    exe_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+                    "llama.cpp found none of its CPU libraries (libggml-cpu-*) in {} or where they were built; \
+                     reinstall Altiplano",
+                    looked.join(" or "),
                 ));
             }
             LlamaBackend::init().map_err(|e| format!("llama.cpp could not start: {e}"))
@@ -108,19 +110,15 @@ fn backend() -> Result<&'static LlamaBackend, String> {
         .map_err(Clone::clone)
 }
 
-fn exe_dir() -> Option<PathBuf> {
-    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
-}
-
-/// Loads llama.cpp's kernel libraries: those beside the program (an installed app) when there
-/// are any, else those the build made. llama.cpp scores each CPU variant against this CPU and
-/// keeps the best.
+/// Loads llama.cpp's kernel libraries from the first of [`config::library_dirs`] that has
+/// them (a build's folder, an installed app's library folder), else those the build made.
+/// llama.cpp scores each CPU variant against this CPU and keeps the best.
 fn load_kernels() {
-    let beside = exe_dir().filter(|dir| {
+    let found = config::library_dirs().into_iter().find(|dir| {
         std::fs::read_dir(dir)
             .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().contains("ggml-cpu-")))
     });
-    match beside.as_deref().and_then(|d| d.to_str().map(|_| d)) {
+    match found.as_deref().filter(|d| d.to_str().is_some()) {
         Some(dir) => llama_cpp_2::llama_backend::load_backends_from_path(dir),
         None => llama_cpp_2::llama_backend::load_backends(),
     }

@@ -1,0 +1,89 @@
+// The installed app: what scripts/package.sh packs, and the app as `dpkg -i` installed it,
+// started from /usr/bin with nothing from the source tree (no ALTIPLANO_STARTER_MODEL, another
+// working folder): its window comes up, the starter model it carries loads, and it answers.
+// test.sh packages the debug build, installs the .deb, runs this and removes the package.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KEY_ENTER } from '../e2e/webdriver.mjs';
+import { root, startDriver, stop } from '../e2e/harness.mjs';
+
+const deb = process.env.ALTIPLANO_DEB;
+const rpm = process.env.ALTIPLANO_RPM;
+const installedApp = '/usr/bin/altiplano-app';
+const starter = '/usr/share/altiplano/models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const artifacts = join(root, 'tests/artifacts');
+
+const run = (program, args) => execFileSync(program, args, { encoding: 'utf8' });
+
+/** What both packages must carry for the app to run on a machine that never built it. */
+function assertCarries(listing, what) {
+  for (const path of ['/usr/bin/altiplano-app', '/usr/bin/altiplano', '/usr/lib/altiplano/libllama.so.0',
+    '/usr/lib/altiplano/libggml.so.0', '/usr/lib/altiplano/libggml-base.so.0', starter,
+    '/usr/share/applications/Altiplano.desktop']) {
+    assert.ok(listing.includes(path), `the ${what} carries ${path}`);
+  }
+  const kernels = listing.split('\n').filter((l) => /\/usr\/lib\/altiplano\/libggml-cpu-[a-z0-9]+\.so/.test(l));
+  assert.ok(kernels.length >= 2, `the ${what} carries llama.cpp's CPU variants (x64 at least, one per family): ${kernels.length}`);
+  assert.ok(listing.includes('libggml-cpu-x64.so'), `the ${what} runs on any x86-64 CPU`);
+}
+
+test('the .deb holds the app, the command line, llama.cpp and the starter model, and names its dependencies', () => {
+  assert.ok(deb && existsSync(deb), `ALTIPLANO_DEB must name the package (got ${deb})`);
+  assertCarries(run('dpkg-deb', ['-c', deb]).replace(/ (\.\/)?usr\//g, ' /usr/'), '.deb');
+  const depends = run('dpkg-deb', ['-f', deb, 'Depends']);
+  for (const dep of ['libwebkit2gtk-4.1-0', 'libgtk-3-0', 'libgomp1']) assert.match(depends, new RegExp(dep));
+});
+
+test('the .rpm holds the same files and dependencies', { skip: !rpm && 'no .rpm given' }, () => {
+  assert.ok(existsSync(rpm), `ALTIPLANO_RPM names a file (got ${rpm})`);
+  assertCarries(run('rpm', ['-qpl', rpm]), '.rpm');
+  const requires = run('rpm', ['-qpR', rpm]);
+  for (const dep of ['libwebkit2gtk-4.1', 'libgomp']) assert.match(requires, new RegExp(dep));
+});
+
+let driver;
+let driverProcess;
+let workDir;
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  workDir = mkdtempSync(join(tmpdir(), 'altiplano-installed-'));
+});
+
+after(async () => {
+  await driver?.quit();
+  await stop(driverProcess);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+test('the installed app starts with the starter model it carries and answers', async () => {
+  assert.ok(existsSync(installedApp), `${installedApp} is installed (test.sh installs the .deb first)`);
+  assert.ok(existsSync(starter), `${starter} is installed`);
+  // Only what a user's session has: no starter model named, a home of its own. (The package's
+  // starter comes before the source tree's; core's config tests check that order.)
+  const env = { ...process.env, ALTIPLANO_DATA_DIR: join(workDir, 'data'), HOME: workDir };
+  delete env.ALTIPLANO_STARTER_MODEL;
+  delete env.ALTIPLANO_MODEL;
+  delete env.CARGO_TARGET_DIR;
+  ({ driver, child: driverProcess } = await startDriver({ port: 4464, nativePort: 4465, env }));
+  await driver.start(installedApp);
+  const status = await driver.until('the starter model to load', async () => {
+    const [text] = await driver.texts('[data-testid="model-status"]');
+    return text && text.includes('context') ? text : null;
+  });
+  assert.match(status, /SmolLM2/i);
+
+  const [input] = await driver.findAll('#composer-input');
+  await driver.type(input, 'What is the capital of France? Answer in one word.' + KEY_ENTER);
+  const reply = await driver.until('a reply naming Paris', async () => {
+    const stats = await driver.texts('[data-testid="reply-stats"]');
+    const replies = await driver.texts('[data-testid="assistant-message"]');
+    return stats.length === 1 && replies.length === 1 && replies[0].includes('Paris') ? replies[0] : null;
+  });
+  assert.match(reply, /Paris/);
+  writeFileSync(join(artifacts, 'installed.png'), await driver.screenshot());
+});
