@@ -594,8 +594,12 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
     let bandwidth = gpus.iter().map(|g| gpu_bandwidth(g)).fold(f64::INFINITY, f64::min);
 
     // Tensor parallelism over the largest power of two of GPUs (NCCL needs a power of two),
-    // across all nodes for a cluster; a single GPU when there is one.
-    let per_node = if gpus.len() >= 2 { 1u32 << (31 - (gpus.len() as u32).leading_zeros()) } else { 1 };
+    // across all nodes for a cluster; a single GPU when there is one. llama.cpp has no NCCL:
+    // it splits layers over several GPUs (below).
+    let per_node = match gpus.len() {
+        n if n >= 2 && s.engine == EngineKind::MistralRs => 1u32 << (31 - (n as u32).leading_zeros()),
+        _ => 1,
+    };
     let nodes = profile.nodes.max(1);
     let world = per_node * nodes;
     let mut devices = Vec::new();
@@ -611,7 +615,8 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
             headroom_bytes: margin,
         });
     }
-    if fits(&devices) {
+    // (On llama.cpp, several GPUs always share the layers: it puts them on every GPU it sees.)
+    if fits(&devices) && (gpus.len() == 1 || s.engine == EngineKind::MistralRs) {
         let placement = if world == 1 {
             Placement::SingleGpu
         } else {
@@ -631,23 +636,55 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
         return found;
     }
 
-    // Layers split: as many as fit on the GPUs (filled in order), the rest on the CPU. FP8 is
-    // GPU-only; clusters are not split with the CPU.
+    // Layers split: as many as fit on the GPUs, the rest on the CPU. mistral.rs fills the GPUs in
+    // order (its device map takes the plan's count for each); llama.cpp takes only the total and
+    // shares it out by each GPU's free memory itself, so its plan shares them out the same way.
+    // FP8 is GPU-only; clusters are not split with the CPU.
     if s.variant.quant == Quant::Fp8 || nodes > 1 {
         return found;
     }
     let layers = u64::from(s.model.layers);
     let layer_weights = s.weights.div_ceil(layers);
     let layer_kv = s.kv(s.context).div_ceil(layers);
+    let overheads: Vec<u64> = (0..gpus.len())
+        .map(|i| {
+            let first_part = if i == 0 { embedding_copy(s.model, s.variant, s.engine) } else { 0 };
+            gpu_overhead(s.model, 0) + layer_weights * 2 + first_part
+        })
+        .collect();
+    let capacity: Vec<u64> = gpus
+        .iter()
+        .zip(&overheads)
+        .map(|(g, overhead)| gpu_budget(g).0.saturating_sub(*overhead) / (layer_weights + layer_kv))
+        .collect();
+    let counts = match s.engine {
+        EngineKind::LlamaCpp => {
+            let free: Vec<u64> = gpus.iter().map(|g| g.memory_free_bytes).collect();
+            let mut total = capacity.iter().sum::<u64>().min(layers);
+            loop {
+                let counts = llama_cpp_layer_split(total, &free);
+                if total == 0 || counts.iter().zip(&capacity).all(|(n, room)| n <= room) {
+                    break counts;
+                }
+                total -= 1;
+            }
+        }
+        EngineKind::MistralRs => {
+            let mut left = layers;
+            capacity
+                .iter()
+                .map(|room| {
+                    let n = (*room).min(left);
+                    left -= n;
+                    n
+                })
+                .collect()
+        }
+    };
+    let gpu_layers: u64 = counts.iter().sum();
     let mut devices = Vec::new();
-    let mut gpu_layers = 0u64;
-    for (i, g) in gpus.iter().enumerate() {
+    for (i, (g, (n, overhead))) in gpus.iter().zip(counts.iter().copied().zip(overheads)).enumerate() {
         let (budget, margin) = gpu_budget(g);
-        let first_part = if i == 0 { embedding_copy(s.model, s.variant, s.engine) } else { 0 };
-        let overhead = gpu_overhead(s.model, 0) + layer_weights * 2 + first_part;
-        let room = budget.saturating_sub(overhead);
-        let n = (room / (layer_weights + layer_kv)).min(layers - gpu_layers);
-        gpu_layers += n;
         devices.push(DeviceUse {
             device: format!("cuda:{i}"),
             budget_bytes: budget,
@@ -663,7 +700,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
     }
     if cpu_layers == 0 {
         // Every layer fits on the GPUs, spread over more of them than tensor parallelism can
-        // use (it needs a power of two): the layers run one GPU after another.
+        // use (it needs a power of two), or on llama.cpp: the layers run one GPU after another.
         if fits(&devices) {
             let placement = Placement::LayerSplit { gpu_layers: gpu_layers as u32, cpu_layers: 0 };
             let mut c = candidate(s, Backend::Cuda, placement, Fit::Gpu, devices);
@@ -699,6 +736,31 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
         found.push(c);
     }
     found
+}
+
+/// How llama.cpp shares `layers` GPU layers out over GPUs with `free` bytes free each (its
+/// default split, `llama-model.cpp`: layer j of n goes to the first GPU whose cumulative share
+/// of the free memory exceeds j / n).
+fn llama_cpp_layer_split(layers: u64, free: &[u64]) -> Vec<u64> {
+    let mut counts = vec![0u64; free.len()];
+    let sum = free.iter().sum::<u64>() as f64;
+    if free.is_empty() || layers == 0 {
+        return counts;
+    }
+    let mut running = 0.0;
+    let bounds: Vec<f64> = free
+        .iter()
+        .map(|f| {
+            running += if sum > 0.0 { *f as f64 / sum } else { 1.0 / free.len() as f64 };
+            running
+        })
+        .collect();
+    for j in 0..layers {
+        let at = j as f64 / layers as f64;
+        let gpu = bounds.iter().position(|b| *b > at).unwrap_or(free.len() - 1);
+        counts[gpu] += 1;
+    }
+    counts
 }
 
 /// All of the model on one device (the Apple GPU or the CPU), if it fits.
@@ -923,5 +985,21 @@ fn nothing_fits(profile: &HardwareProfile, catalog: &Catalog, options: PlanOptio
             )
         }
         None => "The catalog lists no Llama 3.1 variants.".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_cpps_split_by_free_memory() {
+        assert_eq!(llama_cpp_layer_split(80, &[24, 24]), vec![40, 40]);
+        // 75 % of the free memory: layers 0..=60 of 81 (j / 81 < 0.75), the rest on the next.
+        assert_eq!(llama_cpp_layer_split(81, &[30, 10]), vec![61, 20]);
+        assert_eq!(llama_cpp_layer_split(5, &[1, 1, 1]), vec![2, 2, 1]);
+        assert_eq!(llama_cpp_layer_split(0, &[1, 1]), vec![0, 0]);
+        assert_eq!(llama_cpp_layer_split(4, &[0, 0]), vec![2, 2], "no figures: an even split");
+        assert_eq!(llama_cpp_layer_split(7, &[5]), vec![7]);
     }
 }

@@ -278,12 +278,21 @@ fn the_default_context_is_what_the_recommendation_holds() {
     assert_eq!(default_context(&tiny, &catalog, Preference::Quality, &[]), 8192);
     assert!(at(&tiny, 8192).is_none());
 
-    // A multi-GPU workstation keeps its large model and gets the long context beside it.
+    // A multi-GPU workstation keeps its large model (405B on llama.cpp, its layers shared over
+    // the four GPUs) at a context that variant holds.
     let h100s = pc(512, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4));
     let base = at(&h100s, 8192).unwrap();
+    assert_eq!(base.model, "llama-3.1-405b-instruct");
     let context = default_context(&h100s, &catalog, Preference::Quality, &[]);
+    assert!(context >= 8192 && context.is_power_of_two(), "{context}");
+    let opened = at(&h100s, context).unwrap();
+    assert_eq!(opened.model, base.model);
+    assert!(opened.max_context_tokens >= context, "{opened:?}");
+    // With more memory per GPU the same model gets the long context beside it.
+    let h200s = pc(1024, 64, nvidia("NVIDIA H200", 141, "9.0", 4));
+    let context = default_context(&h200s, &catalog, Preference::Quality, &[]);
     assert_eq!(context, LONG_CONTEXT);
-    assert_eq!(at(&h100s, context).unwrap().model, base.model);
+    assert_eq!(at(&h200s, context).unwrap().model, "llama-3.1-405b-instruct");
 }
 
 #[test]
@@ -497,4 +506,60 @@ fn a_plan_split_between_gpu_and_cpu_names_the_layers_for_each_gpu() {
     // One GPU that holds everything: the engine places it itself.
     let one = plan(&pc(64, 16, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 1)), &catalog, PlanOptions::default());
     assert!(gpu_layers_for(&one.recommended.unwrap(), &catalog).is_empty());
+}
+
+/// llama.cpp takes only how many layers go on the GPUs and shares them out by each GPU's free
+/// memory; its plan must say what llama.cpp will do, not fill the GPUs in order as mistral.rs's
+/// device map does, and never promise tensor parallelism, which llama.cpp lacks.
+#[test]
+fn llama_cpp_plans_share_layers_over_gpus_by_free_memory_as_llama_cpp_does() {
+    let catalog = Catalog::builtin().unwrap();
+    let mut gpus = nvidia("NVIDIA GeForce RTX 3090", 24, "8.6", 1);
+    gpus.extend(nvidia("NVIDIA GeForce RTX 3060", 12, "8.6", 1));
+    let rig = pc(64, 16, gpus);
+    let planned = plan(&rig, &catalog, PlanOptions::default());
+    let row = |model: &str, quant: Quant| {
+        planned.candidates.iter().find(|c| c.model == model && c.quant == quant).unwrap().clone()
+    };
+
+    // 8B Q4_K_M fits on the 3090 alone, but llama.cpp would spread it over both: so it is planned.
+    let small = row("llama-3.1-8b-instruct", Quant::Q4KM);
+    assert_eq!(small.engine, EngineKind::LlamaCpp);
+    let Placement::LayerSplit { gpu_layers, cpu_layers: 0 } = small.placement else { panic!("{:?}", small.placement) };
+    let per_gpu = gpu_layers_for(&small, &catalog);
+    assert_eq!(per_gpu.iter().sum::<u32>(), gpu_layers);
+    assert_eq!(gpu_layers, 32, "every layer on the GPUs");
+    // 23.5 and 11.5 GiB free: 67 % and 33 % of the layers, as llama.cpp's cumulative split gives.
+    assert_eq!(per_gpu, vec![22, 10], "{}", small.explanation);
+    assert!(small.explanation.contains("one after another"), "{}", small.explanation);
+
+    // 70B Q4_K_M does not fit on both: the layers that do are shared the same way, the rest on the CPU.
+    let large = row("llama-3.1-70b-instruct", Quant::Q4KM);
+    let Placement::LayerSplit { gpu_layers, cpu_layers } = large.placement else { panic!("{:?}", large.placement) };
+    assert!(cpu_layers > 0);
+    let per_gpu = gpu_layers_for(&large, &catalog);
+    assert_eq!(per_gpu.iter().sum::<u32>(), gpu_layers);
+    let share = f64::from(per_gpu[0]) / f64::from(gpu_layers);
+    assert!((share - 23.5 / 35.0).abs() < 0.05, "{per_gpu:?}: the 3090 takes its share of free memory");
+    for d in large.devices.iter().filter(|d| d.device.starts_with("cuda:")) {
+        assert!(d.weights_bytes + d.kv_cache_bytes + d.overhead_bytes <= d.budget_bytes, "{d:?} fits");
+    }
+
+    // A safetensors model on the same GPUs runs on mistral.rs, which fills them in order.
+    let bf16 = row("llama-3.1-8b-instruct", Quant::Bf16);
+    assert_eq!(bf16.engine, EngineKind::MistralRs);
+
+    // Four equal GPUs: llama.cpp gets a layer split, evenly; mistral.rs tensor parallelism.
+    let four = plan(&pc(1024, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4)), &catalog, PlanOptions::default());
+    for c in four.candidates.iter().filter(|c| c.fit == Fit::Gpu) {
+        match c.engine {
+            EngineKind::LlamaCpp => {
+                assert!(matches!(c.placement, Placement::LayerSplit { cpu_layers: 0, .. }), "{c:?}");
+                let per_gpu = gpu_layers_for(c, &catalog);
+                let (min, max) = (per_gpu.iter().min().unwrap(), per_gpu.iter().max().unwrap());
+                assert!(max - min <= 1, "{per_gpu:?}");
+            }
+            EngineKind::MistralRs => assert!(!matches!(c.placement, Placement::LayerSplit { .. }), "{c:?}"),
+        }
+    }
 }

@@ -365,8 +365,12 @@ fn worker(mut config: WorkerConfig, ready: oneshot::Sender<Ready>, jobs: std_mps
 /// follows the load sees the channel close.
 fn load_model(backend: &LlamaBackend, config: &mut WorkerConfig) -> Result<(Arc<Shared>, LlamaContextParams), String> {
     let mut params = LlamaModelParams::default();
+    // llama.cpp counts the output layer as one more: all of them on the GPUs is one past the
+    // model's layers, and llama.cpp shares them out over the GPUs by free memory (the plan's
+    // split does the same, see `planner::llama_cpp_layer_split`).
     if config.gpu_layers > 0 {
-        params = params.with_n_gpu_layers(config.gpu_layers);
+        let all = config.gpu_layers >= config.layers;
+        params = params.with_n_gpu_layers(if all { config.layers + 1 } else { config.gpu_layers });
     }
     let on_gpu = params.n_gpu_layers() != 0
         && llama_cpp_2::list_llama_ggml_backend_devices().iter().any(|d| {
