@@ -25,5 +25,15 @@ if hits="$(grep -rnE '\b(mistralrs|llama_cpp_2|llama_cpp_sys_2)::' core/src cli/
   echo "$hits" >&2
   failed=1
 fi
+
+# The UI reaches the backend through one door: only ui/src/lib/api imports Tauri's API or the
+# generated bindings (tests may mock the IPC).
+if hits="$(grep -rnE "from '@tauri-apps/api|/api/bindings'" ui/src --include='*.ts' --include='*.svelte' \
+  | grep -v -e '^ui/src/lib/api/' -e '\.test\.ts:')"; then
+  echo "only ui/src/lib/api may import @tauri-apps/api or the generated bindings:" >&2
+  echo "$hits" >&2
+  failed=1
+fi
 [ "$failed" = 0 ] && echo "architecture invariants hold"
 exit "$failed"
+

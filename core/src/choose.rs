@@ -90,7 +90,11 @@ pub enum ChooseError {
     #[error("{} is a GGUF file, quantized already; in-situ quantization (--isq) applies to safetensors folders", .0.display())]
     IsqOnGguf(PathBuf),
     /// The starter model is not on disk.
-    #[error("the starter model is not on disk ({}); run models/fetch-starter.sh", .0.display())]
+    #[error(
+        "the starter model is not on disk ({}); reinstall Altiplano, or in a source checkout run \
+         models/fetch-starter.sh",
+        .0.display()
+    )]
     NoStarter(PathBuf),
     /// The library failed (a path that is not a usable model, a missing id).
     #[error(transparent)]
@@ -98,6 +102,17 @@ pub enum ChooseError {
     /// The variant cannot be downloaded (no repo, bad name).
     #[error(transparent)]
     Download(#[from] download::DownloadError),
+}
+
+/// The starter model's file ([`config::starter_model`]), or [`ChooseError::NoStarter`] naming
+/// where it was looked for.
+pub fn starter() -> Result<PathBuf, ChooseError> {
+    let path = config::starter_model().unwrap_or_default();
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ChooseError::NoStarter(path))
+    }
 }
 
 /// What was asked for.
@@ -183,11 +198,7 @@ pub async fn resolve(library: &Library, catalog: &Catalog, target: &Target) -> R
                 return Err(ChooseError::UnknownTarget(id.clone()));
             };
             if model.starter {
-                let path = config::starter_model().unwrap_or_default();
-                if !path.is_file() {
-                    return Err(ChooseError::NoStarter(path));
-                }
-                return on_disk(library.import(&path).await?);
+                return on_disk(library.import(&starter()?).await?);
             }
             let local = library.list().await?.into_iter().find(|m| m.variant.as_deref() == Some(id) && m.path.exists());
             match local {

@@ -42,6 +42,62 @@ fn startup_documents() -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Every command the UI can call, and the TypeScript that calls them: `ui/src/lib/api/bindings.ts`
+/// is generated from this (`cargo test -p altiplano-app bindings`), and `build.rs` grants the
+/// window exactly these commands, read from this list.
+pub fn wire() -> tauri_specta::Builder<tauri::Wry> {
+    tauri_specta::Builder::<tauri::Wry>::new()
+        .commands(tauri_specta::collect_commands![
+            commands::model::get_status,
+            commands::model::watch_status,
+            commands::model::use_starter_model,
+            commands::model::choose_model_file,
+            commands::model::plan_models,
+            commands::model::use_model,
+            commands::conversations::list_conversations,
+            commands::conversations::get_messages,
+            commands::conversations::search_messages,
+            commands::conversations::rename_conversation,
+            commands::conversations::delete_conversation,
+            commands::chat::send_message,
+            commands::chat::regenerate_reply,
+            commands::chat::stop_reply,
+            commands::code::choose_project,
+            commands::code::reindex_project,
+            commands::code::ask_code,
+            commands::code::read_project_file,
+            commands::code::current_project,
+            commands::code::watch_projects,
+            commands::documents::watch_documents,
+            commands::documents::choose_documents,
+            commands::documents::list_documents,
+            commands::documents::get_document,
+            commands::documents::forget_document,
+            commands::documents::summarize_document,
+            commands::documents::document_page,
+            commands::documents::ask_document,
+            commands::downloads::list_downloads,
+            commands::downloads::watch_downloads,
+            commands::downloads::start_download,
+            commands::downloads::pause_download,
+            commands::downloads::resume_download,
+            commands::downloads::cancel_download,
+            commands::downloads::forget_download,
+            commands::downloads::set_hf_token,
+            commands::downloads::clear_hf_token,
+            commands::downloads::set_download_endpoint,
+            commands::downloads::import_model,
+            commands::downloads::remove_model,
+            commands::downloads::load_local_model,
+        ])
+        // Errors reject the promise with an `ApiError`, as `invoke` does.
+        .error_handling(tauri_specta::ErrorHandlingMode::Throw)
+        // Ids, counts and byte sizes stay far below 2^53.
+        .dangerously_cast_bigints_to_number()
+        // One TypeScript type per DTO: the wire's types are serialized or deserialized only.
+        .disable_serde_phases()
+}
+
 /// Starts the app; returns when the window closes.
 pub fn run() -> Result<(), StartupError> {
     altiplano_core::cpu::check()?;
@@ -85,49 +141,45 @@ pub fn run() -> Result<(), StartupError> {
                 Ok(())
             }
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::model::get_status,
-            commands::model::watch_status,
-            commands::model::use_starter_model,
-            commands::model::choose_model_file,
-            commands::model::plan_models,
-            commands::model::use_model,
-            commands::conversations::list_conversations,
-            commands::conversations::get_messages,
-            commands::conversations::search_messages,
-            commands::conversations::rename_conversation,
-            commands::conversations::delete_conversation,
-            commands::chat::send_message,
-            commands::chat::regenerate_reply,
-            commands::chat::stop_reply,
-            commands::code::choose_project,
-            commands::code::reindex_project,
-            commands::code::ask_code,
-            commands::code::read_project_file,
-            commands::code::current_project,
-            commands::code::watch_projects,
-            commands::documents::watch_documents,
-            commands::documents::choose_documents,
-            commands::documents::list_documents,
-            commands::documents::get_document,
-            commands::documents::forget_document,
-            commands::documents::summarize_document,
-            commands::documents::document_page,
-            commands::documents::ask_document,
-            commands::downloads::list_downloads,
-            commands::downloads::watch_downloads,
-            commands::downloads::start_download,
-            commands::downloads::pause_download,
-            commands::downloads::resume_download,
-            commands::downloads::cancel_download,
-            commands::downloads::forget_download,
-            commands::downloads::set_hf_token,
-            commands::downloads::clear_hf_token,
-            commands::downloads::set_download_endpoint,
-            commands::downloads::import_model,
-            commands::downloads::remove_model,
-            commands::downloads::load_local_model,
-        ])
+        .invoke_handler(wire().invoke_handler())
         .run(tauri::generate_context!())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Writes the UI's bindings (test.sh fails when the committed file differs), and checks that
+    /// the window's capability grants exactly the commands the bindings call.
+    #[test]
+    fn bindings() {
+        let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/api");
+        let path = api.join("bindings.ts");
+        let header =
+            "// Generated by tauri-specta from src-tauri (`cargo test -p altiplano-app bindings`); do not edit.";
+        super::wire()
+            .export(specta_typescript::Typescript::default().header(header), &path)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        let generated = std::fs::read_to_string(&path).unwrap_or_default();
+        // `name: (…) => __TAURI_INVOKE<T>("command", …)`
+        let called: BTreeSet<String> = generated
+            .lines()
+            .filter_map(|line| line.split_once("__TAURI_INVOKE<")?.1.split_once(">(\"")?.1.split_once('"'))
+            .map(|(name, _)| name.replace('_', "-"))
+            .collect();
+        assert!(!called.is_empty(), "the bindings call the commands: {generated}");
+
+        let capability = Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities/default.json");
+        let capability: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&capability).unwrap_or_default()).unwrap_or_default();
+        let granted: BTreeSet<String> = capability["permissions"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|p| p.as_str()?.strip_prefix("allow-").map(str::to_owned)).collect())
+            .unwrap_or_default();
+        assert_eq!(granted, called, "capabilities/default.json grants exactly the generated commands");
+        // No per-type file of the old generator is left for the UI to import by mistake.
+        assert!(!api.join("bindings").exists(), "{} is stale: remove it", api.join("bindings").display());
+    }
 }

@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use altiplano_core::choose;
 use altiplano_core::engine::{Engine, EngineKind, Isq, LoadOptions, LoadProgress, LoadStage};
 use altiplano_core::store::Store;
-use altiplano_core::{choose, config};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
@@ -96,10 +96,9 @@ pub async fn chosen(store: &Store, model: Option<&Path>, isq: Option<Isq>) -> an
         None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
             Some(chosen) => (chosen.path, isq.or(chosen.isq), chosen.engine),
             None => (
-                config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
+                choose::starter().map_err(|e| {
                     anyhow::anyhow!(
-                        "no model chosen: pass --model PATH, choose one with `altiplano models use`, or fetch the \
-                         starter model with models/fetch-starter.sh"
+                        "no model chosen: pass --model PATH, or choose one with `altiplano models use` ({e})"
                     )
                 })?,
                 isq,

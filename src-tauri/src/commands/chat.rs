@@ -7,6 +7,7 @@ use super::{SessionState, TextBatch};
 use crate::dto::{ApiError, ChatStreamEvent, TurnResultDto};
 
 #[tauri::command]
+#[specta::specta]
 pub async fn send_message(
     session: SessionState<'_>,
     request_id: u32,
@@ -19,6 +20,7 @@ pub async fn send_message(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn regenerate_reply(
     session: SessionState<'_>,
     request_id: u32,
@@ -29,6 +31,7 @@ pub async fn regenerate_reply(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn stop_reply(session: SessionState<'_>, request_id: u32) -> bool {
     session.stop(request_id)
 }

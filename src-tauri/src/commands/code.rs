@@ -13,6 +13,7 @@ use crate::dto::{ApiError, CodeAnswerDto, CodeStreamEvent, IndexProgressDto, Pro
 /// folder with progress on `on_progress`, and makes it the open code folder. `None` when the
 /// dialog was cancelled.
 #[tauri::command]
+#[specta::specta]
 pub async fn choose_project(
     app: tauri::AppHandle,
     session: SessionState<'_>,
@@ -31,6 +32,7 @@ pub async fn choose_project(
 
 /// Brings the open folder's index up to date (only changed files are read).
 #[tauri::command]
+#[specta::specta]
 pub async fn reindex_project(
     session: SessionState<'_>,
     on_progress: Channel<IndexProgressDto>,
@@ -68,6 +70,7 @@ async fn index(
 /// Answers a question about the open folder, streaming the text; `stop_reply` with the same
 /// request id stops it.
 #[tauri::command]
+#[specta::specta]
 pub async fn ask_code(
     session: SessionState<'_>,
     request_id: u32,
@@ -83,6 +86,7 @@ pub async fn ask_code(
 
 /// A file of the open folder, for the read-only view a citation opens.
 #[tauri::command]
+#[specta::specta]
 pub async fn read_project_file(session: SessionState<'_>, path: String) -> Result<String, ApiError> {
     Ok(session.read_project_file(&path).await?)
 }
@@ -90,6 +94,7 @@ pub async fn read_project_file(session: SessionState<'_>, path: String) -> Resul
 /// The open code folder (opened at start-up from `ALTIPLANO_PROJECT` or the last one used),
 /// if any.
 #[tauri::command]
+#[specta::specta]
 pub async fn current_project(session: SessionState<'_>) -> Result<Option<ProjectDto>, ApiError> {
     Ok(session.project_report().await.map(|(index, report)| ProjectDto::new(index.root(), &report)))
 }
@@ -109,6 +114,7 @@ impl ProjectListeners {
 /// Subscribes to folders dropped on the window: their indexing progress, then the open project
 /// (or why it failed).
 #[tauri::command]
+#[specta::specta]
 pub fn watch_projects(listeners: tauri::State<'_, ProjectListeners>, on_event: Channel<ProjectEventDto>) {
     listeners.0.lock().unwrap_or_else(|p| p.into_inner()).push(on_event);
 }

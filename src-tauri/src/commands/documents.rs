@@ -44,6 +44,7 @@ impl DocumentListeners {
 
 /// Subscribes to documents as they open (dropped, chosen, or named on the command line).
 #[tauri::command]
+#[specta::specta]
 pub fn watch_documents(app: tauri::AppHandle, on_event: Channel<DocumentEventDto>) {
     let listeners = app.state::<DocumentListeners>();
     listeners.channels.lock().unwrap_or_else(|p| p.into_inner()).push(on_event);
@@ -54,6 +55,7 @@ pub fn watch_documents(app: tauri::AppHandle, on_event: Channel<DocumentEventDto
 /// Opens the file dialog; the chosen files open one after another, reported to the
 /// subscribers of `watch_documents`. False when the dialog was cancelled.
 #[tauri::command]
+#[specta::specta]
 pub async fn choose_documents(app: tauri::AppHandle) -> Result<bool, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog().file().set_title("Open documents").add_filter("Documents", EXTENSIONS).pick_files(move |files| {
@@ -96,12 +98,14 @@ pub fn open_paths(app: &tauri::AppHandle, paths: Vec<PathBuf>) {
 
 /// Documents opened before, most recent first.
 #[tauri::command]
+#[specta::specta]
 pub async fn list_documents(session: SessionState<'_>) -> Result<Vec<DocumentDto>, ApiError> {
     Ok(session.documents().await?.iter().map(DocumentDto::from).collect())
 }
 
 /// A document opened before, with its summary if finished.
 #[tauri::command]
+#[specta::specta]
 pub async fn get_document(session: SessionState<'_>, document_id: i64) -> Result<OpenedDocumentDto, ApiError> {
     let (document, summary) = session.document(document_id).await?;
     Ok(OpenedDocumentDto { document: DocumentDto::from(&document), summary: summary.as_ref().map(SummaryDto::from) })
@@ -109,6 +113,7 @@ pub async fn get_document(session: SessionState<'_>, document_id: i64) -> Result
 
 /// Forgets a document and its summaries; its conversation stays.
 #[tauri::command]
+#[specta::specta]
 pub async fn forget_document(session: SessionState<'_>, document_id: i64) -> Result<(), ApiError> {
     Ok(session.forget_document(document_id).await?)
 }
@@ -116,6 +121,7 @@ pub async fn forget_document(session: SessionState<'_>, document_id: i64) -> Res
 /// Summarizes a document with progress on `on_progress`; `stop_reply` with the same request
 /// id stops it (finished parts are kept, and the next call continues). `fresh` starts over.
 #[tauri::command]
+#[specta::specta]
 pub async fn summarize_document(
     session: SessionState<'_>,
     request_id: u32,
@@ -140,6 +146,7 @@ pub async fn summarize_document(
 
 /// The text of one page, for the view a citation opens.
 #[tauri::command]
+#[specta::specta]
 pub async fn document_page(session: SessionState<'_>, document_id: i64, page: u32) -> Result<String, ApiError> {
     Ok(session.document_page(document_id, page).await?.text)
 }
@@ -147,6 +154,7 @@ pub async fn document_page(session: SessionState<'_>, document_id: i64, page: u3
 /// Answers a follow-up question about a document, streaming the text; `stop_reply` with the
 /// same request id stops it.
 #[tauri::command]
+#[specta::specta]
 pub async fn ask_document(
     session: SessionState<'_>,
     request_id: u32,

@@ -39,6 +39,7 @@ async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn list_downloads(session: SessionState<'_>) -> Result<DownloadsDto, ApiError> {
     snapshot(&session).await
 }
@@ -46,6 +47,7 @@ pub async fn list_downloads(session: SessionState<'_>) -> Result<DownloadsDto, A
 /// Sends the downloads panel's state now and whenever it changes (at most four times a
 /// second), until the webview goes away. The UI keeps one such subscription for its lifetime.
 #[tauri::command]
+#[specta::specta]
 pub async fn watch_downloads(session: SessionState<'_>, on_update: Channel<DownloadsDto>) -> Result<(), ApiError> {
     let mut changes = session.downloads().subscribe();
     let mut token = None;
@@ -67,6 +69,7 @@ pub async fn watch_downloads(session: SessionState<'_>, on_update: Channel<Downl
 
 /// Starts a download: a catalog variant id, or a repo id with an optional file.
 #[tauri::command]
+#[specta::specta]
 pub async fn start_download(
     session: SessionState<'_>,
     target: String,
@@ -78,38 +81,45 @@ pub async fn start_download(
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn pause_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
     Ok(session.downloads().pause(id).await?)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn resume_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
     Ok(session.downloads().resume(id).await?)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn cancel_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
     Ok(session.downloads().cancel(id).await?)
 }
 
 /// Removes a finished, failed or cancelled download from the list.
 #[tauri::command]
+#[specta::specta]
 pub async fn forget_download(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
     Ok(session.downloads().forget(id).await?)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn set_hf_token(token: String) -> Result<(), ApiError> {
     Ok(secrets::set_hf_token(&token).await?)
 }
 
 #[tauri::command]
+#[specta::specta]
 pub async fn clear_hf_token() -> Result<(), ApiError> {
     Ok(secrets::clear_hf_token().await?)
 }
 
 /// Chooses the endpoint (a Hugging Face mirror); empty means the Hub itself.
 #[tauri::command]
+#[specta::specta]
 pub async fn set_download_endpoint(session: SessionState<'_>, endpoint: String) -> Result<(), ApiError> {
     Ok(session.downloads().set_endpoint(&endpoint).await?)
 }
@@ -117,6 +127,7 @@ pub async fn set_download_endpoint(session: SessionState<'_>, endpoint: String) 
 /// Opens a dialog (from Rust, so the webview never names paths) for a GGUF file or a
 /// safetensors folder, checks it and adds it to the library. `None` when cancelled.
 #[tauri::command]
+#[specta::specta]
 pub async fn import_model(
     app: tauri::AppHandle,
     session: SessionState<'_>,
@@ -142,6 +153,7 @@ pub async fn import_model(
 
 /// Removes a model: downloaded files are deleted, imported ones only forgotten.
 #[tauri::command]
+#[specta::specta]
 pub async fn remove_model(session: SessionState<'_>, id: i64) -> Result<(), ApiError> {
     session.remove_library_model(id).await?;
     Ok(())
@@ -151,6 +163,7 @@ pub async fn remove_model(session: SessionState<'_>, id: i64) -> Result<(), ApiE
 /// model quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given; on
 /// `engine` when given (else the one its format runs on).
 #[tauri::command]
+#[specta::specta]
 pub async fn load_local_model(
     session: SessionState<'_>,
     id: i64,

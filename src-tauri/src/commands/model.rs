@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
+use altiplano_core::choose;
 use altiplano_core::config;
+use altiplano_core::session::SessionError;
 use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
 use crate::dto::{
-    ApiError, EngineDto, ErrorCode, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto, UseStartedDto,
+    ApiError, EngineDto, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto, UseStartedDto,
 };
 
 fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
@@ -20,6 +22,7 @@ fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
 }
 
 #[tauri::command]
+#[specta::specta]
 pub fn get_status(session: SessionState<'_>) -> StatusDto {
     status(&session, session.model_state().into())
 }
@@ -28,6 +31,7 @@ pub fn get_status(session: SessionState<'_>) -> StatusDto {
 /// layers, a download-then-load's start, the end of a load or its failure. At most twenty
 /// updates a second (the latest state wins). Ends when the webview goes away.
 #[tauri::command]
+#[specta::specta]
 pub async fn watch_status(session: SessionState<'_>, on_update: Channel<StatusDto>) -> Result<(), ApiError> {
     let mut changes = session.watch_model();
     loop {
@@ -46,19 +50,16 @@ pub async fn watch_status(session: SessionState<'_>, on_update: Channel<StatusDt
 const STATUS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[tauri::command]
+#[specta::specta]
 pub async fn use_starter_model(session: SessionState<'_>) -> Result<ModelDto, ApiError> {
-    let path = config::starter_model().filter(|p| p.is_file()).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ModelNotFound,
-            "the starter model is not on this computer; run models/fetch-starter.sh",
-        )
-    })?;
+    let path = choose::starter().map_err(SessionError::from)?;
     Ok(ModelDto::from(&session.load_model(&path).await?))
 }
 
 /// Opens a file dialog (from Rust, so the webview never names paths) and loads the chosen
 /// GGUF file. `None` when the dialog was cancelled.
 #[tauri::command]
+#[specta::specta]
 pub async fn choose_model_file(app: tauri::AppHandle, session: SessionState<'_>) -> Result<Option<ModelDto>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog().file().set_title("Choose a GGUF model").add_filter("GGUF model", &["gguf"]).pick_file(move |file| {
@@ -74,6 +75,7 @@ pub async fn choose_model_file(app: tauri::AppHandle, session: SessionState<'_>)
 /// This machine's hardware and every catalog variant planned for it at `context_tokens`, or,
 /// when the page opens (`None`), at the context the recommended variant holds.
 #[tauri::command]
+#[specta::specta]
 pub async fn plan_models(
     session: SessionState<'_>,
     context_tokens: Option<u32>,
@@ -88,6 +90,7 @@ pub async fn plan_models(
 /// library model id. Loaded as its plan says (on `engine` when given), measured, and made the
 /// chat model.
 #[tauri::command]
+#[specta::specta]
 pub async fn use_model(
     session: SessionState<'_>,
     target: String,

@@ -3,14 +3,12 @@
 use altiplano_core::chat::TurnOutcome;
 use altiplano_core::engine::FinishReason;
 use serde::Serialize;
-use ts_rs::TS;
 
 use super::*;
 
 /// What streams to the UI while a reply is written.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 #[allow(
     clippy::large_enum_variant,
     reason = "one Started per reply beside hundreds of Text events; boxing it buys nothing"
@@ -20,11 +18,8 @@ pub enum ChatStreamEvent {
     Started {
         conversation: ConversationDto,
         user_message: MessageDto,
-        #[ts(type = "number")]
         reply_id: i64,
-        #[ts(type = "number")]
         omitted_messages: usize,
-        #[ts(type = "number")]
         prompt_tokens: usize,
     },
     /// More text (batched: several tokens at a time).
@@ -32,9 +27,8 @@ pub enum ChatStreamEvent {
 }
 
 /// Why a reply ended.
-#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[derive(Debug, Clone, Copy, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum FinishReasonDto {
     Stop,
     Length,
@@ -44,15 +38,12 @@ pub enum FinishReasonDto {
 }
 
 /// How a turn ended.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct TurnResultDto {
-    #[ts(type = "number")]
     pub conversation_id: i64,
     pub reply: MessageDto,
     pub finish_reason: FinishReasonDto,
-    #[ts(type = "number")]
     pub omitted_messages: usize,
 }
 

@@ -3,40 +3,30 @@
 use altiplano_core::codebase::answer::CodeAnswer;
 use altiplano_core::codebase::IndexReport;
 use serde::Serialize;
-use ts_rs::TS;
 
 use super::*;
 
 /// An open code folder and its last indexing.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct ProjectDto {
     pub root: String,
     pub name: String,
-    #[ts(type = "number")]
     pub files_seen: u64,
-    #[ts(type = "number")]
     pub files_indexed: u64,
-    #[ts(type = "number")]
     pub files_unchanged: u64,
-    #[ts(type = "number")]
     pub files_removed: u64,
-    #[ts(type = "number")]
     pub chunks: u64,
     /// Files left out, with why (binary, too_large, minified, generated, not_utf8, …).
     pub skipped: Vec<SkipCountDto>,
-    #[ts(type = "number")]
     pub elapsed_ms: u64,
 }
 
 /// How many files were left out for one reason.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct SkipCountDto {
     pub reason: String,
-    #[ts(type = "number")]
     pub count: u64,
 }
 
@@ -61,46 +51,36 @@ impl ProjectDto {
 }
 
 /// Indexing progress.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct IndexProgressDto {
-    #[ts(type = "number")]
     pub files_done: u64,
-    #[ts(type = "number")]
     pub files_total: u64,
     pub files_per_second: f64,
 }
 
 /// A chunk of code shown to the model.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct ExcerptDto {
     pub path: String,
-    #[ts(type = "number")]
     pub start_line: usize,
-    #[ts(type = "number")]
     pub end_line: usize,
     pub symbol: String,
 }
 
 /// A citation in an answer that names code the model was shown.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct CitationDto {
     pub path: String,
-    #[ts(type = "number")]
     pub start_line: usize,
-    #[ts(type = "number")]
     pub end_line: usize,
 }
 
 /// A finished answer about the code folder.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct CodeAnswerDto {
     /// The answer, citations that named no excerpt removed.
     pub text: String,
@@ -108,7 +88,6 @@ pub struct CodeAnswerDto {
     /// Citations removed because the model was not shown that code.
     pub removed_citations: Vec<String>,
     pub excerpts: Vec<ExcerptDto>,
-    #[ts(type = "number")]
     pub conversation_id: i64,
 }
 
@@ -140,17 +119,15 @@ impl CodeAnswerDto {
 }
 
 /// Streamed text of an answer about code.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum CodeStreamEvent {
     Text { text: String },
 }
 
 /// A folder dropped on the window, as it is opened.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum ProjectEventDto {
     /// Indexing progress.
     Indexing { progress: IndexProgressDto },

@@ -2,19 +2,14 @@
 
 use altiplano_core::store::{Conversation, Message, MessageStatus, Role, SearchHit};
 use serde::Serialize;
-use ts_rs::TS;
 
 /// A conversation in the sidebar.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct ConversationDto {
-    #[ts(type = "number")]
     pub id: i64,
     pub title: String,
-    #[ts(type = "number")]
     pub created_at: i64,
-    #[ts(type = "number")]
     pub updated_at: i64,
 }
 
@@ -25,9 +20,8 @@ impl From<Conversation> for ConversationDto {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[derive(Debug, Clone, Copy, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum RoleDto {
     System,
     User,
@@ -45,9 +39,8 @@ impl From<Role> for RoleDto {
 }
 
 /// Where a message stands.
-#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[derive(Debug, Clone, Copy, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum MessageStatusDto {
     Streaming,
     Complete,
@@ -69,27 +62,20 @@ impl From<MessageStatus> for MessageStatusDto {
 }
 
 /// A message of a conversation.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct MessageDto {
-    #[ts(type = "number")]
     pub id: i64,
-    #[ts(type = "number")]
     pub conversation_id: i64,
     pub role: RoleDto,
     pub content: String,
     pub status: MessageStatusDto,
     pub model: Option<String>,
-    #[ts(type = "number | null")]
     pub prompt_tokens: Option<i64>,
-    #[ts(type = "number | null")]
     pub completion_tokens: Option<i64>,
-    #[ts(type = "number | null")]
     pub time_to_first_token_ms: Option<i64>,
     pub decode_tokens_per_second: Option<f64>,
     pub error: Option<String>,
-    #[ts(type = "number")]
     pub created_at: i64,
 }
 
@@ -113,14 +99,11 @@ impl From<Message> for MessageDto {
 }
 
 /// A search result. Matched words in `snippet` sit between U+E000 and U+E001.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct SearchHitDto {
-    #[ts(type = "number")]
     pub conversation_id: i64,
     pub conversation_title: String,
-    #[ts(type = "number")]
     pub message_id: i64,
     pub role: RoleDto,
     pub snippet: String,

@@ -3,16 +3,13 @@
 use altiplano_core::documents::followup::DocumentAnswer;
 use altiplano_core::documents::{PageCitation, SavedDocument, Summary, SummaryProgress};
 use serde::Serialize;
-use ts_rs::TS;
 
 use super::*;
 
 /// A document opened for summarizing.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct DocumentDto {
-    #[ts(type = "number")]
     pub id: i64,
     /// The file name.
     pub title: String,
@@ -22,7 +19,6 @@ pub struct DocumentDto {
     /// Pages without text, removed headers and the like.
     pub warnings: Vec<String>,
     /// The conversation holding its summary and follow-up questions.
-    #[ts(type = "number | null")]
     pub conversation_id: Option<i64>,
 }
 
@@ -40,9 +36,8 @@ impl From<&SavedDocument> for DocumentDto {
 }
 
 /// A page cited in a summary or answer, and the claim citing it.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct PageCitationDto {
     pub page: u32,
     pub text: String,
@@ -53,11 +48,9 @@ pub(super) fn page_citations(citations: &[PageCitation]) -> Vec<PageCitationDto>
 }
 
 /// A finished summary.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct SummaryDto {
-    #[ts(type = "number")]
     pub document_id: i64,
     /// Markdown with `[p. N]` citations, each checked to name a page of the part it came from.
     pub text: String,
@@ -90,9 +83,8 @@ impl From<&Summary> for SummaryDto {
 }
 
 /// Progress of a summary.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum SummaryProgressDto {
     /// Counting tokens page by page.
     Counting { done: u32, pages: u32 },
@@ -106,7 +98,6 @@ pub enum SummaryProgressDto {
         steps: u32,
         first_page: u32,
         last_page: u32,
-        #[ts(type = "number | null")]
         eta_ms: Option<u64>,
     },
     /// A part is finished (`reused`: an earlier run had written it).
@@ -140,18 +131,16 @@ impl From<&SummaryProgress> for SummaryProgressDto {
 }
 
 /// A document with its summary, if one was finished.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct OpenedDocumentDto {
     pub document: DocumentDto,
     pub summary: Option<SummaryDto>,
 }
 
 /// Files dropped on the window (or chosen, or named on the command line), as they open.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum DocumentEventDto {
     /// Reading `name` (the `key` pairs this with its outcome).
     Opening { key: u32, name: String },
@@ -162,9 +151,8 @@ pub enum DocumentEventDto {
 }
 
 /// A page or summary shown to the model for a follow-up answer.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct PageSourceDto {
     pub first_page: u32,
     pub last_page: u32,
@@ -173,16 +161,14 @@ pub struct PageSourceDto {
 }
 
 /// A finished answer about a document.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct DocumentAnswerDto {
     /// Markdown with `[p. N]` citations, each naming a page the model was shown.
     pub text: String,
     pub citations: Vec<PageCitationDto>,
     pub removed_citations: u32,
     pub sources: Vec<PageSourceDto>,
-    #[ts(type = "number")]
     pub conversation_id: i64,
 }
 

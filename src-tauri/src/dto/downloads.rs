@@ -4,21 +4,17 @@ use altiplano_core::download::queue::{DownloadJob, JobState};
 use altiplano_core::download::FileState;
 use altiplano_core::library::{LocalModel, ModelFormat, ModelSource};
 use serde::Serialize;
-use ts_rs::TS;
 
 use altiplano_core::error::ErrorKind;
 
 use super::*;
 
 /// Where one file of a download stands.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct FileProgressDto {
     pub path: String,
-    #[ts(type = "number")]
     pub bytes_done: u64,
-    #[ts(type = "number")]
     pub bytes_total: u64,
     pub bytes_per_second: f64,
     pub eta_seconds: Option<f64>,
@@ -26,9 +22,8 @@ pub struct FileProgressDto {
 }
 
 /// Where one file of a download stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "snake_case")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum FileStateDto {
     Waiting,
     Downloading,
@@ -54,9 +49,8 @@ impl From<FileState> for FileStateDto {
 }
 
 /// Where a download stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "snake_case")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum JobStateDto {
     /// Waiting for its turn.
     Queued,
@@ -85,26 +79,21 @@ impl From<JobState> for JobStateDto {
 }
 
 /// One download in the list.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct DownloadJobDto {
-    #[ts(type = "number")]
     pub id: i64,
     pub repo: String,
     pub revision: String,
     /// Catalog variant id, when it is one.
     pub variant: Option<String>,
     pub state: JobStateDto,
-    #[ts(type = "number")]
     pub bytes_done: u64,
-    #[ts(type = "number")]
     pub bytes_total: u64,
     pub bytes_per_second: f64,
     pub eta_seconds: Option<f64>,
     pub files: Vec<FileProgressDto>,
     pub error: Option<ApiError>,
-    #[ts(type = "number | null")]
     pub model_id: Option<i64>,
 }
 
@@ -161,18 +150,15 @@ impl From<DownloadJob> for DownloadJobDto {
 }
 
 /// A model on disk.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct LocalModelDto {
-    #[ts(type = "number")]
     pub id: i64,
     pub name: String,
     pub format: ModelFormatDto,
     pub path: String,
     pub source: ModelSourceDto,
     pub variant: Option<String>,
-    #[ts(type = "number")]
     pub size_bytes: u64,
 }
 
@@ -197,18 +183,16 @@ impl From<LocalModel> for LocalModelDto {
 }
 
 /// A model's files: one GGUF file or a safetensors folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "snake_case")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum ModelFormatDto {
     Gguf,
     Safetensors,
 }
 
 /// Where a model on disk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "snake_case")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum ModelSourceDto {
     /// Downloaded.
     Hub,
@@ -217,9 +201,8 @@ pub enum ModelSourceDto {
 }
 
 /// Everything the downloads panel shows.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct DownloadsDto {
     pub jobs: Vec<DownloadJobDto>,
     pub models: Vec<LocalModelDto>,

@@ -9,15 +9,13 @@ use altiplano_core::secrets::SecretError;
 use altiplano_core::session::SessionError;
 use altiplano_core::store::StoreError;
 use serde::Serialize;
-use ts_rs::TS;
 
 use altiplano_core::error::ErrorKind;
 
 /// What kind of failure, for the UI to branch on (never on the message text): the core's
 /// `ErrorKind`, variant for variant (see its documentation for what each means).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum ErrorCode {
     NoModel,
     ModelLoading,
@@ -43,9 +41,8 @@ pub enum ErrorCode {
 }
 
 /// An error as the UI sees it.
-#[derive(Debug, Clone, Serialize, TS, thiserror::Error)]
+#[derive(Debug, Clone, Serialize, specta::Type, thiserror::Error)]
 #[error("{message}")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,

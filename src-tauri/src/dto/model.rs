@@ -4,28 +4,23 @@ use altiplano_core::engine::{EngineKind, LoadProgress, LoadStage, ModelInfo};
 use altiplano_core::measure::Measurement;
 use altiplano_core::session::{ModelState, UseStarted};
 use serde::{Deserialize, Serialize};
-use ts_rs::TS;
 
 use super::*;
 
 /// A loaded model.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct ModelDto {
     pub path: String,
     pub name: String,
     pub architecture: String,
-    #[ts(type = "number")]
     pub context_length: usize,
-    #[ts(type = "number")]
     pub file_bytes: u64,
     pub engine: EngineDto,
 }
 
 /// The library running a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
 pub enum EngineDto {
     #[serde(rename = "llamacpp")]
     LlamaCpp,
@@ -65,9 +60,8 @@ impl From<&ModelInfo> for ModelDto {
 }
 
 /// Where the model stands.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "state", rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum ModelStateDto {
     None,
     Loading { path: String, progress: LoadProgressDto },
@@ -89,9 +83,8 @@ impl From<ModelState> for ModelStateDto {
 }
 
 /// How far a model load has got.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct LoadProgressDto {
     pub stage: LoadStageDto,
     pub layers_done: u32,
@@ -112,9 +105,8 @@ impl From<LoadProgress> for LoadProgressDto {
 }
 
 /// The stage of a model load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "snake_case")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum LoadStageDto {
     /// Checking the files before the engine reads them.
     Checking,
@@ -141,9 +133,8 @@ impl From<LoadStage> for LoadStageDto {
 }
 
 /// What loading a model really took on this computer, beside the planner's estimate.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct MeasurementDto {
     /// Catalog variant id, or the model's path.
     pub model_key: String,
@@ -151,16 +142,12 @@ pub struct MeasurementDto {
     pub isq: Option<String>,
     /// The engine it was measured on.
     pub engine: EngineDto,
-    #[ts(type = "number")]
     pub resident_bytes: u64,
-    #[ts(type = "number[]")]
     pub gpu_bytes: Vec<u64>,
     pub decode_tokens_per_second: Option<f64>,
     pub load_seconds: f64,
-    #[ts(type = "number | null")]
     pub estimated_bytes: Option<u64>,
     pub estimated_tokens_per_second: Option<f64>,
-    #[ts(type = "number")]
     pub measured_at: i64,
 }
 
@@ -183,9 +170,8 @@ impl From<Measurement> for MeasurementDto {
 }
 
 /// What "Use this model" set going.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum UseStartedDto {
     /// It was on disk: loaded, measured, the chat model now.
     Loaded { model: ModelDto, measurement: MeasurementDto },
@@ -205,9 +191,8 @@ impl From<UseStarted> for UseStartedDto {
 }
 
 /// What the status bar shows.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct StatusDto {
     pub model: ModelStateDto,
     pub starter_model_available: bool,

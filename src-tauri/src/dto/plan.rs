@@ -5,38 +5,30 @@ use altiplano_core::hardware::{GpuVendor, HardwareProfile};
 use altiplano_core::measure::Measurement;
 use altiplano_core::planner::{Backend, Candidate, Fit, Placement, Plan, Preference};
 use serde::{Deserialize, Serialize};
-use ts_rs::TS;
 
 use super::*;
 
 /// A GPU as the Models page shows it.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct GpuDto {
     pub vendor: String,
     pub name: String,
-    #[ts(type = "number")]
     pub memory_bytes: u64,
-    #[ts(type = "number")]
     pub memory_free_bytes: u64,
     pub compute_capability: Option<String>,
 }
 
 /// This machine.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct HardwareDto {
     pub cpu_name: String,
     pub cores: u32,
     pub threads: u32,
     pub cpu_features: Vec<String>,
-    #[ts(type = "number")]
     pub ram_bytes: u64,
-    #[ts(type = "number")]
     pub ram_available_bytes: u64,
-    #[ts(type = "number")]
     pub disk_free_bytes: u64,
     pub gpus: Vec<GpuDto>,
 }
@@ -70,9 +62,8 @@ impl From<&HardwareProfile> for HardwareDto {
 }
 
 /// The compute a candidate runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(rename_all = "snake_case")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum BackendDto {
     Cuda,
     Metal,
@@ -80,9 +71,8 @@ pub enum BackendDto {
 }
 
 /// Fit status of a candidate.
-#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[derive(Debug, Clone, Copy, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum FitDto {
     Gpu,
     Partial,
@@ -91,9 +81,8 @@ pub enum FitDto {
 }
 
 /// Quality or speed.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, TS)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub enum PreferenceDto {
     Quality,
     Speed,
@@ -109,9 +98,8 @@ impl From<PreferenceDto> for Preference {
 }
 
 /// One catalog variant on this machine.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct CandidateDto {
     pub model: String,
     pub model_name: String,
@@ -126,7 +114,6 @@ pub struct CandidateDto {
     pub max_context_tokens: u32,
     pub meets_requested_context: bool,
     pub tokens_per_second_estimate: f64,
-    #[ts(type = "number")]
     pub weights_bytes: u64,
     pub explanation: String,
     pub node_settings: Vec<String>,
@@ -135,13 +122,10 @@ pub struct CandidateDto {
 }
 
 /// A candidate's figures measured on this computer.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct MeasuredDto {
-    #[ts(type = "number")]
     pub resident_bytes: u64,
-    #[ts(type = "number[]")]
     pub gpu_bytes: Vec<u64>,
     pub tokens_per_second: Option<f64>,
 }
@@ -197,9 +181,8 @@ impl CandidateDto {
 }
 
 /// The Models page: this machine and what fits it.
-#[derive(Debug, Clone, Serialize, TS)]
+#[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../ui/src/lib/api/bindings/")]
 pub struct ModelsPageDto {
     pub hardware: HardwareDto,
     pub recommended: Option<CandidateDto>,

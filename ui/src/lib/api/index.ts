@@ -1,58 +1,62 @@
-// The one door to the backend: nothing else in the UI imports @tauri-apps/api. Each function is
-// typed with the declarations generated from the Rust DTOs (./bindings), so the command names
-// and payload shapes live here and nowhere else.
-import { Channel, invoke } from '@tauri-apps/api/core';
-import type { ApiError } from './bindings/ApiError';
-import type { ChatStreamEvent } from './bindings/ChatStreamEvent';
-import type { ConversationDto } from './bindings/ConversationDto';
-import type { MessageDto } from './bindings/MessageDto';
-import type { ModelDto } from './bindings/ModelDto';
-import type { EngineDto } from './bindings/EngineDto';
-import type { SearchHitDto } from './bindings/SearchHitDto';
-import type { StatusDto } from './bindings/StatusDto';
-import type { TurnResultDto } from './bindings/TurnResultDto';
-import type { ModelsPageDto } from './bindings/ModelsPageDto';
-import type { PreferenceDto } from './bindings/PreferenceDto';
-import type { DownloadsDto } from './bindings/DownloadsDto';
-import type { DownloadJobDto } from './bindings/DownloadJobDto';
-import type { FileProgressDto } from './bindings/FileProgressDto';
-import type { LocalModelDto } from './bindings/LocalModelDto';
-import type { ProjectDto } from './bindings/ProjectDto';
-import type { ProjectEventDto } from './bindings/ProjectEventDto';
-import type { IndexProgressDto } from './bindings/IndexProgressDto';
-import type { CodeAnswerDto } from './bindings/CodeAnswerDto';
-import type { CodeStreamEvent } from './bindings/CodeStreamEvent';
-import type { DocumentDto } from './bindings/DocumentDto';
-import type { DocumentEventDto } from './bindings/DocumentEventDto';
-import type { DocumentAnswerDto } from './bindings/DocumentAnswerDto';
-import type { OpenedDocumentDto } from './bindings/OpenedDocumentDto';
-import type { SummaryDto } from './bindings/SummaryDto';
-import type { SummaryProgressDto } from './bindings/SummaryProgressDto';
-import type { UseStartedDto } from './bindings/UseStartedDto';
+// The one door to the backend: nothing else in the UI imports @tauri-apps/api or the bindings.
+// `./bindings.ts` is generated from the Rust commands and DTOs by tauri-specta (command names,
+// argument order, payload and result types); these wrappers add what the UI wants on top:
+// callbacks instead of channels, request ids for Stop.
+import { Channel } from '@tauri-apps/api/core';
+import { commands } from './bindings';
+import type {
+  ApiError,
+  ChatStreamEvent,
+  ConversationDto,
+  MessageDto,
+  ModelDto,
+  EngineDto,
+  SearchHitDto,
+  StatusDto,
+  TurnResultDto,
+  ModelsPageDto,
+  PreferenceDto,
+  DownloadsDto,
+  DownloadJobDto,
+  FileProgressDto,
+  LocalModelDto,
+  ProjectDto,
+  ProjectEventDto,
+  IndexProgressDto,
+  CodeAnswerDto,
+  CodeStreamEvent,
+  DocumentDto,
+  DocumentEventDto,
+  DocumentAnswerDto,
+  OpenedDocumentDto,
+  SummaryDto,
+  SummaryProgressDto,
+  UseStartedDto,
+} from './bindings';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, EngineDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
-export type { ErrorCode } from './bindings/ErrorCode';
+export type { ErrorCode } from './bindings';
 export type { ModelsPageDto, PreferenceDto };
-export type { CandidateDto } from './bindings/CandidateDto';
-export type { ModelStateDto } from './bindings/ModelStateDto';
-export type { LoadProgressDto } from './bindings/LoadProgressDto';
-export type { LoadStageDto } from './bindings/LoadStageDto';
-export type { JobStateDto } from './bindings/JobStateDto';
-export type { FileStateDto } from './bindings/FileStateDto';
-export type { ModelFormatDto } from './bindings/ModelFormatDto';
-export type { ModelSourceDto } from './bindings/ModelSourceDto';
-export type { BackendDto } from './bindings/BackendDto';
-export type { MeasurementDto } from './bindings/MeasurementDto';
-export type { MeasuredDto } from './bindings/MeasuredDto';
+export type { CandidateDto } from './bindings';
+export type { ModelStateDto } from './bindings';
+export type { LoadProgressDto } from './bindings';
+export type { LoadStageDto } from './bindings';
+export type { JobStateDto } from './bindings';
+export type { FileStateDto } from './bindings';
+export type { ModelFormatDto } from './bindings';
+export type { ModelSourceDto } from './bindings';
+export type { BackendDto } from './bindings';
+export type { MeasurementDto } from './bindings';
+export type { MeasuredDto } from './bindings';
 export type { UseStartedDto };
 export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
 export type { ProjectDto, ProjectEventDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
-export type { SkipCountDto } from './bindings/SkipCountDto';
-export type { ExcerptDto } from './bindings/ExcerptDto';
-export type { CitationDto } from './bindings/CitationDto';
+export type { SkipCountDto } from './bindings';
+export type { ExcerptDto } from './bindings';
+export type { CitationDto } from './bindings';
 export type { DocumentDto, DocumentEventDto, DocumentAnswerDto, OpenedDocumentDto, SummaryDto, SummaryProgressDto };
-export type { PageCitationDto } from './bindings/PageCitationDto';
-export type { PageSourceDto } from './bindings/PageSourceDto';
+export type { PageCitationDto } from './bindings';
+export type { PageSourceDto } from './bindings';
 
 /** Narrows what a failed command rejected with to an ApiError. */
 export function asApiError(e: unknown): ApiError {
@@ -62,29 +66,29 @@ export function asApiError(e: unknown): ApiError {
   return { code: 'internal', message: String(e) };
 }
 
-export const getStatus = (): Promise<StatusDto> => invoke('get_status');
+export const getStatus = (): Promise<StatusDto> => commands.getStatus();
 /**
  * Calls `onUpdate` with the status now and at every change of the model's state (load progress
  * included). Like `watchDownloads`, keep one subscription for the app's life.
  */
-export function watchStatus(onUpdate: (status: StatusDto) => void): Promise<void> {
+export function watchStatus(onUpdate: (status: StatusDto) => void): Promise<null> {
   const channel = new Channel<StatusDto>();
   channel.onmessage = onUpdate;
-  return invoke<void>('watch_status', { onUpdate: channel });
+  return commands.watchStatus(channel);
 }
-export const useStarterModel = (): Promise<ModelDto> => invoke('use_starter_model');
-export const chooseModelFile = (): Promise<ModelDto | null> => invoke('choose_model_file');
+export const useStarterModel = (): Promise<ModelDto> => commands.useStarterModel();
+export const chooseModelFile = (): Promise<ModelDto | null> => commands.chooseModelFile();
 export const planModels = (contextTokens: number | null, prefer: PreferenceDto): Promise<ModelsPageDto> =>
-  invoke('plan_models', { contextTokens, prefer });
+  commands.planModels(contextTokens, prefer);
 
-export const listConversations = (): Promise<ConversationDto[]> => invoke('list_conversations');
+export const listConversations = (): Promise<ConversationDto[]> => commands.listConversations();
 export const getMessages = (conversationId: number): Promise<MessageDto[]> =>
-  invoke('get_messages', { conversationId });
-export const searchMessages = (query: string): Promise<SearchHitDto[]> => invoke('search_messages', { query });
+  commands.getMessages(conversationId);
+export const searchMessages = (query: string): Promise<SearchHitDto[]> => commands.searchMessages(query);
 export const renameConversation = (conversationId: number, title: string): Promise<ConversationDto> =>
-  invoke('rename_conversation', { conversationId, title });
-export const deleteConversation = (conversationId: number): Promise<void> =>
-  invoke('delete_conversation', { conversationId });
+  commands.renameConversation(conversationId, title);
+export const deleteConversation = (conversationId: number): Promise<null> =>
+  commands.deleteConversation(conversationId);
 
 let nextRequestId = 1;
 
@@ -106,23 +110,18 @@ export function sendMessage(
   onEvent: (e: ChatStreamEvent) => void,
 ): ReplyHandle {
   const requestId = nextRequestId++;
-  const done = invoke<TurnResultDto>('send_message', {
-    requestId,
-    conversationId,
-    text,
-    onEvent: streamed(onEvent),
-  });
+  const done = commands.sendMessage(requestId, conversationId, text, streamed(onEvent));
   return { requestId, done };
 }
 
 export function regenerateReply(conversationId: number, onEvent: (e: ChatStreamEvent) => void): ReplyHandle {
   const requestId = nextRequestId++;
-  const done = invoke<TurnResultDto>('regenerate_reply', { requestId, conversationId, onEvent: streamed(onEvent) });
+  const done = commands.regenerateReply(requestId, conversationId, streamed(onEvent));
   return { requestId, done };
 }
 
 /** Stops a chat reply or an answer about code; false when none runs under `requestId`. */
-export const stopReply = (requestId: number): Promise<boolean> => invoke('stop_reply', { requestId });
+export const stopReply = (requestId: number): Promise<boolean> => commands.stopReply(requestId);
 
 // Questions about a code folder.
 
@@ -138,18 +137,18 @@ function progressChannel(onProgress: (p: IndexProgressDto) => void): Channel<Ind
  * change; null when the dialog was cancelled.
  */
 export const chooseProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto | null> =>
-  invoke('choose_project', { onProgress: progressChannel(onProgress) });
+  commands.chooseProject(progressChannel(onProgress));
 
 /** Brings the open folder's index up to date (only changed files are read). */
 /** Hears about folders dropped on the window: indexing progress, then the open folder. */
 export function watchProjects(onEvent: (e: ProjectEventDto) => void): Promise<void> {
   const channel = new Channel<ProjectEventDto>();
   channel.onmessage = onEvent;
-  return invoke('watch_projects', { onEvent: channel });
+  return commands.watchProjects(channel);
 }
-export const currentProject = (): Promise<ProjectDto | null> => invoke('current_project');
+export const currentProject = (): Promise<ProjectDto | null> => commands.currentProject();
 export const reindexProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto> =>
-  invoke('reindex_project', { onProgress: progressChannel(onProgress) });
+  commands.reindexProject(progressChannel(onProgress));
 
 /** An answer about code being written: its id (for `stopReply`) and the promise of its end. */
 export interface CodeAnswerHandle {
@@ -164,21 +163,21 @@ export function askCode(question: string, onText: (text: string) => void): CodeA
   channel.onmessage = (event) => {
     if (event.kind === 'text') onText(event.text);
   };
-  const done = invoke<CodeAnswerDto>('ask_code', { requestId, question, onEvent: channel });
+  const done = commands.askCode(requestId, question, channel);
   return { requestId, done };
 }
 
 /** The text of a file of the open folder; `path` is relative to it, as citations write it. */
-export const readProjectFile = (path: string): Promise<string> => invoke('read_project_file', { path });
+export const readProjectFile = (path: string): Promise<string> => commands.readProjectFile(path);
 
 // Downloads, the models on disk and the Hugging Face access settings.
 
-export const listDownloads = (): Promise<DownloadsDto> => invoke('list_downloads');
+export const listDownloads = (): Promise<DownloadsDto> => commands.listDownloads();
 
 /** A live subscription to the downloads panel's state. */
 export interface DownloadsWatch {
   /** Settles when the backend stops sending: never in normal use; rejects if a snapshot failed. */
-  done: Promise<void>;
+  done: Promise<null>;
   /** Stops delivering updates: the channel's handler is replaced by one that drops them. */
   stop(): void;
 }
@@ -195,7 +194,7 @@ export function watchDownloads(onUpdate: (downloads: DownloadsDto) => void): Dow
   channel.onmessage = (downloads) => {
     if (live) onUpdate(downloads);
   };
-  const done = invoke<void>('watch_downloads', { onUpdate: channel });
+  const done = commands.watchDownloads(channel);
   return {
     done,
     stop() {
@@ -210,31 +209,31 @@ export function watchDownloads(onUpdate: (downloads: DownloadsDto) => void): Dow
  * repo id (`org/name`); for a repo, `file` picks one file. `revision` defaults to `main`.
  */
 export const startDownload = (target: string, file: string | null, revision: string | null): Promise<DownloadJobDto> =>
-  invoke('start_download', { target, file, revision });
-export const pauseDownload = (id: number): Promise<void> => invoke('pause_download', { id });
+  commands.startDownload(target, file, revision);
+export const pauseDownload = (id: number): Promise<null> => commands.pauseDownload(id);
 /** Resumes a paused download, or retries a failed one from the bytes already fetched. */
-export const resumeDownload = (id: number): Promise<void> => invoke('resume_download', { id });
+export const resumeDownload = (id: number): Promise<null> => commands.resumeDownload(id);
 /** Stops a download and deletes its partial bytes. */
-export const cancelDownload = (id: number): Promise<void> => invoke('cancel_download', { id });
+export const cancelDownload = (id: number): Promise<null> => commands.cancelDownload(id);
 /** Removes a completed, failed or cancelled download from the list. */
-export const forgetDownload = (id: number): Promise<void> => invoke('forget_download', { id });
+export const forgetDownload = (id: number): Promise<null> => commands.forgetDownload(id);
 
 /** Stores the Hugging Face token in the OS keyring; it never comes back to the UI. */
-export const setHfToken = (token: string): Promise<void> => invoke('set_hf_token', { token });
-export const clearHfToken = (): Promise<void> => invoke('clear_hf_token');
+export const setHfToken = (token: string): Promise<null> => commands.setHfToken(token);
+export const clearHfToken = (): Promise<null> => commands.clearHfToken();
 /** Chooses a Hugging Face mirror; an empty string goes back to the Hub. */
-export const setDownloadEndpoint = (endpoint: string): Promise<void> => invoke('set_download_endpoint', { endpoint });
+export const setDownloadEndpoint = (endpoint: string): Promise<null> => commands.setDownloadEndpoint(endpoint);
 
 /** Opens a native dialog for a GGUF file (or, with `folder`, a safetensors folder); null when cancelled. */
-export const importModel = (folder: boolean): Promise<LocalModelDto | null> => invoke('import_model', { folder });
+export const importModel = (folder: boolean): Promise<LocalModelDto | null> => commands.importModel(folder);
 /** Deletes a downloaded model's files, or forgets an imported one (its files stay). */
-export const removeModel = (id: number): Promise<void> => invoke('remove_model', { id });
+export const removeModel = (id: number): Promise<null> => commands.removeModel(id);
 /**
  * "Use this model": a catalog variant id (downloaded first when not on disk, then loaded when
  * the download completes) or a library model id; loaded as planned, measured, made the chat model.
  */
 export const useModel = (target: string, engine: EngineDto | null = null): Promise<UseStartedDto> =>
-  invoke('use_model', { target, engine });
+  commands.useModel(target, engine);
 /**
  * Loads a model from the library as the chat model (measured and remembered); a safetensors
  * model is quantized in place with `isq` (`q4k`, `q5k`, `q6k`, `q8_0`, `fp8`) when given; it runs
@@ -244,7 +243,7 @@ export const loadLocalModel = (
   id: number,
   isq: string | null = null,
   engine: EngineDto | null = null,
-): Promise<ModelDto> => invoke('load_local_model', { id, isq, engine });
+): Promise<ModelDto> => commands.loadLocalModel(id, isq, engine);
 
 // Documents: opened by the file dialog, by dropping files on the window, or from the command
 // line; all three report through `watchDocuments`.
@@ -253,16 +252,16 @@ export const loadLocalModel = (
 export function watchDocuments(onEvent: (e: DocumentEventDto) => void): Promise<void> {
   const channel = new Channel<DocumentEventDto>();
   channel.onmessage = onEvent;
-  return invoke('watch_documents', { onEvent: channel });
+  return commands.watchDocuments(channel);
 }
 
 /** Opens the file dialog; chosen files are reported through `watchDocuments`. False when cancelled. */
-export const chooseDocuments = (): Promise<boolean> => invoke('choose_documents');
-export const listDocuments = (): Promise<DocumentDto[]> => invoke('list_documents');
-export const getDocument = (documentId: number): Promise<OpenedDocumentDto> => invoke('get_document', { documentId });
-export const forgetDocument = (documentId: number): Promise<void> => invoke('forget_document', { documentId });
+export const chooseDocuments = (): Promise<boolean> => commands.chooseDocuments();
+export const listDocuments = (): Promise<DocumentDto[]> => commands.listDocuments();
+export const getDocument = (documentId: number): Promise<OpenedDocumentDto> => commands.getDocument(documentId);
+export const forgetDocument = (documentId: number): Promise<null> => commands.forgetDocument(documentId);
 export const documentPage = (documentId: number, page: number): Promise<string> =>
-  invoke('document_page', { documentId, page });
+  commands.documentPage(documentId, page);
 
 /** A summary or answer being written: its id (for `stopReply`) and the promise of its end. */
 export interface DocumentJob<T> {
@@ -279,7 +278,7 @@ export function summarizeDocument(
   const requestId = nextRequestId++;
   const channel = new Channel<SummaryProgressDto>();
   channel.onmessage = onProgress;
-  return { requestId, done: invoke('summarize_document', { requestId, documentId, fresh, onProgress: channel }) };
+  return { requestId, done: commands.summarizeDocument(requestId, documentId, fresh, channel) };
 }
 
 /** Asks a follow-up question; `onText` hears the answer as it streams (citations unchecked). */
@@ -289,5 +288,5 @@ export function askDocument(documentId: number, question: string, onText: (text:
   channel.onmessage = (event) => {
     if (event.kind === 'text') onText(event.text);
   };
-  return { requestId, done: invoke('ask_document', { requestId, documentId, question, onEvent: channel }) };
+  return { requestId, done: commands.askDocument(requestId, documentId, question, channel) };
 }

@@ -30,8 +30,8 @@ export function plural(count: number, one: string, many = `${one}s`): string {
 }
 
 /** Files per second: `85 files/s`, `2.5 files/s`; empty while nothing has been measured. */
-export function formatFileRate(filesPerSecond: number): string {
-  if (!Number.isFinite(filesPerSecond) || filesPerSecond <= 0) return '';
+export function formatFileRate(filesPerSecond: number | null): string {
+  if (filesPerSecond === null || !Number.isFinite(filesPerSecond) || filesPerSecond <= 0) return '';
   return `${filesPerSecond < 10 ? filesPerSecond.toFixed(1) : Math.round(filesPerSecond)} files/s`;
 }
 

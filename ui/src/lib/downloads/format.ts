@@ -18,8 +18,8 @@ export function formatBytes(bytes: number): string {
 }
 
 /** A transfer rate in the same units as sizes: `12.3 MiB/s`; `—` when nothing is moving. */
-export function formatRate(bytesPerSecond: number): string {
-  if (!Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) return '—';
+export function formatRate(bytesPerSecond: number | null): string {
+  if (bytesPerSecond === null || !Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) return '—';
   return `${formatBytes(bytesPerSecond)}/s`;
 }
 
