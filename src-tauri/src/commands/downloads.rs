@@ -9,7 +9,7 @@ use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, EngineDto, LocalModelDto, ModelDto};
+use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, EngineDto, LocalModelDto, ModelDto, TokenSourceDto};
 
 /// Updates are sent at most this often while a download runs.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
@@ -28,10 +28,7 @@ async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -
         jobs: downloads.list().await?.into_iter().map(DownloadJobDto::from).collect(),
         models: session.library().list().await?.into_iter().map(LocalModelDto::from).collect(),
         has_token: token.is_some(),
-        token_source: token.map(|source| match source {
-            TokenSource::Environment => "environment".into(),
-            TokenSource::Keyring => "keyring".into(),
-        }),
+        token_source: token.map(TokenSourceDto::from),
         endpoint: downloads.endpoint().await?,
         endpoint_from_environment: downloads.endpoint_from_environment(),
         cache_dir: downloads.cache().root().display().to_string(),

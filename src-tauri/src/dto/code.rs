@@ -2,6 +2,7 @@
 
 use altiplano_core::codebase::answer::CodeAnswer;
 use altiplano_core::codebase::IndexReport;
+use altiplano_core::codebase::Skip;
 use serde::Serialize;
 
 use super::*;
@@ -26,8 +27,37 @@ pub struct ProjectDto {
 #[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
 pub struct SkipCountDto {
-    pub reason: String,
+    pub reason: SkipReasonDto,
     pub count: u64,
+}
+
+/// Why files were left out of the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReasonDto {
+    Binary,
+    TooLarge,
+    Minified,
+    Generated,
+    NotUtf8,
+    NonUtf8Name,
+    Unreadable,
+    WalkError,
+}
+
+impl From<Skip> for SkipReasonDto {
+    fn from(s: Skip) -> Self {
+        match s {
+            Skip::Binary => Self::Binary,
+            Skip::TooLarge => Self::TooLarge,
+            Skip::Minified => Self::Minified,
+            Skip::Generated => Self::Generated,
+            Skip::NotUtf8 => Self::NotUtf8,
+            Skip::NonUtf8Name => Self::NonUtf8Name,
+            Skip::Unreadable => Self::Unreadable,
+            Skip::WalkError => Self::WalkError,
+        }
+    }
 }
 
 impl ProjectDto {
@@ -43,7 +73,7 @@ impl ProjectDto {
             skipped: r
                 .skipped
                 .iter()
-                .map(|(reason, count)| SkipCountDto { reason: wire_name(reason), count: *count })
+                .map(|(reason, count)| SkipCountDto { reason: (*reason).into(), count: *count })
                 .collect(),
             elapsed_ms: r.elapsed_ms,
         }

@@ -3,6 +3,7 @@
 use altiplano_core::download::queue::{DownloadJob, JobState};
 use altiplano_core::download::FileState;
 use altiplano_core::library::{LocalModel, ModelFormat, ModelSource};
+use altiplano_core::secrets::TokenSource;
 use serde::Serialize;
 
 use altiplano_core::error::ErrorKind;
@@ -200,6 +201,25 @@ pub enum ModelSourceDto {
     Import,
 }
 
+/// Where the Hugging Face token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenSourceDto {
+    /// The `HF_TOKEN` environment variable (it wins over the keyring).
+    Environment,
+    /// The OS keyring.
+    Keyring,
+}
+
+impl From<TokenSource> for TokenSourceDto {
+    fn from(s: TokenSource) -> Self {
+        match s {
+            TokenSource::Environment => Self::Environment,
+            TokenSource::Keyring => Self::Keyring,
+        }
+    }
+}
+
 /// Everything the downloads panel shows.
 #[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
@@ -208,8 +228,8 @@ pub struct DownloadsDto {
     pub models: Vec<LocalModelDto>,
     /// A Hugging Face token is available.
     pub has_token: bool,
-    /// environment (HF_TOKEN) or keyring, when there is one.
-    pub token_source: Option<String>,
+    /// Where the token comes from, when there is one.
+    pub token_source: Option<TokenSourceDto>,
     pub endpoint: String,
     /// HF_ENDPOINT is set, so the setting is not used.
     pub endpoint_from_environment: bool,

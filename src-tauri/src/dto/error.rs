@@ -106,11 +106,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// How a core enum is spelled on the wire (its serde name, e.g. `too_large`).
-pub(super) fn wire_name<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 impl From<DownloadError> for ApiError {
     fn from(e: DownloadError) -> Self {
         Self::new(e.kind().into(), e.to_string())

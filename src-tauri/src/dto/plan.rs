@@ -12,11 +12,47 @@ use super::*;
 #[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuDto {
-    pub vendor: String,
+    pub vendor: GpuVendorDto,
     pub name: String,
     pub memory_bytes: u64,
     pub memory_free_bytes: u64,
     pub compute_capability: Option<String>,
+}
+
+/// Who made a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum GpuVendorDto {
+    Nvidia,
+    Apple,
+}
+
+/// How a variant is laid out over this machine (the UI words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum PlacementDto {
+    /// All of it on one GPU.
+    SingleGpu,
+    /// Tensor parallel over `gpus_per_node` GPUs on each of `nodes` nodes.
+    TensorParallel { gpus_per_node: u32, nodes: u32 },
+    /// Layers one after another: `gpu_layers` on the GPUs, `cpu_layers` on the CPU.
+    LayerSplit { gpu_layers: u32, cpu_layers: u32 },
+    /// On the CPU.
+    Cpu,
+    /// It does not fit.
+    None,
+}
+
+impl From<&Placement> for PlacementDto {
+    fn from(p: &Placement) -> Self {
+        match *p {
+            Placement::SingleGpu => Self::SingleGpu,
+            Placement::TensorParallel { gpus_per_node, nodes } => Self::TensorParallel { gpus_per_node, nodes },
+            Placement::LayerSplit { gpu_layers, cpu_layers } => Self::LayerSplit { gpu_layers, cpu_layers },
+            Placement::Cpu => Self::Cpu,
+            Placement::None => Self::None,
+        }
+    }
 }
 
 /// This machine.
@@ -48,8 +84,8 @@ impl From<&HardwareProfile> for HardwareDto {
                 .iter()
                 .map(|g| GpuDto {
                     vendor: match g.vendor {
-                        GpuVendor::Nvidia => "nvidia".into(),
-                        GpuVendor::Apple => "apple".into(),
+                        GpuVendor::Nvidia => GpuVendorDto::Nvidia,
+                        GpuVendor::Apple => GpuVendorDto::Apple,
                     },
                     name: g.name.clone(),
                     memory_bytes: g.memory_bytes,
@@ -107,8 +143,8 @@ pub struct CandidateDto {
     pub backend: BackendDto,
     /// The engine that runs it.
     pub engine: EngineDto,
-    /// The layout in words, e.g. "tensor parallel over 4 GPUs".
-    pub placement: String,
+    /// The layout.
+    pub placement: PlacementDto,
     pub fit: FitDto,
     pub context_tokens: u32,
     pub max_context_tokens: u32,
@@ -132,21 +168,6 @@ pub struct MeasuredDto {
 
 impl CandidateDto {
     fn new(c: &Candidate, catalog: &Catalog) -> Self {
-        let placement = match &c.placement {
-            Placement::SingleGpu => "one GPU".to_string(),
-            Placement::TensorParallel { gpus_per_node, nodes: 1 } => {
-                format!("tensor parallel over {gpus_per_node} GPUs")
-            }
-            Placement::TensorParallel { gpus_per_node, nodes } => {
-                format!("tensor parallel over {} GPUs on {nodes} nodes", gpus_per_node * nodes)
-            }
-            Placement::LayerSplit { gpu_layers, cpu_layers: 0 } => format!("{gpu_layers} layers across GPUs"),
-            Placement::LayerSplit { gpu_layers, cpu_layers } => {
-                format!("{gpu_layers} layers on GPU, {cpu_layers} on CPU")
-            }
-            Placement::Cpu => "CPU".to_string(),
-            Placement::None => "does not fit".to_string(),
-        };
         Self {
             model: c.model.clone(),
             model_name: catalog.model(&c.model).map(|m| m.name.clone()).unwrap_or_else(|| c.model.clone()),
@@ -157,7 +178,7 @@ impl CandidateDto {
                 Backend::Cpu => BackendDto::Cpu,
             },
             engine: c.engine.into(),
-            placement,
+            placement: (&c.placement).into(),
             fit: match c.fit {
                 Fit::Gpu => FitDto::Gpu,
                 Fit::Partial => FitDto::Partial,

@@ -137,8 +137,8 @@ export type CandidateDto = {
 	backend: BackendDto,
 	/**  The engine that runs it. */
 	engine: EngineDto,
-	/**  The layout in words, e.g. "tensor parallel over 4 GPUs". */
-	placement: string,
+	/**  The layout. */
+	placement: PlacementDto,
 	fit: FitDto,
 	contextTokens: number,
 	maxContextTokens: number,
@@ -243,8 +243,8 @@ export type DownloadsDto = {
 	models: LocalModelDto[],
 	/**  A Hugging Face token is available. */
 	hasToken: boolean,
-	/**  environment (HF_TOKEN) or keyring, when there is one. */
-	tokenSource: string | null,
+	/**  Where the token comes from, when there is one. */
+	tokenSource: TokenSourceDto | null,
 	endpoint: string,
 	/**  HF_ENDPOINT is set, so the setting is not used. */
 	endpointFromEnvironment: boolean,
@@ -296,12 +296,15 @@ export type FitDto = "gpu" | "partial" | "cpu" | "tooLarge";
 
 /**  A GPU as the Models page shows it. */
 export type GpuDto = {
-	vendor: string,
+	vendor: GpuVendorDto,
 	name: string,
 	memoryBytes: number,
 	memoryFreeBytes: number,
 	computeCapability: string | null,
 };
+
+/**  Who made a GPU. */
+export type GpuVendorDto = "nvidia" | "apple";
 
 /**  This machine. */
 export type HardwareDto = {
@@ -466,6 +469,19 @@ export type PageSourceDto = {
 	summary: boolean,
 };
 
+/**  How a variant is laid out over this machine (the UI words it). */
+export type PlacementDto = 
+/**  All of it on one GPU. */
+{ kind: "singleGpu" } | 
+/**  Tensor parallel over `gpus_per_node` GPUs on each of `nodes` nodes. */
+{ kind: "tensorParallel"; gpusPerNode: number; nodes: number } | 
+/**  Layers one after another: `gpu_layers` on the GPUs, `cpu_layers` on the CPU. */
+{ kind: "layerSplit"; gpuLayers: number; cpuLayers: number } | 
+/**  On the CPU. */
+{ kind: "cpu" } | 
+/**  It does not fit. */
+{ kind: "none" };
+
 /**  Quality or speed. */
 export type PreferenceDto = "quality" | "speed";
 
@@ -506,9 +522,12 @@ export type SearchHitDto = {
 
 /**  How many files were left out for one reason. */
 export type SkipCountDto = {
-	reason: string,
+	reason: SkipReasonDto,
 	count: number,
 };
+
+/**  Why files were left out of the index. */
+export type SkipReasonDto = "binary" | "too_large" | "minified" | "generated" | "not_utf8" | "non_utf8_name" | "unreadable" | "walk_error";
 
 /**  What the status bar shows. */
 export type StatusDto = {
@@ -546,6 +565,13 @@ export type SummaryProgressDto =
 { kind: "writing"; level: number; item: number; items: number; step: number; steps: number; firstPage: number; lastPage: number; etaMs: number | null } | 
 /**  A part is finished (`reused`: an earlier run had written it). */
 { kind: "part"; level: number; firstPage: number; lastPage: number; reused: boolean };
+
+/**  Where the Hugging Face token comes from. */
+export type TokenSourceDto = 
+/**  The `HF_TOKEN` environment variable (it wins over the keyring). */
+"environment" | 
+/**  The OS keyring. */
+"keyring";
 
 /**  How a turn ended. */
 export type TurnResultDto = {

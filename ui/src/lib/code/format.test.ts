@@ -70,7 +70,7 @@ describe('the project summary', () => {
     ]);
   });
 
-  it('words why files were skipped, with unknown reasons as they came', () => {
+  it('words why files were skipped', () => {
     check(formatSkipped, [
       [[], 'none'],
       [[{ reason: 'binary', count: 0 }], 'none'],
@@ -79,9 +79,9 @@ describe('the project summary', () => {
           { reason: 'binary', count: 3 },
           { reason: 'too_large', count: 1 },
           { reason: 'not_utf8', count: 2 },
-          { reason: 'some_new_reason', count: 5 },
+          { reason: 'walk_error', count: 5 },
         ],
-        '3 binary · 1 over 2 MiB · 2 not UTF-8 text · 5 some new reason',
+        '3 binary · 1 over 2 MiB · 2 not UTF-8 text · 5 link loop or unreachable',
       ],
     ]);
   });

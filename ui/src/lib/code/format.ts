@@ -1,8 +1,8 @@
 // How the Code tab words its numbers and states: pure functions of the DTOs, so the components
 // stay declarative and the wording is tested in one place (format.test.ts).
-import type { IndexProgressDto, ModelStateDto, ProjectDto, SkipCountDto } from '../api';
+import type { IndexProgressDto, ModelStateDto, ProjectDto, SkipCountDto, SkipReasonDto } from '../api';
 
-const SKIP_REASONS: Record<string, string> = {
+const SKIP_REASONS: Record<SkipReasonDto, string> = {
   binary: 'binary',
   too_large: 'over 2 MiB',
   minified: 'minified',
@@ -13,9 +13,9 @@ const SKIP_REASONS: Record<string, string> = {
   walk_error: 'link loop or unreachable',
 };
 
-/** Why files were left out, in words: `binary`, `over 2 MiB`; an unknown reason as it came. */
-export function skipReasonLabel(reason: string): string {
-  return SKIP_REASONS[reason] ?? reason.replace(/_/g, ' ');
+/** Why files were left out, in words: `binary`, `over 2 MiB`. */
+export function skipReasonLabel(reason: SkipReasonDto): string {
+  return SKIP_REASONS[reason];
 }
 
 /** `3 binary · 1 over 2 MiB`, or `none`. */

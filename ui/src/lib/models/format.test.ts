@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LoadProgressDto, MeasurementDto } from '../api';
-import { baseName, engineName, loadingLabel, loadPercent, memoryVersus, speedVersus } from './format';
+import { baseName, engineName, loadingLabel, loadPercent, memoryVersus, placementLabel, speedVersus } from './format';
 
 const progress = (p: Partial<LoadProgressDto>): LoadProgressDto => ({
   stage: 'layers',
@@ -69,5 +69,17 @@ describe('engine names', () => {
   it('spells each engine as its authors do', () => {
     expect(engineName('llamacpp')).toBe('llama.cpp');
     expect(engineName('mistralrs')).toBe('mistral.rs');
+  });
+});
+
+describe('placement words', () => {
+  it('says where a variant runs, in the few words the table has room for', () => {
+    expect(placementLabel({ kind: 'singleGpu' })).toBe('one GPU');
+    expect(placementLabel({ kind: 'tensorParallel', gpusPerNode: 4, nodes: 1 })).toBe('tensor parallel over 4 GPUs');
+    expect(placementLabel({ kind: 'tensorParallel', gpusPerNode: 8, nodes: 2 })).toBe('tensor parallel over 16 GPUs on 2 nodes');
+    expect(placementLabel({ kind: 'layerSplit', gpuLayers: 126, cpuLayers: 0 })).toBe('126 layers across GPUs');
+    expect(placementLabel({ kind: 'layerSplit', gpuLayers: 60, cpuLayers: 20 })).toBe('60 layers on GPU, 20 on CPU');
+    expect(placementLabel({ kind: 'cpu' })).toBe('CPU');
+    expect(placementLabel({ kind: 'none' })).toBe('does not fit');
   });
 });

@@ -1,6 +1,6 @@
 // How the model's load progress and measured figures read: pure functions of the DTOs, tested
 // in format.test.ts, so the status bar and the Models page stay declarative.
-import type { EngineDto, LoadProgressDto, MeasurementDto } from '../api';
+import type { EngineDto, LoadProgressDto, MeasurementDto, PlacementDto } from '../api';
 import { formatBytes } from '../downloads/format';
 
 /** The file or folder name at the end of a path. */
@@ -15,6 +15,26 @@ export function engineName(engine: EngineDto): string {
       return 'llama.cpp';
     case 'mistralrs':
       return 'mistral.rs';
+  }
+}
+
+/** A plan's layout in a few words, for the Models page's table. */
+export function placementLabel(p: PlacementDto): string {
+  switch (p.kind) {
+    case 'singleGpu':
+      return 'one GPU';
+    case 'tensorParallel':
+      return p.nodes > 1
+        ? `tensor parallel over ${p.gpusPerNode * p.nodes} GPUs on ${p.nodes} nodes`
+        : `tensor parallel over ${p.gpusPerNode} GPUs`;
+    case 'layerSplit':
+      return p.cpuLayers === 0
+        ? `${p.gpuLayers} layers across GPUs`
+        : `${p.gpuLayers} layers on GPU, ${p.cpuLayers} on CPU`;
+    case 'cpu':
+      return 'CPU';
+    case 'none':
+      return 'does not fit';
   }
 }
 
