@@ -1,5 +1,6 @@
 //! The CLI's document commands with the real starter model: `altiplano documents ask` (and a
-//! killed one keeps its question) and `altiplano summarize --json`.
+//! killed one keeps its question) and `altiplano summarize --json` (recorded in the document's
+//! conversation, as the app records it).
 
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
@@ -83,4 +84,28 @@ fn the_cli_summarizes_to_json_and_names_a_file_it_cannot_read() {
     assert!(!json["summary"].as_str().expect("summary").trim().is_empty());
     assert!(json["citations"].as_array().expect("citations").iter().all(|c| c["page"] == 1 && c["text"].is_string()));
     assert!(json["warnings"].is_array());
+
+    // Recorded where the app records it: the document's conversation holds the summary, so a
+    // follow-up (here or in the app) continues after it.
+    let list = run(&["conversations", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    let conversation = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["title"].as_str().is_some_and(|t| t.starts_with("Document: ")));
+    let id = conversation.unwrap_or_else(|| panic!("the document's conversation: {list}"))["id"].to_string();
+    let shown: serde_json::Value =
+        serde_json::from_slice(&run(&["conversations", "show", "--json", &id]).stdout).expect("json");
+    let messages = shown["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{shown}");
+    assert!(messages[0]["content"].as_str().is_some_and(|q| q.starts_with("Summarize ")), "{shown}");
+    assert_eq!(messages[1]["content"], json["summary"]);
+
+    // Summarized again: the saved summary prints at once and is not recorded twice.
+    let again = run(&["summarize", "--json", notes.to_str().expect("utf-8")]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let shown: serde_json::Value =
+        serde_json::from_slice(&run(&["conversations", "show", "--json", &id]).stdout).expect("json");
+    assert_eq!(shown["messages"].as_array().map(Vec::len), Some(2), "{shown}");
 }

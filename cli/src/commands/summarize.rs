@@ -51,15 +51,12 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
                     );
                 }
                 let engine = engine.as_ref().expect("loaded above");
-                if args.fresh {
-                    documents::saved::clear_summaries(store, doc.id).await?;
-                }
-                let pages = documents::saved::pages(store, doc.id).await?;
                 let bar = progress_bar(&doc.title);
-                let result = documents::summary::summarize(store, engine, &doc, &pages, options, cancel.clone(), |p| {
-                    show(&bar, &p)
-                })
-                .await;
+                let result =
+                    documents::desk::summarize(store, engine, doc.id, args.fresh, options, cancel.clone(), |p| {
+                        show(&bar, &p)
+                    })
+                    .await;
                 bar.finish_and_clear();
                 match result {
                     Ok(summary) => summary,

@@ -31,7 +31,6 @@ use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel};
 use crate::measure::{self, Measurement, Measurements};
 use crate::planner::{self, Plan, PlanOptions, Preference};
-use crate::store::Role;
 use crate::store::{Store, StoreError};
 
 mod slot;
@@ -583,22 +582,10 @@ impl Session {
         options: SummaryOptions,
         progress: impl FnMut(SummaryProgress),
     ) -> Result<Summary, SessionError> {
-        let doc = saved::get(&self.store, id).await?;
-        if fresh {
-            saved::clear_summaries(&self.store, id).await?;
-        }
-        let pages = saved::pages(&self.store, id).await?;
+        saved::get(&self.store, id).await?;
         let (engine, request) = self.start_request(request_id).await?;
         let cancel = request.cancel.clone();
-        let result = documents::summary::summarize(&self.store, &engine, &doc, &pages, options, cancel, progress).await;
-        let summary = result?;
-        if !summary.cached || doc.conversation_id.is_none() {
-            let conversation = desk::conversation_of(&self.store, &doc).await?;
-            self.store.add_message(conversation, Role::User, &format!("Summarize {}", doc.title), None).await?;
-            let model = summary.nodes.iter().find(|n| n.is_root).map(|n| n.model.clone());
-            self.store.add_message(conversation, Role::Assistant, &summary.text, model.as_deref()).await?;
-        }
-        Ok(summary)
+        Ok(desk::summarize(&self.store, &engine, id, fresh, options, cancel, progress).await?)
     }
 
     /// Answers a follow-up question about a document from its relevant pages, under
