@@ -5,7 +5,6 @@
 //! can be read at any time and awaited with [`Session::settled_model`]. Each reply runs under
 //! a request id chosen by the caller, so [`Session::stop`] can end it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +16,7 @@ use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::choose::{self, ChooseError, OnDisk, Resolution, Target};
 use crate::codebase::answer::{AskError, CodeAnswer};
 use crate::codebase::desk::{self as code_desk, DeskError};
-use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport, Watch};
+use crate::codebase::{CodeError, CodeIndex, IndexProgress, IndexReport};
 use crate::config::{self, DataDir};
 use crate::documents::desk::{self, Asked};
 use crate::documents::followup::FollowUpError;
@@ -26,20 +25,19 @@ use crate::documents::{
 };
 use crate::download::queue::{DownloadJob, DownloadManager, QueueError};
 use crate::download::{DownloadOptions, HubCache};
-use crate::engine::{CancellationToken, Engine, EngineError, EngineKind, Isq, LoadOptions, LoadProgress, ModelInfo};
+use crate::engine::{Engine, EngineError, EngineKind, Isq, LoadOptions, LoadProgress, ModelInfo};
 use crate::hardware::{self, HardwareProfile};
 use crate::library::{Library, LibraryError, LocalModel};
 use crate::measure::{self, Measurement, Measurements};
 use crate::planner::{self, Plan, PlanOptions, Preference};
 use crate::store::{Store, StoreError};
 
+mod project;
+mod replies;
 mod slot;
+pub use project::{ProjectSlot, PROJECT_ENV};
+pub use replies::{Replies, Request};
 pub use slot::ModelSlot;
-
-/// Setting key holding the last code folder opened.
-const LAST_PROJECT_KEY: &str = "code.last_project";
-/// Environment variable naming a code folder to open at start-up.
-pub const PROJECT_ENV: &str = "ALTIPLANO_PROJECT";
 
 /// Where the model stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -152,20 +150,12 @@ pub struct Session {
     store: Store,
     data_dir: DataDir,
     slot: ModelSlot,
-    running: Mutex<HashMap<u32, CancellationToken>>,
+    replies: Replies,
     hardware: tokio::sync::OnceCell<HardwareProfile>,
     downloads: DownloadManager,
     library: Library,
-    project: tokio::sync::Mutex<Option<OpenProject>>,
+    project: ProjectSlot,
     extractor: Mutex<Option<PathBuf>>,
-}
-
-/// The open code folder.
-#[derive(Debug)]
-struct OpenProject {
-    index: Arc<CodeIndex>,
-    report: IndexReport,
-    _watch: Option<Watch>,
 }
 
 impl Session {
@@ -181,13 +171,13 @@ impl Session {
         }
         Ok(Arc::new(Self {
             library: Library::new(store.clone()),
-            project: tokio::sync::Mutex::new(None),
+            project: ProjectSlot::new(store.clone(), data_dir.clone()),
             extractor: Mutex::new(None),
             downloads,
             slot: ModelSlot::new(store.clone(), data_dir.clone()),
             store,
             data_dir,
-            running: Mutex::new(HashMap::new()),
+            replies: Replies::default(),
             hardware: tokio::sync::OnceCell::new(),
         }))
     }
@@ -444,56 +434,23 @@ impl Session {
         root: &Path,
         progress: impl FnMut(IndexProgress) + Send + 'static,
     ) -> Result<(Arc<CodeIndex>, IndexReport), SessionError> {
-        let data = self.data_dir.path().to_path_buf();
-        let root = root.to_path_buf();
-        let (index, report) = tokio::task::spawn_blocking(move || {
-            let index = CodeIndex::open(&data, &root)?;
-            let report = index.update(progress)?;
-            Ok::<_, CodeError>((index, report))
-        })
-        .await
-        .map_err(|e| CodeError::Io { path: PathBuf::new(), source: std::io::Error::other(e) })??;
-        let index = Arc::new(index);
-        // Kept fresh while open: edits in the folder re-index just the files they touch.
-        let watch = match Watch::start(Arc::clone(&index), |result| match result {
-            Ok(r) if r.files_indexed + r.files_removed > 0 => {
-                tracing::info!(indexed = r.files_indexed, removed = r.files_removed, "code index updated")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("code index update failed: {e}"),
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("the code folder cannot be watched ({e}); re-index by hand");
-                None
-            }
-        };
-        *self.project.lock().await =
-            Some(OpenProject { index: Arc::clone(&index), report: report.clone(), _watch: watch });
-        if let Err(e) = self.store.set_setting(LAST_PROJECT_KEY, &index.root().to_string_lossy()).await {
-            tracing::warn!("could not remember the code folder: {e}");
-        }
-        Ok((index, report))
+        self.project.open(root, progress).await
     }
 
     /// The open code folder, if any.
     pub async fn project(&self) -> Option<Arc<CodeIndex>> {
-        self.project.lock().await.as_ref().map(|p| Arc::clone(&p.index))
+        self.project.index().await
     }
 
     /// The open code folder with the report of its last full indexing.
     pub async fn project_report(&self) -> Option<(Arc<CodeIndex>, IndexReport)> {
-        self.project.lock().await.as_ref().map(|p| (Arc::clone(&p.index), p.report.clone()))
+        self.project.report().await
     }
 
     /// The code folder to open at start-up: `ALTIPLANO_PROJECT`, else the last one opened
     /// (if it still exists).
     pub async fn startup_project(&self) -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os(PROJECT_ENV).filter(|v| !v.is_empty()) {
-            return Some(PathBuf::from(dir));
-        }
-        let last = self.store.setting(LAST_PROJECT_KEY).await.ok().flatten()?;
-        Some(PathBuf::from(last)).filter(|p| p.is_dir())
+        self.project.startup().await
     }
 
     /// Answers a question about the open code folder under `request_id` ([`Session::stop`]
@@ -519,14 +476,7 @@ impl Session {
     /// A file of the open code folder, for the read-only view of a citation; paths that lead
     /// outside the folder are refused.
     pub async fn read_project_file(&self, path: &str) -> Result<String, SessionError> {
-        let index = self.project().await.ok_or(SessionError::NoProject)?;
-        let root = index.root().to_path_buf();
-        let full = std::fs::canonicalize(root.join(path)).map_err(|_| SessionError::OutsideProject(path.to_owned()))?;
-        if !full.starts_with(&root) || !full.is_file() {
-            return Err(SessionError::OutsideProject(path.to_owned()));
-        }
-        let bytes = tokio::fs::read(&full).await.map_err(|_| SessionError::OutsideProject(path.to_owned()))?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        self.project.read_file(path).await
     }
 
     /// Sets the program that reads documents in a child process (see
@@ -611,36 +561,11 @@ impl Session {
             None if matches!(self.model_state(), ModelState::Loading { .. }) => return Err(SessionError::ModelLoading),
             None => return Err(SessionError::NoModel),
         };
-        let cancel = CancellationToken::new();
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.contains_key(&request_id) {
-            return Err(SessionError::DuplicateRequest(request_id));
-        }
-        running.insert(request_id, cancel.clone());
-        Ok((engine, Request { running: &self.running, id: request_id, cancel }))
+        Ok((engine, self.replies.register(request_id)?))
     }
 
     /// Stops the reply running under `request_id`; false when none is.
     pub fn stop(&self, request_id: u32) -> bool {
-        match self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&request_id) {
-            Some(cancel) => {
-                cancel.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// A request registered for [`Session::stop`]; unregistered when dropped.
-struct Request<'a> {
-    running: &'a Mutex<HashMap<u32, CancellationToken>>,
-    id: u32,
-    cancel: CancellationToken,
-}
-
-impl Drop for Request<'_> {
-    fn drop(&mut self) {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        self.replies.stop(request_id)
     }
 }
