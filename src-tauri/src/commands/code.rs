@@ -25,7 +25,7 @@ pub async fn choose_project(
     });
     let chosen: Option<PathBuf> = rx.await.unwrap_or(None);
     match chosen {
-        Some(root) => Ok(Some(index(&session, root, on_progress).await?)),
+        Some(root) => Ok(Some(index(&app, &session, root, on_progress).await?)),
         None => Ok(None),
     }
 }
@@ -34,6 +34,7 @@ pub async fn choose_project(
 #[tauri::command]
 #[specta::specta]
 pub async fn reindex_project(
+    app: tauri::AppHandle,
     session: SessionState<'_>,
     on_progress: Channel<IndexProgressDto>,
 ) -> Result<ProjectDto, ApiError> {
@@ -42,10 +43,11 @@ pub async fn reindex_project(
         .await
         .map(|p| p.root().to_path_buf())
         .ok_or_else(|| ApiError::from(altiplano_core::session::SessionError::NoProject))?;
-    index(&session, root, on_progress).await
+    index(&app, &session, root, on_progress).await
 }
 
 async fn index(
+    app: &tauri::AppHandle,
     session: &SessionState<'_>,
     root: PathBuf,
     on_progress: Channel<IndexProgressDto>,
@@ -64,7 +66,11 @@ async fn index(
             }
         })
         .await?;
-    Ok(ProjectDto::new(index.root(), &report))
+    let project = ProjectDto::new(index.root(), &report);
+    // The latest news for whoever subscribes later (this caller has the result already).
+    use tauri::Manager;
+    app.state::<ProjectListeners>().latest(ProjectEventDto::Opened { project: project.clone(), dropped: false });
+    Ok(project)
 }
 
 /// Answers a question about the open folder, streaming the text; `stop_reply` with the same
@@ -91,39 +97,58 @@ pub async fn read_project_file(session: SessionState<'_>, path: String) -> Resul
     Ok(session.read_project_file(&path).await?)
 }
 
-/// The open code folder (opened at start-up from `ALTIPLANO_PROJECT` or the last one used),
-/// if any.
-#[tauri::command]
-#[specta::specta]
-pub async fn current_project(session: SessionState<'_>) -> Result<Option<ProjectDto>, ApiError> {
-    Ok(session.project_report().await.map(|(index, report)| ProjectDto::new(index.root(), &report)))
-}
-
-/// The UI's subscriptions to folders opened by dropping them on the window.
+/// The UI's subscriptions to code folders opened in the background, and the latest news, which
+/// a new subscriber hears first (the start-up folder may open before the UI subscribes).
 #[derive(Default)]
-pub struct ProjectListeners(std::sync::Mutex<Vec<Channel<ProjectEventDto>>>);
+pub struct ProjectListeners(std::sync::Mutex<Listeners>);
+
+#[derive(Default)]
+struct Listeners {
+    channels: Vec<Channel<ProjectEventDto>>,
+    latest: Option<ProjectEventDto>,
+}
 
 impl ProjectListeners {
     fn send(&self, event: ProjectEventDto) {
         let mut listeners = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // A listener whose webview is gone fails to send and is dropped.
-        listeners.retain(|channel| channel.send(event.clone()).is_ok());
+        listeners.channels.retain(|channel| channel.send(event.clone()).is_ok());
+        listeners.latest = Some(event);
+    }
+
+    /// Keeps `event` as the latest news without sending it.
+    fn latest(&self, event: ProjectEventDto) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).latest = Some(event);
     }
 }
 
-/// Subscribes to folders dropped on the window: their indexing progress, then the open project
-/// (or why it failed).
+/// Subscribes to code folders opened in the background (dropped on the window, or the start-up
+/// folder): their indexing progress, then the open project (or why it failed). The latest of
+/// these comes at once.
 #[tauri::command]
 #[specta::specta]
 pub fn watch_projects(listeners: tauri::State<'_, ProjectListeners>, on_event: Channel<ProjectEventDto>) {
-    listeners.0.lock().unwrap_or_else(|p| p.into_inner()).push(on_event);
+    let mut listeners = listeners.0.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(latest) = &listeners.latest {
+        if on_event.send(latest.clone()).is_err() {
+            return;
+        }
+    }
+    listeners.channels.push(on_event);
 }
 
 /// Opens the first folder among `paths` dropped on the window as the code folder. Files are
 /// left alone (documents are read elsewhere). Paths stay on the Rust side.
 pub fn open_dropped(app: &tauri::AppHandle, paths: &[PathBuf]) {
+    if let Some(root) = paths.iter().find(|p| p.is_dir()).cloned() {
+        open_in_background(app, root, true);
+    }
+}
+
+/// Opens `root` as the code folder in the background, reporting to the [`ProjectListeners`]:
+/// a dropped folder, or (`dropped` false) the start-up folder.
+pub fn open_in_background(app: &tauri::AppHandle, root: PathBuf, dropped: bool) {
     use tauri::Manager;
-    let Some(root) = paths.iter().find(|p| p.is_dir()).cloned() else { return };
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let session = app.state::<std::sync::Arc<altiplano_core::session::Session>>();
@@ -140,13 +165,17 @@ pub fn open_dropped(app: &tauri::AppHandle, paths: &[PathBuf]) {
                             files_total: p.files_total,
                             files_per_second: p.files_per_second,
                         },
+                        dropped,
                     });
                 }
             })
             .await;
+        if let Err(e) = &opened {
+            tracing::warn!("code folder {} did not open: {e}", root.display());
+        }
         listeners.send(match opened {
-            Ok((index, report)) => ProjectEventDto::Opened { project: ProjectDto::new(index.root(), &report) },
-            Err(e) => ProjectEventDto::Failed { error: e.into() },
+            Ok((index, report)) => ProjectEventDto::Opened { project: ProjectDto::new(index.root(), &report), dropped },
+            Err(e) => ProjectEventDto::Failed { error: e.into(), dropped },
         });
     });
 }

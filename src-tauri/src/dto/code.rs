@@ -155,14 +155,15 @@ pub enum CodeStreamEvent {
     Text { text: String },
 }
 
-/// A folder dropped on the window, as it is opened.
+/// A code folder as it is opened in the background — dropped on the window (`dropped`), or the
+/// start-up folder — and any folder once opened.
 #[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ProjectEventDto {
     /// Indexing progress.
-    Indexing { progress: IndexProgressDto },
+    Indexing { progress: IndexProgressDto, dropped: bool },
     /// The folder is open.
-    Opened { project: ProjectDto },
+    Opened { project: ProjectDto, dropped: bool },
     /// It could not be opened.
-    Failed { error: ApiError },
+    Failed { error: ApiError, dropped: bool },
 }

@@ -53,13 +53,9 @@ export const commands = {
 	/**  A file of the open folder, for the read-only view a citation opens. */
 	readProjectFile: (path: string) => __TAURI_INVOKE<string>("read_project_file", { path }),
 	/**
-	 *  The open code folder (opened at start-up from `ALTIPLANO_PROJECT` or the last one used),
-	 *  if any.
-	 */
-	currentProject: () => __TAURI_INVOKE<ProjectDto | null>("current_project"),
-	/**
-	 *  Subscribes to folders dropped on the window: their indexing progress, then the open project
-	 *  (or why it failed).
+	 *  Subscribes to code folders opened in the background (dropped on the window, or the start-up
+	 *  folder): their indexing progress, then the open project (or why it failed). The latest of
+	 *  these comes at once.
 	 */
 	watchProjects: (onEvent: Channel<ProjectEventDto>) => __TAURI_INVOKE<void>("watch_projects", { onEvent }),
 	/**  Subscribes to documents as they open (dropped, chosen, or named on the command line). */
@@ -499,14 +495,17 @@ export type ProjectDto = {
 	elapsedMs: number,
 };
 
-/**  A folder dropped on the window, as it is opened. */
+/**
+ *  A code folder as it is opened in the background — dropped on the window (`dropped`), or the
+ *  start-up folder — and any folder once opened.
+ */
 export type ProjectEventDto = 
 /**  Indexing progress. */
-{ kind: "indexing"; progress: IndexProgressDto } | 
+{ kind: "indexing"; progress: IndexProgressDto; dropped: boolean } | 
 /**  The folder is open. */
-{ kind: "opened"; project: ProjectDto } | 
+{ kind: "opened"; project: ProjectDto; dropped: boolean } | 
 /**  It could not be opened. */
-{ kind: "failed"; error: ApiError };
+{ kind: "failed"; error: ApiError; dropped: boolean };
 
 /**  Who wrote a message. */
 export type RoleDto = "system" | "user" | "assistant";

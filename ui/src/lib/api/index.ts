@@ -147,7 +147,6 @@ export function watchProjects(onEvent: (e: ProjectEventDto) => void): Promise<vo
   channel.onmessage = onEvent;
   return commands.watchProjects(channel);
 }
-export const currentProject = (): Promise<ProjectDto | null> => commands.currentProject();
 export const reindexProject = (onProgress: (p: IndexProgressDto) => void): Promise<ProjectDto> =>
   commands.reindexProject(progressChannel(onProgress));
 

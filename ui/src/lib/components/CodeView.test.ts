@@ -100,7 +100,6 @@ describe('the Code tab', () => {
     answering = deferred();
     mockIPC((cmd, args) => {
       // The tab asks once for a folder opened at start-up; these tests start with none.
-      if (cmd === 'current_project') return null;
       calls.push({ cmd, args: (args ?? {}) as Record<string, unknown> });
       const a = (args ?? {}) as { onProgress?: Listener<IndexProgressDto>; onEvent?: Listener<CodeStreamEvent> };
       switch (cmd) {

@@ -64,7 +64,10 @@ export class CodeState {
     });
   }
 
-  /** A folder dropped on the window is being indexed, has opened, or failed to. */
+  /**
+   * A folder opened in the background (dropped on the window, or the start-up folder, which
+   * the backend pushes once it opens) is being indexed, has opened, or failed to.
+   */
   handleProjectEvent(event: ProjectEventDto): void {
     if (event.kind === 'indexing') {
       this.indexing = true;
@@ -80,17 +83,6 @@ export class CodeState {
     } else {
       this.indexing = false;
       this.indexError = event.error;
-    }
-  }
-
-  /** Picks up the folder the backend opened at start-up (ALTIPLANO_PROJECT or the last one). */
-  async restore(): Promise<void> {
-    if (this.project !== null || this.indexing) return;
-    try {
-      const current = await api.currentProject();
-      if (current !== null && this.project === null && !this.indexing) this.project = current;
-    } catch {
-      // Nothing open yet; the user can choose a folder.
     }
   }
 

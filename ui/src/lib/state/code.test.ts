@@ -22,11 +22,11 @@ describe('dropped folders', () => {
     code.project = project('/old');
     code.exchanges = [{ id: 1, question: 'q', streamed: 'a', answer: null, error: null, stopped: false }];
 
-    code.handleProjectEvent({ kind: 'indexing', progress: { filesDone: 1, filesTotal: 3, filesPerSecond: 10 } });
+    code.handleProjectEvent({ kind: 'indexing', progress: { filesDone: 1, filesTotal: 3, filesPerSecond: 10 }, dropped: true });
     expect(code.indexing).toBe(true);
     expect(code.progress?.filesDone).toBe(1);
 
-    code.handleProjectEvent({ kind: 'opened', project: project('/new') });
+    code.handleProjectEvent({ kind: 'opened', project: project('/new'), dropped: true });
     expect(code.indexing).toBe(false);
     expect(code.project?.root).toBe('/new');
     expect(code.exchanges).toEqual([]);
@@ -36,10 +36,10 @@ describe('dropped folders', () => {
     const code = new CodeState();
     code.project = project('/same');
     code.exchanges = [{ id: 1, question: 'q', streamed: 'a', answer: null, error: null, stopped: false }];
-    code.handleProjectEvent({ kind: 'opened', project: project('/same') });
+    code.handleProjectEvent({ kind: 'opened', project: project('/same'), dropped: true });
     expect(code.exchanges).toHaveLength(1);
 
-    code.handleProjectEvent({ kind: 'failed', error: { code: 'notFound', message: '/gone is not a folder' } });
+    code.handleProjectEvent({ kind: 'failed', error: { code: 'notFound', message: '/gone is not a folder' }, dropped: true });
     expect(code.indexing).toBe(false);
     expect(code.indexError?.message).toBe('/gone is not a folder');
   });
