@@ -164,6 +164,56 @@ async fn missing_repos_files_and_revisions_get_clear_errors() {
     assert!(download::pull(&client, &fx.cache(), &hostile, &quick(), &tx, &CancellationToken::new()).await.is_err());
 }
 
+/// A server — a mirror set in Settings or `HF_ENDPOINT`, or anyone on the path of an `http://`
+/// endpoint — that sends a path where a hash or commit id belongs gets a clear error, fetches
+/// nothing, and writes nothing outside the cache; a revision that would leave `refs/` is refused.
+#[tokio::test]
+async fn a_server_that_sends_paths_for_hashes_or_commits_writes_nothing_outside_the_cache() {
+    let fx = Fixture::new(&[("w.gguf", noise(50_000, 21)), ("config.json", b"{}".to_vec())]).await;
+    let victim = fx.dir.path().join("victim.txt");
+    std::fs::write(&victim, b"keep me").expect("victim");
+    let escapes = [victim.display().to_string(), "../../../victim.txt".into(), "not-a-hash".into(), String::new()];
+    for file in ["w.gguf", "config.json"] {
+        for hostile in &escapes {
+            fx.hub.clear_faults();
+            fx.hub.advertise_hash(file, hostile);
+            let e = fx.pull(&[file], &quick(), None).await.expect_err("refused");
+            assert!(e.to_string().contains(&format!("the server sent an invalid file hash for {file}")), "{e}");
+            assert_eq!(e.code(), "network");
+        }
+        assert_eq!(fx.hub.content_requests(file), 0, "no byte of {file} was fetched");
+    }
+    for hostile in ["../../../victim.txt", "main", "/tmp"] {
+        fx.hub.clear_faults();
+        fx.hub.advertise_commit(hostile);
+        let e = fx.pull(&["w.gguf"], &quick(), None).await.expect_err("refused");
+        assert!(e.to_string().contains("the server sent an invalid commit id"), "{e}");
+    }
+    fx.hub.clear_faults();
+
+    let client = fx.client(None);
+    let (tx, _rx) = watch::channel(PullProgress::default());
+    for revision in ["../../../victim.txt", "a/../../b", ".git", ""] {
+        let spec = PullSpec { revision: revision.into(), ..spec(&["w.gguf"]) };
+        let e = download::pull(&client, &fx.cache(), &spec, &quick(), &tx, &CancellationToken::new())
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, DownloadError::BadRevision(_)), "{revision:?}: {e}");
+    }
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"keep me");
+    let outside: Vec<_> = std::fs::read_dir(fx.dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !["hub", "cache", "victim.txt"].contains(&n.as_str()))
+        .collect();
+    assert!(outside.is_empty(), "written beside the cache: {outside:?}");
+
+    // The honest answer still downloads.
+    let pulled = fx.pull(&["w.gguf"], &quick(), None).await.expect("pulled");
+    assert_eq!(std::fs::read(&pulled.files[0].local_path).expect("read"), fx.source("w.gguf"));
+}
+
 #[tokio::test]
 async fn a_repo_is_resolved_to_its_model_files_or_asks_which_one() {
     let fx = Fixture::new(&[

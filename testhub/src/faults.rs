@@ -38,12 +38,14 @@ struct FileFaults {
     failures: Option<(u16, u32)>,
     /// A size to claim in metadata instead of the real one.
     advertised_size: Option<u64>,
+    advertised_hash: Option<String>,
 }
 
 /// The armed faults of every file.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     by_file: Mutex<HashMap<String, FileFaults>>,
+    advertised_commit: Mutex<Option<String>>,
 }
 
 impl Faults {
@@ -86,8 +88,25 @@ impl Faults {
     }
 
     /// Disarms every fault.
+    pub fn advertise_hash(&self, file: &str, hash: &str) {
+        self.arm(file, |faults| faults.advertised_hash = Some(hash.to_owned()));
+    }
+
+    pub fn advertised_hash(&self, file: &str, real: &str) -> String {
+        self.lock().get(file).and_then(|f| f.advertised_hash.clone()).unwrap_or_else(|| real.to_owned())
+    }
+
+    pub fn advertise_commit(&self, commit: &str) {
+        *self.advertised_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(commit.to_owned());
+    }
+
+    pub fn advertised_commit(&self, real: String) -> String {
+        self.advertised_commit.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(real)
+    }
+
     pub fn clear(&self) {
         self.lock().clear();
+        *self.advertised_commit.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The status a request for `file` must answer instead of serving it, consuming one failure.

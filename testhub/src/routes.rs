@@ -147,7 +147,7 @@ async fn digested_files(hub: &Hub, repo: &RepoId) -> Result<Vec<DigestedFile>, R
 async fn revision(hub: &Hub, request: &Request, org: &str, name: &str, rev: &str) -> Outcome {
     let (repo, access) = open_repo(hub, request, org, name).await?;
     check_revision(&repo, rev)?;
-    let siblings: Vec<Value> = digested_files(hub, &repo).await?.iter().map(sibling_json).collect();
+    let siblings: Vec<Value> = digested_files(hub, &repo).await?.iter().map(|entry| sibling_json(hub, entry)).collect();
     let gated = if access == Access::Granted { json!("manual") } else { json!(false) };
     Ok(json_reply(
         200,
@@ -156,19 +156,19 @@ async fn revision(hub: &Hub, request: &Request, org: &str, name: &str, rev: &str
             "id": repo.id(),
             "modelId": repo.id(),
             "private": false,
-            "sha": repo.commit(),
+            "sha": hub.faults.advertised_commit(repo.commit()),
             "siblings": siblings,
         }),
     ))
 }
 
-fn sibling_json(entry: &DigestedFile) -> Value {
+fn sibling_json(hub: &Hub, entry: &DigestedFile) -> Value {
     let mut sibling = Map::new();
-    sibling.insert("blobId".into(), json!(entry.digest.git_oid));
+    sibling.insert("blobId".into(), json!(hub.faults.advertised_hash(&entry.file.path, &entry.digest.git_oid)));
     if entry.file.is_lfs() {
         let lfs = json!({
             "pointerSize": LFS_POINTER_SIZE,
-            "sha256": entry.digest.sha256,
+            "sha256": hub.faults.advertised_hash(&entry.file.path, &entry.digest.sha256),
             "size": entry.file.size,
         });
         sibling.insert("lfs".into(), lfs);
@@ -239,7 +239,7 @@ fn tree_folder_json(path: &str) -> Value {
 /// `HEAD|GET /{org}/{name}/resolve/{rev}/{path}`; every reply from here on names the commit.
 async fn resolve(hub: &Hub, request: &Request, org: &str, name: &str, rev: &str, path: &str) -> Outcome {
     let (repo, _) = open_repo(hub, request, org, name).await?;
-    let commit = repo.commit();
+    let commit = hub.faults.advertised_commit(repo.commit());
     match resolve_in_repo(hub, request, repo, rev, path).await {
         Ok(reply) => Ok(reply.with_header("X-Repo-Commit", commit)),
         Err(reply) => Err(reply.with_header("X-Repo-Commit", commit)),
@@ -258,11 +258,12 @@ async fn resolve_in_repo(hub: &Hub, request: &Request, repo: RepoId, rev: &str, 
         blocking(hub, move |catalog| catalog.digest(&file)).await?.map_err(internal_error)?
     };
     if !file.is_lfs() {
-        return serve_content(hub, request, file, &digest.git_oid).await;
+        let etag = hub.faults.advertised_hash(&file.path, &digest.git_oid);
+        return serve_content(hub, request, file, &etag).await;
     }
     let head = ResponseHead::new(302)
         .header("Location", format!("/cdn/{}", digest.sha256))
-        .header("X-Linked-Etag", format!("\"{}\"", digest.sha256))
+        .header("X-Linked-Etag", format!("\"{}\"", hub.faults.advertised_hash(&file.path, &digest.sha256)))
         .header("X-Linked-Size", hub.faults.advertised_size(&file.path, file.size).to_string())
         .header("ETag", format!("\"{}\"", digest.git_oid));
     Ok(Reply::new(head, ReplyBody::Bytes(Vec::new())))

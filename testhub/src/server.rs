@@ -85,6 +85,17 @@ impl HubServer {
         self.hub.faults.advertise_size(file, size);
     }
 
+    /// Metadata for `file` (the listing's `lfs.sha256` and `blobId`, `X-Linked-Etag`, `ETag`)
+    /// names `hash` instead of the file's hashes, as a hostile server might (`/home/u/.bashrc`).
+    pub fn advertise_hash(&self, file: &str, hash: &str) {
+        self.hub.faults.advertise_hash(file, hash);
+    }
+
+    /// Every repo's listing (`sha`) and resolve replies (`X-Repo-Commit`) name `commit`.
+    pub fn advertise_commit(&self, commit: &str) {
+        self.hub.faults.advertise_commit(commit);
+    }
+
     /// The next GET of `file` sends `after_bytes` body bytes, then nothing more, keeping the
     /// connection open until the peer closes it or ten minutes pass.
     pub fn stall(&self, file: &str, after_bytes: u64) {

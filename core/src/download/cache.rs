@@ -81,6 +81,7 @@ impl HubCache {
         if is_commit_id(revision) {
             return Some(revision.to_owned());
         }
+        super::hub::validate_revision(revision).ok()?;
         let text = std::fs::read_to_string(self.repo_dir(repo).join("refs").join(revision)).ok()?;
         let commit = text.trim();
         is_commit_id(commit).then(|| commit.to_owned())
@@ -91,6 +92,7 @@ impl HubCache {
         if revision == commit {
             return Ok(());
         }
+        super::hub::validate_revision(revision).map_err(std::io::Error::other)?;
         let path = self.repo_dir(repo).join("refs").join(revision);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;

@@ -136,9 +136,10 @@ impl HubClient {
                     )))
                 }
             };
-            files.push(RemoteFile { path: sibling.rfilename, size, etag: etag.to_ascii_lowercase() });
+            let etag = file_hash(&etag, &sibling.rfilename)?;
+            files.push(RemoteFile { path: sibling.rfilename, size, etag });
         }
-        Ok(RepoListing { commit: body.sha, files })
+        Ok(RepoListing { commit: commit_id(&body.sha, repo)?, files })
     }
 
     /// One file's commit, size and hash, from the headers of a HEAD request on its resolve URL
@@ -174,6 +175,8 @@ impl HubClient {
             .or_else(|| header(headers, "content-length"))
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| DownloadError::Protocol(format!("{url} gave no size")))?;
+        let commit = commit_id(&commit, repo)?;
+        let etag = file_hash(&etag, file)?;
         Ok((commit, RemoteFile { path: file.to_owned(), size, etag }))
     }
 
@@ -244,6 +247,46 @@ pub fn validate_repo_id(repo: &str) -> Result<(), DownloadError> {
     }
 }
 
+/// A commit id as the server sent it, checked: 40 hex digits (lower-cased), else
+/// [`DownloadError::InvalidHash`]. Cache folders are named after it.
+fn commit_id(value: &str, repo: &str) -> Result<String, DownloadError> {
+    let value = value.trim();
+    if crate::download::cache::is_commit_id(value) {
+        return Ok(value.to_ascii_lowercase());
+    }
+    Err(invalid("commit id", repo, value, "40 hexadecimal digits"))
+}
+
+/// A file's hash as the server sent it, checked: a SHA-256 (64 hex digits, LFS files) or a git
+/// blob id (40 hex digits, small files), lower-cased; else [`DownloadError::InvalidHash`]. The
+/// file's cache path is named after it, and the download is verified against it.
+fn file_hash(value: &str, file: &str) -> Result<String, DownloadError> {
+    let value = value.trim();
+    if matches!(value.len(), 40 | 64) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(value.to_ascii_lowercase());
+    }
+    Err(invalid("file hash", file, value, "a SHA-256 (64 hexadecimal digits) or a git blob id (40)"))
+}
+
+fn invalid(what: &'static str, subject: &str, value: &str, expected: &'static str) -> DownloadError {
+    DownloadError::InvalidHash { what, subject: subject.to_owned(), value: value.chars().take(80).collect(), expected }
+}
+
+/// Checks a revision the user gave (a branch, tag, `refs/pr/N` or commit id): it names
+/// `refs/<revision>` in the cache, so no `..`, no empty or hidden parts, nothing but letters,
+/// digits and `-_./`, at most 200 characters.
+pub fn validate_revision(revision: &str) -> Result<(), DownloadError> {
+    let ok = !revision.is_empty()
+        && revision.len() <= 200
+        && revision.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && revision.split('/').all(|p| !p.is_empty() && !p.starts_with('.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DownloadError::BadRevision(revision.to_owned()))
+    }
+}
+
 /// Checks a file path inside a repo: relative, no `..`, no empty parts.
 pub fn validate_repo_path(path: &str) -> Result<(), DownloadError> {
     let ok = !path.is_empty()
@@ -270,6 +313,36 @@ mod tests {
         assert!(validate_repo_path("sub/w.gguf").is_ok());
         for bad in ["../w", "/etc/passwd", "a//b", "a/./b", "a\\b", ""] {
             assert!(validate_repo_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A server that answers paths where hashes belong must not name a file outside the cache.
+    #[test]
+    fn hashes_and_commits_that_are_not_hex_are_refused() {
+        let sha = "a".repeat(64);
+        assert_eq!(file_hash(&sha.to_uppercase(), "w.gguf").unwrap(), sha);
+        assert!(file_hash(&"0".repeat(40), "config.json").is_ok(), "git blob ids for small files");
+        for bad in ["/home/u/.bashrc", "../../x", "", &"g".repeat(64), &"a".repeat(63), &format!("{sha}/..")] {
+            let e = file_hash(bad, "w.gguf").unwrap_err();
+            assert!(e.to_string().contains("the server sent an invalid file hash for w.gguf"), "{e}");
+            assert_eq!(e.code(), "network");
+        }
+        assert!(commit_id(&"b".repeat(40), "org/name").is_ok());
+        for bad in ["main", "../refs", &"b".repeat(64), "/etc"] {
+            assert!(
+                matches!(commit_id(bad, "org/name"), Err(DownloadError::InvalidHash { what: "commit id", .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn revisions_that_could_leave_refs_are_refused() {
+        for good in ["main", "v1.0", "refs/pr/1", &"c".repeat(40), "release_2024-07"] {
+            assert!(validate_revision(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../../etc", "a/../b", "/abs", "a//b", ".hidden", "a\\b", "main\n", "x y", &"a".repeat(201)] {
+            assert!(matches!(validate_revision(bad), Err(DownloadError::BadRevision(_))), "{bad:?}");
         }
     }
 

@@ -68,6 +68,25 @@ pub enum DownloadError {
     /// The endpoint answered something that is not what a Hugging Face endpoint says.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// The server sent a hash or commit id that is not one: Altiplano names cache files after
+    /// these, so a value like `../../.bashrc` must never reach a path.
+    #[error(
+        "the server sent an invalid {what} for {subject} ({value:?} is not {expected}); it may not be a Hugging Face \
+         endpoint, or something on the way changed its answer"
+    )]
+    InvalidHash {
+        /// What the value was meant to be ("commit id", "file hash").
+        what: &'static str,
+        /// The repo or file it was for.
+        subject: String,
+        /// The value sent (cut to 80 characters).
+        value: String,
+        /// What a valid one looks like.
+        expected: &'static str,
+    },
+    /// A revision that cannot be a branch, tag or commit (it would name a path outside the cache).
+    #[error("{0:?} is not a revision; give a branch, a tag or a 40-digit commit id (for example main)")]
+    BadRevision(String),
     /// The file failed its checksum twice.
     #[error("{file} failed its checksum twice (expected {expected}, got {actual}); the copy was discarded — retry later or try another mirror")]
     ChecksumMismatch {
@@ -131,8 +150,11 @@ impl DownloadError {
         match self {
             DownloadError::Gated { .. } => "gated",
             DownloadError::NotFound(_) | DownloadError::NeedsFile { .. } | DownloadError::NoWeights(_) => "not_found",
-            DownloadError::BadRepoId(_) | DownloadError::BadEndpoint(_) => "invalid",
-            DownloadError::Http { .. } | DownloadError::Network { .. } | DownloadError::Protocol(_) => "network",
+            DownloadError::BadRepoId(_) | DownloadError::BadEndpoint(_) | DownloadError::BadRevision(_) => "invalid",
+            DownloadError::Http { .. }
+            | DownloadError::Network { .. }
+            | DownloadError::Protocol(_)
+            | DownloadError::InvalidHash { .. } => "network",
             DownloadError::ChecksumMismatch { .. } => "checksum",
             DownloadError::DiskFull { .. } => "disk_full",
             DownloadError::Io { .. } => "io",
@@ -368,6 +390,7 @@ pub async fn pull(
     cancel: &CancellationToken,
 ) -> Result<Pulled, DownloadError> {
     hub::validate_repo_id(&spec.repo)?;
+    hub::validate_revision(&spec.revision)?;
     for file in &spec.files {
         hub::validate_repo_path(file)?;
     }

@@ -228,6 +228,7 @@ impl DownloadManager {
     /// [`DownloadManager::run`]); an unfinished one for the same files is reused.
     pub async fn add(&self, spec: &PullSpec, variant: Option<&str>) -> Result<i64, QueueError> {
         super::hub::validate_repo_id(&spec.repo)?;
+        super::hub::validate_revision(&spec.revision)?;
         for file in &spec.files {
             super::hub::validate_repo_path(file)?;
         }

@@ -618,10 +618,9 @@ async fn verify(
     Ok(match digest {
         Some(actual) if actual != file.etag => Err(actual),
         Some(_) => Ok(()),
-        None => {
-            tracing::warn!(file = %file.path, etag = %file.etag, "the server's ETag is not a known hash; only the size was checked");
-            Ok(())
-        }
+        // Hashes are checked where they arrive (`hub.rs`), so this cannot happen; never a
+        // size-only pass.
+        None => Err(file.etag.clone()),
     })
 }
 
