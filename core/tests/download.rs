@@ -214,6 +214,36 @@ async fn a_server_that_sends_paths_for_hashes_or_commits_writes_nothing_outside_
     assert_eq!(std::fs::read(&pulled.files[0].local_path).expect("read"), fx.source("w.gguf"));
 }
 
+/// A server that accepts the connection and never answers the file list or a file's HEAD
+/// request: the wait ends after the stall timeout (retried, then reported), and at once on
+/// Cancel, so the download queue's permit is never held by a silent server.
+#[tokio::test]
+async fn a_server_that_never_answers_metadata_times_out_and_cancel_ends_the_wait() {
+    let fx = Fixture::new(&[("w.gguf", noise(10_000, 22))]).await;
+    fx.hub.hang_metadata(true);
+    let patient = DownloadOptions { stall_timeout: Duration::from_millis(300), retry_attempts: 1, ..quick() };
+    for files in [&[][..], &["w.gguf"][..]] {
+        let waited = tokio::time::timeout(Duration::from_secs(60), fx.pull(files, &patient, None)).await;
+        let e = waited.expect("the pull gives up instead of hanging").expect_err("no answer");
+        assert!(e.to_string().contains("no answer within"), "{e}");
+        assert_eq!(e.code(), "network");
+    }
+
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stopper.cancel();
+    });
+    let slow = DownloadOptions { stall_timeout: Duration::from_secs(600), ..quick() };
+    let (tx, _rx) = watch::channel(PullProgress::default());
+    let (client, cache, spec) = (fx.client(None), fx.cache(), spec(&["w.gguf"]));
+    let pull = download::pull(&client, &cache, &spec, &slow, &tx, &cancel);
+    let ended = tokio::time::timeout(Duration::from_secs(60), pull).await.expect("Cancel ends the wait");
+    assert!(matches!(ended, Err(DownloadError::Cancelled)), "{ended:?}");
+    fx.hub.hang_metadata(false);
+}
+
 #[tokio::test]
 async fn a_repo_is_resolved_to_its_model_files_or_asks_which_one() {
     let fx = Fixture::new(&[

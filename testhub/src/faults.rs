@@ -46,6 +46,7 @@ struct FileFaults {
 pub(crate) struct Faults {
     by_file: Mutex<HashMap<String, FileFaults>>,
     advertised_commit: Mutex<Option<String>>,
+    hang_metadata: std::sync::atomic::AtomicBool,
 }
 
 impl Faults {
@@ -104,7 +105,16 @@ impl Faults {
         self.advertised_commit.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(real)
     }
 
+    pub fn hang_metadata(&self, hang: bool) {
+        self.hang_metadata.store(hang, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn metadata_hangs(&self) -> bool {
+        self.hang_metadata.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn clear(&self) {
+        self.hang_metadata(false);
         self.lock().clear();
         *self.advertised_commit.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }

@@ -56,6 +56,10 @@ pub(crate) async fn route(hub: &Hub, request: &Request) -> Reply {
     }
     let path = request.path.strip_prefix('/').unwrap_or(&request.path);
     let segments: Vec<&str> = path.split('/').collect();
+    let metadata = segments.first() == Some(&"api") || (request.is_head() && segments.get(2) == Some(&"resolve"));
+    if metadata && hub.faults.metadata_hangs() {
+        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    }
     let outcome = match segments.as_slice() {
         ["api", "models", org, name] => revision(hub, request, org, name, "main").await,
         ["api", "models", org, name, "revision", rev] => revision(hub, request, org, name, rev).await,

@@ -91,6 +91,12 @@ impl HubServer {
         self.hub.faults.advertise_hash(file, hash);
     }
 
+    /// File listings and HEAD requests on resolve URLs are accepted and never answered (for ten
+    /// minutes), as a stalled server's are; content still flows.
+    pub fn hang_metadata(&self, hang: bool) {
+        self.hub.faults.hang_metadata(hang);
+    }
+
     /// Every repo's listing (`sha`) and resolve replies (`X-Repo-Commit`) name `commit`.
     pub fn advertise_commit(&self, commit: &str) {
         self.hub.faults.advertise_commit(commit);

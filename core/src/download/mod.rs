@@ -552,7 +552,7 @@ async fn resolve(
     cancel: &CancellationToken,
 ) -> Result<(String, Vec<RemoteFile>), DownloadError> {
     if spec.files.is_empty() {
-        let listing = retrying(options, cancel, || client.list(&spec.repo, &spec.revision)).await?;
+        let listing = retrying(options, cancel, client.endpoint(), || client.list(&spec.repo, &spec.revision)).await?;
         let files = select_model_files(&spec.repo, &listing.files)?;
         return Ok((listing.commit, files));
     }
@@ -562,7 +562,7 @@ async fn resolve(
         // Every file comes from the commit the first one resolved to, even if the branch moves.
         let revision = commit.clone().unwrap_or_else(|| spec.revision.clone());
         let (file_commit, file) =
-            retrying(options, cancel, || client.file_metadata(&spec.repo, &revision, &name)).await?;
+            retrying(options, cancel, client.endpoint(), || client.file_metadata(&spec.repo, &revision, &name)).await?;
         commit.get_or_insert(file_commit);
         files.push(file);
     }
@@ -575,6 +575,7 @@ async fn resolve(
 async fn retrying<T, F, Fut>(
     options: &DownloadOptions,
     cancel: &CancellationToken,
+    endpoint: &str,
     mut request: F,
 ) -> Result<T, DownloadError>
 where
@@ -583,7 +584,19 @@ where
 {
     let mut failures = 0;
     loop {
-        let error = match request().await {
+        // No answer within the stall timeout is a network failure (retried); Cancel and Pause
+        // end the wait at once, so one stalled server never holds the download queue.
+        let attempt = tokio::select! {
+            () = cancel.cancelled() => return Err(DownloadError::Cancelled),
+            attempt = tokio::time::timeout(options.stall_timeout, request()) => attempt,
+        };
+        let attempt = attempt.unwrap_or_else(|_| {
+            Err(DownloadError::Network {
+                url: endpoint.to_owned(),
+                message: format!("no answer within {:?}", options.stall_timeout),
+            })
+        });
+        let error = match attempt {
             Ok(value) => return Ok(value),
             Err(e @ DownloadError::Network { .. }) => e,
             Err(e @ DownloadError::Http { status, .. }) if status >= 500 || status == 429 || status == 408 => e,
