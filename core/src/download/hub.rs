@@ -20,6 +20,8 @@ pub const ENDPOINT_ENV: &str = "HF_ENDPOINT";
 pub struct HubClient {
     endpoint: String,
     token: Option<HfToken>,
+    /// A token was given but is not sent: the endpoint is plain HTTP on another computer.
+    token_withheld: bool,
     http: Client,
 }
 
@@ -78,7 +80,17 @@ impl HubClient {
             .user_agent(concat!("altiplano/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DownloadError::Network { url: endpoint.clone(), message: e.to_string() })?;
-        Ok(Self { endpoint, token, http })
+        let withheld = token.is_some() && !carries_secrets(&endpoint);
+        if withheld {
+            tracing::warn!(%endpoint, "the Hugging Face token is not sent over plain HTTP to another computer");
+        }
+        let token = token.filter(|_| !withheld);
+        Ok(Self { endpoint, token, token_withheld: withheld, http })
+    }
+
+    /// A token was given but is not sent to this endpoint (plain HTTP to another computer).
+    pub fn token_withheld(&self) -> bool {
+        self.token_withheld
     }
 
     /// The endpoint.
@@ -194,6 +206,9 @@ impl HubClient {
         }
         let code = header(response.headers(), "x-error-code").unwrap_or_default();
         Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.token_withheld => {
+                DownloadError::TokenWithheld { repo: repo.to_owned(), endpoint: self.endpoint.clone() }
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DownloadError::Gated {
                 repo: repo.to_owned(),
                 licence_url: self.licence_url(repo),
@@ -244,6 +259,19 @@ pub fn validate_repo_id(repo: &str) -> Result<(), DownloadError> {
     match repo.split_once('/') {
         Some((org, name)) if ok_part(org) && ok_part(name) => Ok(()),
         _ => Err(DownloadError::BadRepoId(repo.to_owned())),
+    }
+}
+
+/// Whether a secret may travel to `endpoint`: over HTTPS, or over plain HTTP to this computer
+/// (a mirror on 127.0.0.0/8, `::1` or `localhost`), where nobody else is on the way.
+pub fn carries_secrets(endpoint: &str) -> bool {
+    let Ok(url) = url::Url::parse(endpoint) else { return false };
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
+        _ => false,
     }
 }
 
@@ -334,6 +362,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The token goes over HTTPS, or over plain HTTP only to this computer.
+    #[test]
+    fn the_token_never_crosses_plain_http_to_another_computer() {
+        let token = || HfToken::new("hf_abcdefghijklmnopqrstuvwxyz");
+        for safe in [
+            "https://huggingface.co",
+            "https://hf-mirror.example/",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+            "http://localhost:1",
+        ] {
+            let client = HubClient::new(safe, token()).unwrap();
+            assert!(client.has_token() && !client.token_withheld(), "{safe}");
+        }
+        for unsafe_ in
+            ["http://hf-mirror.example", "http://192.168.1.5:8080", "http://10.0.0.1", "http://localhost.evil.example"]
+        {
+            let client = HubClient::new(unsafe_, token()).unwrap();
+            assert!(!client.has_token() && client.token_withheld(), "{unsafe_}");
+            let sent = client.get(&format!("{unsafe_}/api/models/a/b")).build().unwrap();
+            assert!(sent.headers().get(AUTHORIZATION).is_none(), "{unsafe_}: no Authorization header");
+        }
+        assert!(!HubClient::new("http://hf-mirror.example", None).unwrap().token_withheld(), "nothing to withhold");
     }
 
     #[test]

@@ -44,6 +44,18 @@ pub enum DownloadError {
         /// A token was sent (and refused).
         had_token: bool,
     },
+    /// 401/403 while the user's token was held back: the endpoint is plain HTTP on another
+    /// computer, where anyone on the way could read it.
+    #[error(
+        "{repo} needs your Hugging Face token, which Altiplano does not send to {endpoint} over plain HTTP (anyone on \
+         the way could read it); use an https:// endpoint, or a mirror on this computer"
+    )]
+    TokenWithheld {
+        /// The repo.
+        repo: String,
+        /// The endpoint.
+        endpoint: String,
+    },
     /// 404: the repo, revision or file does not exist.
     #[error("not found: {0}")]
     NotFound(String),
@@ -150,7 +162,10 @@ impl DownloadError {
         match self {
             DownloadError::Gated { .. } => "gated",
             DownloadError::NotFound(_) | DownloadError::NeedsFile { .. } | DownloadError::NoWeights(_) => "not_found",
-            DownloadError::BadRepoId(_) | DownloadError::BadEndpoint(_) | DownloadError::BadRevision(_) => "invalid",
+            DownloadError::BadRepoId(_)
+            | DownloadError::BadEndpoint(_)
+            | DownloadError::BadRevision(_)
+            | DownloadError::TokenWithheld { .. } => "invalid",
             DownloadError::Http { .. }
             | DownloadError::Network { .. }
             | DownloadError::Protocol(_)

@@ -24,12 +24,14 @@ async fn snapshot(session: &SessionState<'_>) -> Result<DownloadsDto, ApiError> 
 
 async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -> Result<DownloadsDto, ApiError> {
     let downloads = session.downloads();
+    let endpoint = downloads.endpoint().await?;
     Ok(DownloadsDto {
         jobs: downloads.list().await?.into_iter().map(DownloadJobDto::from).collect(),
         models: session.library().list().await?.into_iter().map(LocalModelDto::from).collect(),
         has_token: token.is_some(),
         token_source: token.map(TokenSourceDto::from),
-        endpoint: downloads.endpoint().await?,
+        endpoint_carries_token: altiplano_core::download::hub::carries_secrets(&endpoint),
+        endpoint,
         endpoint_from_environment: downloads.endpoint_from_environment(),
         cache_dir: downloads.cache().root().display().to_string(),
     })

@@ -231,6 +231,8 @@ pub struct DownloadsDto {
     /// Where the token comes from, when there is one.
     pub token_source: Option<TokenSourceDto>,
     pub endpoint: String,
+    /// Whether a token goes to `endpoint`: over HTTPS, or plain HTTP to this computer only.
+    pub endpoint_carries_token: bool,
     /// HF_ENDPOINT is set, so the setting is not used.
     pub endpoint_from_environment: bool,
     /// The Hugging Face cache folder.

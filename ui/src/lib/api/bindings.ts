@@ -242,6 +242,8 @@ export type DownloadsDto = {
 	/**  Where the token comes from, when there is one. */
 	tokenSource: TokenSourceDto | null,
 	endpoint: string,
+	/**  Whether a token goes to `endpoint`: over HTTPS, or plain HTTP to this computer only. */
+	endpointCarriesToken: boolean,
 	/**  HF_ENDPOINT is set, so the setting is not used. */
 	endpointFromEnvironment: boolean,
 	/**  The Hugging Face cache folder. */
