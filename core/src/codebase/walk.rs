@@ -28,7 +28,13 @@ pub enum Skip {
     Unreadable,
     /// A symbolic link loop, or a walk error.
     WalkError,
+    /// A symbolic link to a file or folder outside the chosen folder (`key.txt -> ~/.ssh/id_rsa`,
+    /// `all -> /`): left out unless `ALTIPLANO_CODE_OUTSIDE_LINKS=1`.
+    OutsideFolder,
 }
+
+/// Environment variable that, set to `1`, follows symbolic links out of the code folder.
+pub const OUTSIDE_LINKS_ENV: &str = "ALTIPLANO_CODE_OUTSIDE_LINKS";
 
 /// A file to index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,14 +49,40 @@ pub struct SourceFile {
     pub mtime_ns: u128,
 }
 
-/// The files under `root` to consider, and the walk's own skips.
+/// The files under `root` to consider, and the walk's own skips. Links inside the folder are
+/// followed; links out of it are skipped and counted ([`Skip::OutsideFolder`]) unless
+/// `ALTIPLANO_CODE_OUTSIDE_LINKS=1`.
 pub fn list(root: &Path) -> (Vec<SourceFile>, BTreeMap<Skip, u64>) {
+    list_following(root, std::env::var(OUTSIDE_LINKS_ENV).is_ok_and(|v| v.trim() == "1"))
+}
+
+/// [`list`], following links out of the folder or not.
+pub fn list_following(root: &Path, outside_links: bool) -> (Vec<SourceFile>, BTreeMap<Skip, u64>) {
     let mut files = Vec::new();
     let mut skipped = BTreeMap::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .follow_links(true) // links are followed; the walker detects loops and reports them
-        .require_git(false)
-        .build();
+    let outside = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut builder = ignore::WalkBuilder::new(root);
+    // Links are followed (the walker detects loops and reports them), but only where they
+    // stay in the folder: a link is judged by where it really leads.
+    builder.follow_links(true).require_git(false);
+    if !outside_links {
+        let inside = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let counted = std::sync::Arc::clone(&outside);
+        builder.filter_entry(move |entry| {
+            if !entry.path_is_symlink() {
+                return true;
+            }
+            match std::fs::canonicalize(entry.path()) {
+                Ok(target) if !target.starts_with(&inside) => {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }
+                // Inside, or broken (the walker reports a broken link itself).
+                _ => true,
+            }
+        });
+    }
+    let walker = builder.build();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -79,6 +111,10 @@ pub fn list(root: &Path) -> (Vec<SourceFile>, BTreeMap<Skip, u64>) {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         files.push(SourceFile { path, abs, size: meta.len(), mtime_ns });
+    }
+    let outside = outside.load(std::sync::atomic::Ordering::Relaxed);
+    if outside > 0 {
+        skipped.insert(Skip::OutsideFolder, outside);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     (files, skipped)
@@ -126,6 +162,33 @@ fn classify(text: &str) -> Result<(), Skip> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `key.txt -> ~/.ssh/id_rsa` and `all -> /` stay out of the index (and of every prompt);
+    /// links that stay in the folder are followed.
+    #[cfg(unix)]
+    #[test]
+    fn links_out_of_the_folder_are_skipped_and_counted() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("id_rsa"), "-----BEGIN PRIVATE KEY-----").unwrap();
+        std::fs::create_dir(outside.path().join("elsewhere")).unwrap();
+        std::fs::write(outside.path().join("elsewhere/secret.rs"), "fn secret() {}").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("src")).unwrap();
+        std::fs::write(root.path().join("src/lib.rs"), "pub fn f() {}").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("id_rsa"), root.path().join("key.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("elsewhere"), root.path().join("vendor")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("src"), root.path().join("same")).unwrap();
+
+        let (files, skipped) = list_following(root.path(), false);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["same/lib.rs", "src/lib.rs"], "a link inside the folder is followed");
+        assert_eq!(skipped.get(&Skip::OutsideFolder), Some(&2), "{skipped:?}");
+
+        let (files, skipped) = list_following(root.path(), true);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["key.txt", "same/lib.rs", "src/lib.rs", "vendor/secret.rs"], "allowed: followed");
+        assert_eq!(skipped.get(&Skip::OutsideFolder), None);
+    }
 
     #[test]
     fn minified_and_generated_text_is_recognised() {

@@ -43,6 +43,7 @@ pub enum SkipReasonDto {
     NonUtf8Name,
     Unreadable,
     WalkError,
+    OutsideFolder,
 }
 
 impl From<Skip> for SkipReasonDto {
@@ -56,6 +57,7 @@ impl From<Skip> for SkipReasonDto {
             Skip::NonUtf8Name => Self::NonUtf8Name,
             Skip::Unreadable => Self::Unreadable,
             Skip::WalkError => Self::WalkError,
+            Skip::OutsideFolder => Self::OutsideFolder,
         }
     }
 }

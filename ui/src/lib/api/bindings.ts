@@ -528,7 +528,7 @@ export type SkipCountDto = {
 };
 
 /**  Why files were left out of the index. */
-export type SkipReasonDto = "binary" | "too_large" | "minified" | "generated" | "not_utf8" | "non_utf8_name" | "unreadable" | "walk_error";
+export type SkipReasonDto = "binary" | "too_large" | "minified" | "generated" | "not_utf8" | "non_utf8_name" | "unreadable" | "walk_error" | "outside_folder";
 
 /**  What the status bar shows. */
 export type StatusDto = {

@@ -11,6 +11,7 @@ const SKIP_REASONS: Record<SkipReasonDto, string> = {
   non_utf8_name: 'name not UTF-8',
   unreadable: 'unreadable',
   walk_error: 'link loop or unreachable',
+  outside_folder: 'link out of the folder',
 };
 
 /** Why files were left out, in words: `binary`, `over 2 MiB`. */
