@@ -10,6 +10,9 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// The longest metadata string accepted (keys, names, chat templates, tokens).
+const MAX_STRING_BYTES: u64 = 16 << 20;
+
 /// What the header says about the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GgufSummary {
@@ -79,6 +82,15 @@ impl<R: Read> Walker<R> {
 
     fn string(&mut self, what: &str) -> Result<String, GgufProblem> {
         let n = self.u64(what)?;
+        // The longest strings real files hold are chat templates of some kilobytes; a length the
+        // file could hold but no GGUF writer makes would only cost memory (a 40 GB file could
+        // ask for 40 GB).
+        if n > MAX_STRING_BYTES {
+            return Err(GgufProblem::Corrupt(format!(
+                "{what} claims a string of {n} bytes at offset {}, more than any GGUF string holds",
+                self.pos
+            )));
+        }
         let b = self.bytes(n, what)?;
         Ok(String::from_utf8_lossy(&b).trim_end_matches('\0').to_string())
     }
@@ -316,4 +328,28 @@ pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
     // Touch the reader so a seek error on an odd file shows here rather than in the loader.
     w.reader.seek(SeekFrom::Start(0)).map_err(|e| GgufProblem::Io(e.to_string()))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A string length the file could hold but no writer makes is refused before anything is
+    /// allocated (a sparse 1 GiB file here: no disk is used).
+    #[test]
+    fn a_huge_metadata_string_is_refused_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long-string.gguf");
+        let mut header = b"GGUF".to_vec();
+        header.extend(3u32.to_le_bytes()); // version
+        header.extend(0u64.to_le_bytes()); // tensors
+        header.extend(1u64.to_le_bytes()); // metadata entries
+        header.extend(((1u64 << 30) - 64).to_le_bytes()); // the key's length: most of the file
+        std::fs::write(&path, &header).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 30).unwrap();
+        match check(&path) {
+            Err(GgufProblem::Corrupt(why)) => assert!(why.contains("more than any GGUF string holds"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
