@@ -222,7 +222,7 @@ impl HubClient {
                 }
                 _ => format!("there is no model repo {repo:?} on {}; check the spelling (org/name)", self.endpoint),
             }),
-            _ => DownloadError::Http { url: response.url().to_string(), status: status.as_u16() },
+            _ => DownloadError::Http { url: redact(response.url().as_str()), status: status.as_u16() },
         })
     }
 }
@@ -248,7 +248,32 @@ pub(crate) fn network(url: &str, e: &reqwest::Error) -> DownloadError {
         message = format!("{message}: {cause}");
         source = cause.source();
     }
-    DownloadError::Network { url: url.to_owned(), message }
+    // Errors are saved with the download and shown: a redirect's signed CDN URL (its query
+    // holds the signature) and any user:password must not be.
+    if let Some(full) = e.url() {
+        message = message.replace(full.as_str(), &redact(full.as_str()));
+    }
+    DownloadError::Network { url: redact(url), message }
+}
+
+/// A URL without what can grant access: its query (signatures, tokens), fragment and
+/// user:password; `https://cdn.example/blob/abc` from `https://u:p@cdn.example/blob/abc?X-Amz-Signature=…`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let hidden = parsed.query().is_some();
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            let mut out = parsed.to_string();
+            if hidden {
+                out.push_str("?…");
+            }
+            out
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Checks `org/name`.
@@ -387,6 +412,25 @@ mod tests {
             assert!(sent.headers().get(AUTHORIZATION).is_none(), "{unsafe_}: no Authorization header");
         }
         assert!(!HubClient::new("http://hf-mirror.example", None).unwrap().token_withheld(), "nothing to withhold");
+    }
+
+    /// A signed CDN URL in a failed request never reaches the message that is saved and shown.
+    #[tokio::test]
+    async fn errors_name_urls_without_their_signatures() {
+        assert_eq!(
+            redact("https://user:pw@cdn.example/blobs/abc?X-Amz-Signature=s3cr3t&Expires=1#x"),
+            "https://cdn.example/blobs/abc?…"
+        );
+        assert_eq!(
+            redact("http://127.0.0.1:9/org/name/resolve/main/w.gguf"),
+            "http://127.0.0.1:9/org/name/resolve/main/w.gguf"
+        );
+        // A real failed request (nothing listens on port 9 of this machine).
+        let signed = "http://127.0.0.1:9/blobs/abc?X-Amz-Signature=s3cr3t";
+        let e = reqwest::get(signed).await.expect_err("nothing listens");
+        let shown = network(signed, &e).to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("http://127.0.0.1:9/blobs/abc"), "{shown}");
     }
 
     #[test]

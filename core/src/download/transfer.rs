@@ -524,7 +524,7 @@ async fn attempt(
             let checked = job.client.check(job.repo, job.commit, Some(&job.file.path), response);
             return Err(Failure::Fatal(match checked {
                 Err(e) => e,
-                Ok(r) => DownloadError::Http { url: r.url().to_string(), status: status.as_u16() },
+                Ok(r) => DownloadError::Http { url: super::hub::redact(r.url().as_str()), status: status.as_u16() },
             }));
         }
     }
