@@ -427,6 +427,21 @@ async fn the_queue_pauses_resumes_cancels_survives_a_restart_and_records_the_mod
     let other_sha = sha256(&fx.source("other.gguf"));
     assert!(!fx.cache().incomplete_path(REPO, &other_sha).exists(), "cancel deletes the bytes");
 
+    // Cancelled offline (the endpoint gone, so no file list says which bytes are whose), the
+    // partial data still goes: no other download of the repo keeps bytes there.
+    manager.forget(other.id).await.expect("forget");
+    let again = manager.enqueue(&spec(&["other.gguf"]), None).await.expect("enqueued");
+    while manager.job(again.id).await.expect("job").bytes_done == 0 {
+        changes.changed().await.expect("changes");
+    }
+    manager.pause(again.id).await.expect("pause");
+    wait_for_state(&manager, again.id, JobState::Paused).await;
+    assert!(fx.cache().incomplete_path(REPO, &other_sha).exists(), "pause keeps the bytes");
+    fx.hub.shutdown();
+    manager.cancel(again.id).await.expect("cancel offline");
+    assert!(!fx.cache().incomplete_path(REPO, &other_sha).exists(), "cancel offline deletes the bytes too");
+    assert!(fx.cache().blob_path(REPO, &sha256(&body)).exists(), "verified files stay");
+
     // Removing the downloaded model deletes its files.
     Library::new(store.clone()).remove(model.id, &fx.cache()).await.expect("remove");
     assert!(!model.path.exists());

@@ -491,13 +491,25 @@ pub async fn pull(
     })
 }
 
-/// Removes the partial data of `spec`'s files (after a cancel). Needs the file list, so it asks
-/// the endpoint; partial data it cannot identify is left.
-pub async fn discard_partial(client: &HubClient, cache: &HubCache, spec: &PullSpec) {
-    let options = DownloadOptions { retry_attempts: 1, ..DownloadOptions::default() };
-    if let Ok((_, files)) = resolve(client, spec, &options, &CancellationToken::new()).await {
-        for file in files {
-            transfer::discard_partial(cache, &spec.repo, &file.etag);
+/// Removes the partial data of `spec`'s files (after a cancel). The file list names them, so
+/// the endpoint is asked; when it cannot answer (offline) and `whole_repo_is_ours` — no other
+/// unfinished download of the repo keeps bytes there — every partial file of the repo goes, so
+/// a cancel offline does not leave gigabytes behind.
+pub async fn discard_partial(client: &HubClient, cache: &HubCache, spec: &PullSpec, whole_repo_is_ours: bool) {
+    let options =
+        DownloadOptions { retry_attempts: 1, stall_timeout: Duration::from_secs(15), ..DownloadOptions::default() };
+    match resolve(client, spec, &options, &CancellationToken::new()).await {
+        Ok((_, files)) => {
+            for file in files {
+                transfer::discard_partial(cache, &spec.repo, &file.etag);
+            }
+        }
+        Err(e) if whole_repo_is_ours => {
+            tracing::info!(%e, repo = %spec.repo, "the file list is out of reach; removing the repo's partial files");
+            transfer::discard_all_partial(cache, &spec.repo);
+        }
+        Err(e) => {
+            tracing::warn!(%e, repo = %spec.repo, "partial files kept: another download of the repo may need them")
         }
     }
 }

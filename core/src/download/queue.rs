@@ -466,9 +466,16 @@ impl DownloadManager {
     }
 
     async fn discard(&self, job: &DownloadJob) {
+        let others_keep_bytes = self.list().await.map_or(true, |jobs| {
+            jobs.iter().any(|other| {
+                other.id != job.id
+                    && other.repo == job.repo
+                    && matches!(other.state, JobState::Queued | JobState::Running | JobState::Paused | JobState::Failed)
+            })
+        });
         if let Ok(client) = self.client().await {
             let spec = PullSpec { repo: job.repo.clone(), revision: job.revision.clone(), files: job.files.clone() };
-            super::discard_partial(&client, &self.inner.cache, &spec).await;
+            super::discard_partial(&client, &self.inner.cache, &spec, !others_keep_bytes).await;
         }
     }
 

@@ -681,6 +681,18 @@ pub(crate) fn discard_partial(cache: &HubCache, repo: &str, etag: &str) {
     let _ = std::fs::remove_file(incomplete);
 }
 
+/// Removes every partial file (`*.incomplete` and its record) of `repo`; verified blobs stay.
+pub(crate) fn discard_all_partial(cache: &HubCache, repo: &str) {
+    let Ok(entries) = std::fs::read_dir(cache.repo_dir(repo).join("blobs")) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".incomplete") || name.ends_with(".incomplete.parts") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
