@@ -116,14 +116,42 @@ pub enum DocumentError {
 pub struct Limits {
     /// Wall-clock time.
     pub time: Duration,
-    /// Address space of the child, bytes.
+    /// Memory of the child, bytes: its address space where the system limits it, and its
+    /// resident memory as the parent watches it everywhere.
     pub memory: u64,
+    /// What the child may write (its JSON), bytes.
+    pub output: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { time: Duration::from_secs(60), memory: 4 << 30 }
+        // The text of a file at the size limit, escaped, with room to spare.
+        Self { time: Duration::from_secs(60), memory: 4 << 30, output: 4 * MAX_FILE_BYTES }
     }
+}
+
+/// Resolves once the process `pid` holds more than `limit` bytes of resident memory (looked at
+/// every 100 ms); never when there is no such process to watch.
+async fn over_memory(pid: Option<u32>, limit: u64) {
+    let Some(pid) = pid.map(sysinfo::Pid::from_u32) else { return std::future::pending().await };
+    let mut system = sysinfo::System::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        system.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&[pid]),
+            true,
+            sysinfo::ProcessRefreshKind::nothing().with_memory(),
+        );
+        match system.process(pid) {
+            Some(process) if process.memory() > limit => return,
+            Some(_) => {}
+            None => return std::future::pending().await,
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    crate::download::human_bytes(bytes)
 }
 
 /// Extracts `path` in this process. Use [`extract_isolated`] for files you do not trust.
@@ -182,6 +210,17 @@ pub async fn open(
     path: &Path,
 ) -> Result<(SavedDocument, Option<Summary>), OpenError> {
     let shown = path.display().to_string();
+    // Sized before it is hashed: a 40 GB drop is refused at once, not after reading 40 GB.
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            return Err(DocumentError::TooLarge { file: shown, size: meta.len(), limit: MAX_FILE_BYTES }.into())
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(DocumentError::Unreadable { file: shown, reason: "it is not a file".into() }.into())
+        }
+        Ok(_) => {}
+        Err(_) => return Err(DocumentError::NotFound(shown).into()),
+    }
     let owned = path.to_path_buf();
     let sha256 = tokio::task::spawn_blocking(move || file_sha256(&owned))
         .await
@@ -262,8 +301,13 @@ fn pdf_pages(file: &str, bytes: Vec<u8>) -> Result<(Vec<String>, Vec<String>), D
 pub fn run_child_if_requested() -> Option<std::process::ExitCode> {
     let path = std::env::var_os(CHILD_ENV)?;
     if let Some(limit) = std::env::var("ALTIPLANO_EXTRACT_MEMORY").ok().and_then(|m| m.parse::<u64>().ok()) {
+        // Where the system takes an address-space limit, a bomb fails its allocation here; the
+        // parent also watches this process's memory and kills it past the limit (macOS and
+        // Windows have no such limit to set).
         #[cfg(unix)]
-        let _ = rlimit::setrlimit(rlimit::Resource::AS, limit, limit);
+        if let Err(e) = rlimit::setrlimit(rlimit::Resource::AS, limit, limit) {
+            eprintln!("altiplano-reader: no memory limit ({e}); the parent's watch stays");
+        }
         #[cfg(not(unix))]
         let _ = limit;
     }
@@ -294,18 +338,36 @@ pub async fn extract_isolated(program: &Path, path: &Path, limits: Limits) -> Re
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| DocumentError::Crashed { file: file.clone(), reason: format!("cannot start the reader: {e}") })?;
-    let mut stdout =
+    let stdout =
         child.stdout.take().ok_or_else(|| DocumentError::Crashed { file: file.clone(), reason: "no output".into() })?;
+    let pid = child.id();
     let run = async {
+        // The output is capped: a reader that writes without end (or a bomb's text) never
+        // fills the app's memory.
         let mut out = Vec::new();
-        stdout.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        stdout.take(limits.output + 1).read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        if out.len() as u64 > limits.output {
+            return Ok(Err(format!("the reader wrote more than {} bytes", limits.output)));
+        }
         let status = child.wait().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((out, status))
+        Ok::<_, String>(Ok((out, status)))
     };
-    let (out, status) = match tokio::time::timeout(limits.time, run).await {
+    let watched = async {
+        tokio::select! {
+            done = run => Some(done),
+            () = over_memory(pid, limits.memory) => None,
+        }
+    };
+    let (out, status) = match tokio::time::timeout(limits.time, watched).await {
         Err(_) => return Err(DocumentError::TimedOut(file)),
-        Ok(Err(reason)) => return Err(DocumentError::Crashed { file, reason }),
-        Ok(Ok(done)) => done,
+        Ok(None) => {
+            return Err(DocumentError::Crashed {
+                file,
+                reason: format!("reading it took more than {} of memory; the reader was stopped", human(limits.memory)),
+            })
+        }
+        Ok(Some(Err(reason))) | Ok(Some(Ok(Err(reason)))) => return Err(DocumentError::Crashed { file, reason }),
+        Ok(Some(Ok(Ok(done)))) => done,
     };
     match serde_json::from_slice::<Result<Document, DocumentError>>(&out) {
         Ok(result) => result.map(|mut doc| {
