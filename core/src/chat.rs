@@ -193,7 +193,7 @@ pub async fn run(
                 content.push_str(&text);
                 on_event(ChatEvent::Text(text));
                 if last_save.elapsed() >= SAVE_INTERVAL {
-                    store.update_streaming(reply.id, &content).await?;
+                    save_streamed(store, reply.id, &content).await;
                     last_save = Instant::now();
                 }
             }
@@ -211,13 +211,12 @@ pub async fn run(
                 FinishReason::Cancelled => MessageStatus::Stopped,
                 FinishReason::Stop | FinishReason::Length | FinishReason::Repeating => MessageStatus::Complete,
             };
-            let reply = store.finish_message(reply.id, &content, status, reply_stats(&stats), None).await?;
+            let reply = finish_reply(store, reply.id, &content, status, reply_stats(&stats), None).await?;
             Ok(TurnOutcome { conversation_id: conversation.id, reply, reason, omitted_messages: fitted.omitted })
         }
         Err(e) => {
             let message = e.to_string();
-            store
-                .finish_message(reply.id, &content, MessageStatus::Failed, ReplyStats::default(), Some(&message))
+            finish_reply(store, reply.id, &content, MessageStatus::Failed, ReplyStats::default(), Some(&message))
                 .await?;
             Err(e.into())
         }
@@ -276,8 +275,7 @@ impl Answering {
                 result = &mut work => return Ok(result),
                 _ = saves.tick() => {
                     let text = self.shown();
-                    if text.len() != saved_len {
-                        store.update_streaming(self.reply_id, &text).await?;
+                    if text.len() != saved_len && save_streamed(store, self.reply_id, &text).await {
                         saved_len = text.len();
                     }
                 }
@@ -299,15 +297,54 @@ impl Answering {
                 let (text, reason, stats) = written(answer);
                 let status =
                     if reason == FinishReason::Cancelled { MessageStatus::Stopped } else { MessageStatus::Complete };
-                store.finish_message(self.reply_id, &text, status, reply_stats(&stats), None).await
+                finish_reply(store, self.reply_id, &text, status, reply_stats(&stats), None).await
             }
             Err(e) => {
                 let message = e.to_string();
                 let text = self.shown();
-                store
-                    .finish_message(self.reply_id, &text, MessageStatus::Failed, ReplyStats::default(), Some(&message))
+                finish_reply(store, self.reply_id, &text, MessageStatus::Failed, ReplyStats::default(), Some(&message))
                     .await
             }
+        }
+    }
+}
+
+/// Saves what a reply has streamed so far. A failed save does not stop the reply: the model
+/// goes on, the user goes on reading, and the next save (or the final one) writes the whole
+/// text again. Returns whether it was saved.
+async fn save_streamed(store: &Store, reply_id: i64, text: &str) -> bool {
+    match store.update_streaming(reply_id, text).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(reply_id, "could not save the reply while it streams (will try again): {e}");
+            false
+        }
+    }
+}
+
+/// Closes a reply, trying again after a pause when the database refuses (a writer holding it,
+/// a disk that is briefly full), so that a reply the user saw is not left `streaming`. When every
+/// try fails the error is returned, and the next start marks the reply interrupted.
+async fn finish_reply(
+    store: &Store,
+    reply_id: i64,
+    text: &str,
+    status: MessageStatus,
+    stats: ReplyStats,
+    error: Option<&str>,
+) -> Result<Message, StoreError> {
+    let mut pauses = [Duration::from_millis(200), Duration::from_secs(1)].into_iter();
+    loop {
+        match store.finish_message(reply_id, text, status, stats, error).await {
+            Ok(message) => return Ok(message),
+            Err(e @ StoreError::MessageNotFound(_)) => return Err(e),
+            Err(e) => match pauses.next() {
+                Some(pause) => {
+                    tracing::warn!(reply_id, "could not save the finished reply (trying again): {e}");
+                    tokio::time::sleep(pause).await;
+                }
+                None => return Err(e),
+            },
         }
     }
 }

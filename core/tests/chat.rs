@@ -7,6 +7,22 @@ use altiplano_core::chat::{self, ChatError, ChatEvent, ChatOptions, Turn};
 use altiplano_core::engine::{CancellationToken, Engine, EngineError, EngineKind, FinishReason, LoadOptions, Sampling};
 use altiplano_core::store::{MessageStatus, Role, Store};
 
+/// Makes the database refuse to update replies, the way a full disk does: only the saves made
+/// while a reply streams, or (`everything`) its final save too.
+async fn refuse_updates(db: &std::path::Path, everything: bool) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query("DROP TRIGGER IF EXISTS refuse_updates").execute(&pool).await.unwrap();
+    let trigger = if everything {
+        "CREATE TRIGGER refuse_updates BEFORE UPDATE ON messages \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    } else {
+        "CREATE TRIGGER refuse_updates BEFORE UPDATE ON messages WHEN NEW.status = 'streaming' \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    };
+    sqlx::query(trigger).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
 fn greedy(max_tokens: usize) -> ChatOptions {
     ChatOptions { sampling: Sampling { max_tokens, ..Sampling::greedy() }, system_prompt: None }
 }
@@ -175,4 +191,60 @@ async fn empty_messages_and_impossible_regenerates_are_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, ChatError::NothingToRegenerate(id) if id == c.id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_fails_mid_reply_neither_stops_the_reply_nor_leaves_it_streaming() {
+    let dir = common::data_dir();
+    let db = dir.path().join("db.sqlite3");
+    let store = Store::open(&db).await.unwrap();
+    let engine = Engine::load(&common::starter_model(), LoadOptions::default()).await.unwrap();
+    let question = "Count from 1 to 100, separated by commas.";
+
+    // Every save while the reply streams fails: the reply goes on and is saved when it ends.
+    refuse_updates(&db, false).await;
+    let mut streamed = String::new();
+    let mut span = None::<(std::time::Instant, std::time::Instant)>;
+    let outcome =
+        chat::run(&store, &engine, Turn::new(None, question.into(), greedy(96)), CancellationToken::new(), |e| {
+            if let ChatEvent::Text(t) = e {
+                streamed.push_str(&t);
+                let now = std::time::Instant::now();
+                span = Some((span.map_or(now, |(first, _)| first), now));
+                // A slow reader: the reply streams for longer than the save interval.
+                std::thread::sleep(std::time::Duration::from_millis(15));
+            }
+        })
+        .await
+        .expect("a failed save does not stop the reply");
+    let (first, last) = span.expect("text was streamed");
+    assert!(last - first > chat::SAVE_INTERVAL, "saves were due while it streamed ({:?})", last - first);
+    assert_eq!(outcome.reply.status, MessageStatus::Complete);
+    assert_eq!(outcome.reply.content, streamed, "what was shown is what was saved");
+    let saved = store.messages(outcome.conversation_id).await.unwrap();
+    assert_eq!(saved.last().unwrap().status, MessageStatus::Complete);
+
+    // Every save fails, the last one too: the turn says so, the question stays, and the reply is
+    // not left streaming forever (the next start marks it interrupted).
+    refuse_updates(&db, true).await;
+    let err = chat::run(
+        &store,
+        &engine,
+        Turn::new(Some(outcome.conversation_id), "And from 100 down to 1?".into(), greedy(24)),
+        CancellationToken::new(),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ChatError::Store(_)), "{err:?}");
+    assert!(err.to_string().contains("full"), "{err}");
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query("DROP TRIGGER refuse_updates").execute(&pool).await.unwrap();
+    pool.close().await;
+    let reopened = Store::open(&db).await.unwrap();
+    let after = reopened.messages(outcome.conversation_id).await.unwrap();
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[2].content, "And from 100 down to 1?");
+    assert_eq!(after[3].status, MessageStatus::Interrupted);
 }
