@@ -11,10 +11,10 @@ use serde_json::json;
 use super::load;
 use crate::args::ChatArgs;
 
-pub async fn run(store: &Store, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let (model, options) = load::chosen(store, args.model.as_deref(), args.isq.map(Into::into)).await?;
+pub async fn run(store: &Store, loader: &load::Loader, args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let (model, options) = loader.chosen(store, args.model.as_deref(), args.isq.map(Into::into)).await?;
     let options = LoadOptions { max_parallel_replies: 1, ..options };
-    let engine = load::open(&model, options).await?;
+    let engine = loader.open(&model, options).await?;
     let sampling = if args.greedy {
         Sampling { max_tokens: args.max_tokens, ..Sampling::greedy() }
     } else {

@@ -11,7 +11,7 @@ use altiplano_core::store::Store;
 
 use crate::args::CodeCommand;
 
-pub async fn run(data_dir: &DataDir, command: CodeCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(data_dir: &DataDir, loader: &super::load::Loader, command: CodeCommand) -> anyhow::Result<ExitCode> {
     match command {
         CodeCommand::Index { dir, json } => {
             let index = CodeIndex::open(data_dir.path(), &dir)?;
@@ -49,7 +49,7 @@ pub async fn run(data_dir: &DataDir, command: CodeCommand) -> anyhow::Result<Exi
             }
         }
         CodeCommand::Ask { dir, question, model, greedy, json } => {
-            return ask(data_dir, dir, question, model, greedy, json).await
+            return ask(data_dir, loader, dir, question, model, greedy, json).await
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -57,6 +57,7 @@ pub async fn run(data_dir: &DataDir, command: CodeCommand) -> anyhow::Result<Exi
 
 async fn ask(
     data_dir: &DataDir,
+    loader: &super::load::Loader,
     dir: std::path::PathBuf,
     question: String,
     model: std::path::PathBuf,
@@ -66,7 +67,7 @@ async fn ask(
     let index = CodeIndex::open(data_dir.path(), &dir)?;
     index.update(|_| {})?;
     let store = Store::open(&data_dir.database_path()).await?;
-    let engine = super::load::open(&model, LoadOptions { max_parallel_replies: 1, ..super::load::options() }).await?;
+    let engine = loader.open(&model, LoadOptions { max_parallel_replies: 1, ..loader.options() }).await?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {

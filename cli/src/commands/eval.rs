@@ -8,14 +8,14 @@ use altiplano_core::engine::LoadOptions;
 use super::load;
 use crate::args::EvalCommand;
 
-pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(loader: &load::Loader, command: EvalCommand) -> anyhow::Result<ExitCode> {
     let EvalCommand::Perplexity { file, model, isq, window, json } = command;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| anyhow::anyhow!("cannot read {} as UTF-8 text: {e}", file.display()))?;
     let started = Instant::now();
     let options =
-        LoadOptions { max_parallel_replies: 1, isq: isq.map(Into::into), evaluation: true, ..load::options() };
-    let engine = load::open(&model, options).await?;
+        LoadOptions { max_parallel_replies: 1, isq: isq.map(Into::into), evaluation: true, ..loader.options() };
+    let engine = loader.open(&model, options).await?;
     let loaded = started.elapsed();
     let result = engine.perplexity(&text, window).await?;
     if json {

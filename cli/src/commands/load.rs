@@ -2,9 +2,9 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use altiplano_core::choose;
+use altiplano_core::config::DataDir;
 use altiplano_core::engine::{Engine, EngineKind, Isq, LoadOptions, LoadProgress, LoadStage};
 use altiplano_core::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -64,63 +64,68 @@ fn stage_text(p: &LoadProgress) -> &'static str {
     }
 }
 
-/// Where this process's loads keep Q8_0 copies of GGUF files without fast CPU kernels: the
-/// data folder's (set once, at start).
-static REPACK_DIR: OnceLock<PathBuf> = OnceLock::new();
-
-/// Sets [`REPACK_DIR`].
-pub fn set_repack_dir(dir: PathBuf) {
-    let _ = REPACK_DIR.set(dir);
+/// How this process loads models: the data folder's cache for Q8_0 copies of GGUF files without
+/// fast CPU kernels, and the engine `--engine` asked for. Made once from the command line and
+/// handed to the commands that load.
+#[derive(Debug, Clone, Default)]
+pub struct Loader {
+    repack_dir: Option<PathBuf>,
+    engine: Option<EngineKind>,
 }
 
-/// The engine asked for with `--engine` (set once, at start).
-static ENGINE: OnceLock<Option<EngineKind>> = OnceLock::new();
+impl Loader {
+    /// The loader for `data_dir`, with the engine `--engine` named, if any.
+    pub fn new(data_dir: &DataDir, engine: Option<EngineKind>) -> Self {
+        Self { repack_dir: data_dir.repack_cache(), engine }
+    }
 
-/// Sets [`ENGINE`].
-pub fn set_engine(engine: Option<EngineKind>) {
-    let _ = ENGINE.set(engine);
-}
+    /// The engine asked for with `--engine`, if any.
+    pub fn engine_flag(&self) -> Option<EngineKind> {
+        self.engine
+    }
 
-/// The engine asked for with `--engine`, if any.
-pub fn engine_flag() -> Option<EngineKind> {
-    ENGINE.get().copied().flatten()
-}
+    /// The model a command runs when `--model` may be left out: `model` (on the engine it was last
+    /// run on), else the chat model chosen with `models use` or in the app (with its quantization
+    /// and engine), else the starter model; and the load options for it. `isq` overrides the
+    /// remembered quantization.
+    pub async fn chosen(
+        &self,
+        store: &Store,
+        model: Option<&Path>,
+        isq: Option<Isq>,
+    ) -> anyhow::Result<(PathBuf, LoadOptions)> {
+        let (path, isq, engine) = match model {
+            Some(path) => (path.to_path_buf(), isq, choose::remembered_engine(store, path).await),
+            None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
+                Some(chosen) => (chosen.path, isq.or(chosen.isq), chosen.engine),
+                None => (
+                    choose::starter().map_err(|e| {
+                        anyhow::anyhow!(
+                            "no model chosen: pass --model PATH, or choose one with `altiplano models use` ({e})"
+                        )
+                    })?,
+                    isq,
+                    None,
+                ),
+            },
+        };
+        Ok((path, LoadOptions { isq, engine, ..self.options() }))
+    }
 
-/// The model a command runs when `--model` may be left out: `model` (on the engine it was last
-/// run on), else the chat model chosen with `models use` or in the app (with its quantization
-/// and engine), else the starter model; and the load options for it. `isq` overrides the
-/// remembered quantization.
-pub async fn chosen(store: &Store, model: Option<&Path>, isq: Option<Isq>) -> anyhow::Result<(PathBuf, LoadOptions)> {
-    let (path, isq, engine) = match model {
-        Some(path) => (path.to_path_buf(), isq, choose::remembered_engine(store, path).await),
-        None => match choose::remembered(store).await.filter(|c| c.path.exists()) {
-            Some(chosen) => (chosen.path, isq.or(chosen.isq), chosen.engine),
-            None => (
-                choose::starter().map_err(|e| {
-                    anyhow::anyhow!(
-                        "no model chosen: pass --model PATH, or choose one with `altiplano models use` ({e})"
-                    )
-                })?,
-                isq,
-                None,
-            ),
-        },
-    };
-    Ok((path, LoadOptions { isq, engine, ..options() }))
-}
+    /// Load options with the data folder's repack cache.
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions { repack_dir: self.repack_dir.clone(), ..LoadOptions::default() }
+    }
 
-/// Load options with the data folder's repack cache.
-pub fn options() -> LoadOptions {
-    LoadOptions { repack_dir: REPACK_DIR.get().cloned(), ..LoadOptions::default() }
-}
-
-/// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar, on the
-/// engine `--engine` names, else on `options.engine` (a remembered choice), else its format's.
-pub async fn open(path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
-    let bar = LoadBar::new(path);
-    let repack_dir = options.repack_dir.clone().or_else(|| REPACK_DIR.get().cloned());
-    let engine = engine_flag().or(options.engine);
-    let engine = Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, engine, ..options }).await;
-    bar.finish().await;
-    Ok(engine?)
+    /// Loads the model at `path` (GGUF file or safetensors folder) with a progress bar, on the
+    /// engine `--engine` names, else on `options.engine` (a remembered choice), else its format's.
+    pub async fn open(&self, path: &Path, options: LoadOptions) -> anyhow::Result<Engine> {
+        let bar = LoadBar::new(path);
+        let repack_dir = options.repack_dir.clone().or_else(|| self.repack_dir.clone());
+        let engine = self.engine.or(options.engine);
+        let engine =
+            Engine::open(path, LoadOptions { progress: Some(bar.sender()), repack_dir, engine, ..options }).await;
+        bar.finish().await;
+        Ok(engine?)
+    }
 }

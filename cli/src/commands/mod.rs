@@ -24,26 +24,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => DataDir::at(dir)?,
         None => DataDir::resolve()?,
     };
-    if let Some(dir) = data_dir.repack_cache() {
-        load::set_repack_dir(dir);
-    }
-    load::set_engine(cli.engine);
+    let loader = load::Loader::new(&data_dir, cli.engine);
     // Looking at hardware needs no database.
     let command = match cli.command {
         Command::Hardware { json } => return hardware::run(&data_dir, json),
-        Command::Code(command) => return code::run(&data_dir, command).await,
+        Command::Code(command) => return code::run(&data_dir, &loader, command).await,
         Command::Extract { file, json } => return extract::run(&file, json).await,
-        Command::Eval(command) => return eval::run(command).await,
+        Command::Eval(command) => return eval::run(&loader, command).await,
         other => other,
     };
     let store = Store::open(&data_dir.database_path()).await?;
     let result = match command {
-        Command::Chat(args) => chat::run(&store, args).await,
+        Command::Chat(args) => chat::run(&store, &loader, args).await,
         Command::Plan(args) => plan::run(&data_dir, &store, args).await,
         Command::Conversations(command) => conversations::run(&store, command).await,
-        Command::Models(command) => models::run(&store, &data_dir, command).await,
-        Command::Summarize(args) => summarize::run(&store, args).await,
-        Command::Documents(command) => documents::run(&store, command).await,
+        Command::Models(command) => models::run(&store, &data_dir, &loader, command).await,
+        Command::Summarize(args) => summarize::run(&store, &loader, args).await,
+        Command::Documents(command) => documents::run(&store, &loader, command).await,
         Command::Hardware { .. } | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
             unreachable!("handled above, without opening the store")
         }

@@ -22,7 +22,12 @@ use tokio::sync::watch;
 use super::load;
 use crate::args::{ModelsCommand, PullArgs, TokenCommand};
 
-pub async fn run(store: &Store, data_dir: &DataDir, command: ModelsCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    store: &Store,
+    data_dir: &DataDir,
+    loader: &load::Loader,
+    command: ModelsCommand,
+) -> anyhow::Result<ExitCode> {
     let library = Library::new(store.clone());
     match command {
         ModelsCommand::List { json } => list(store, &library, json).await,
@@ -45,7 +50,7 @@ pub async fn run(store: &Store, data_dir: &DataDir, command: ModelsCommand) -> a
         }
         ModelsCommand::Token(command) => token(command).await,
         ModelsCommand::Use { target, isq, json } => {
-            use_model(store, data_dir, &target, isq.map(Into::into), json).await
+            use_model(store, data_dir, loader, &target, isq.map(Into::into), json).await
         }
         ModelsCommand::ConvertGguf { input, output, dtype, json } => {
             let converted = tokio::task::spawn_blocking(move || {
@@ -165,6 +170,7 @@ async fn fetch(
 async fn use_model(
     store: &Store,
     data_dir: &DataDir,
+    loader: &load::Loader,
     target: &str,
     isq: Option<Isq>,
     json: bool,
@@ -199,7 +205,7 @@ async fn use_model(
     if !json {
         eprintln!("loading {}; a short reply is timed once it is loaded", chosen.model.path.display());
     }
-    let used = slot.use_on_disk(&chosen, isq, load::engine_flag(), &catalog, &profile).await;
+    let used = slot.use_on_disk(&chosen, isq, loader.engine_flag(), &catalog, &profile).await;
     follow.abort();
     bar.finish().await;
     let (info, measurement) = used?;

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::SummarizeArgs;
 
-pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(store: &Store, loader: &super::load::Loader, args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -38,16 +38,17 @@ pub async fn run(store: &Store, args: SummarizeArgs) -> anyhow::Result<ExitCode>
             None => {
                 if engine.is_none() {
                     engine = Some(
-                        super::load::open(
-                            &args.model,
-                            LoadOptions {
-                                max_parallel_replies: 1,
-                                context_tokens: args.context,
-                                engine: altiplano_core::choose::remembered_engine(store, &args.model).await,
-                                ..super::load::options()
-                            },
-                        )
-                        .await?,
+                        loader
+                            .open(
+                                &args.model,
+                                LoadOptions {
+                                    max_parallel_replies: 1,
+                                    context_tokens: args.context,
+                                    engine: altiplano_core::choose::remembered_engine(store, &args.model).await,
+                                    ..loader.options()
+                                },
+                            )
+                            .await?,
                     );
                 }
                 let engine = engine.as_ref().expect("loaded above");
