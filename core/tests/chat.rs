@@ -82,9 +82,12 @@ async fn a_conversation_keeps_its_history_and_regenerates() {
     assert_eq!(after[3].id, again.reply.id);
     assert_ne!(after[3].id, messages[3].id);
     assert_eq!(after[2].id, messages[2].id, "the question stays");
-    // Not necessarily the same text: the prefix cache reuses the first run's KV cache, whose
-    // rounding differs from a fresh prefill, and greedy decoding of a tiny model amplifies that.
-    assert!(after[3].content.contains('4'), "{:?}", after[3].content);
+    // Not necessarily the same text, nor a right one: the prefix cache reuses the first run's KV
+    // cache, whose rounding differs from a fresh prefill, greedy decoding of a 135M model
+    // amplifies that, and which CPU kernels run changes it again (on one AMD EPYC it answers
+    // "2"). What the user sees is a new, complete reply in the old one's place.
+    assert!(!after[3].content.trim().is_empty(), "{:?}", after[3].content);
+    assert_eq!(after[3].content, again.reply.content);
     assert_eq!(after[3].status, MessageStatus::Complete);
 }
 
