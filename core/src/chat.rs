@@ -260,19 +260,16 @@ impl Answering {
     }
 
     /// Runs `work` (the model writing through [`Answering::sink`]), saving what it has written
-    /// every [`SAVE_INTERVAL`] (only when it grew); returns what `work` returned.
-    pub(crate) async fn stream<T>(
-        &self,
-        store: &Store,
-        work: impl std::future::Future<Output = T>,
-    ) -> Result<T, StoreError> {
+    /// every [`SAVE_INTERVAL`] (only when it grew; a failed save is tried again at the next);
+    /// returns what `work` returned.
+    pub(crate) async fn stream<T>(&self, store: &Store, work: impl std::future::Future<Output = T>) -> T {
         tokio::pin!(work);
         let mut saves = tokio::time::interval(SAVE_INTERVAL);
         saves.tick().await;
         let mut saved_len = 0;
         loop {
             tokio::select! {
-                result = &mut work => return Ok(result),
+                result = &mut work => return result,
                 _ = saves.tick() => {
                     let text = self.shown();
                     if text.len() != saved_len && save_streamed(store, self.reply_id, &text).await {

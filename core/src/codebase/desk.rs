@@ -48,7 +48,7 @@ pub async fn ask(
     let conversation = conversation_of(store, index).await?;
     let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
     let writing = answer::ask(index, engine, question, sampling, cancel, answering.sink(on_text));
-    let result = answering.stream(store, writing).await?;
+    let result = answering.stream(store, writing).await;
     answering.finish(store, &result, |answer| (transcript(answer), answer.reason, answer.stats)).await?;
     Ok(Asked { answer: result?, conversation_id: conversation })
 }

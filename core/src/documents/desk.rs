@@ -48,7 +48,7 @@ pub async fn ask(
     let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
     let sink = answering.sink(on_text);
     let writing = followup::ask(engine, &doc.title, &pages, &nodes, question, context_tokens, cancel, sink);
-    let result = answering.stream(store, writing).await?;
+    let result = answering.stream(store, writing).await;
     answering.finish(store, &result, |(answer, reason)| (answer.text.clone(), *reason, answer.stats)).await?;
     let (answer, reason) = result?;
     Ok(Asked { answer, conversation_id: conversation, reason })

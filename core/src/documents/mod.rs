@@ -150,17 +150,22 @@ async fn over_memory(pid: Option<u32>, limit: u64) {
     }
 }
 
-fn human(bytes: u64) -> String {
-    crate::download::human_bytes(bytes)
+/// Checks that `path` is a file of at most [`MAX_FILE_BYTES`], before anything reads it.
+fn check_size(path: &Path, file: &str) -> Result<(), DocumentError> {
+    let meta = std::fs::metadata(path).map_err(|_| DocumentError::NotFound(file.to_string()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(DocumentError::TooLarge { file: file.to_string(), size: meta.len(), limit: MAX_FILE_BYTES });
+    }
+    if !meta.is_file() {
+        return Err(DocumentError::Unreadable { file: file.to_string(), reason: "it is not a file".into() });
+    }
+    Ok(())
 }
 
 /// Extracts `path` in this process. Use [`extract_isolated`] for files you do not trust.
 pub fn extract(path: &Path) -> Result<Document, DocumentError> {
     let file = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|_| DocumentError::NotFound(file.clone()))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(DocumentError::TooLarge { file, size: meta.len(), limit: MAX_FILE_BYTES });
-    }
+    check_size(path, &file)?;
     let bytes =
         std::fs::read(path).map_err(|e| DocumentError::Unreadable { file: file.clone(), reason: e.to_string() })?;
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
@@ -211,16 +216,7 @@ pub async fn open(
 ) -> Result<(SavedDocument, Option<Summary>), OpenError> {
     let shown = path.display().to_string();
     // Sized before it is hashed: a 40 GB drop is refused at once, not after reading 40 GB.
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
-            return Err(DocumentError::TooLarge { file: shown, size: meta.len(), limit: MAX_FILE_BYTES }.into())
-        }
-        Ok(meta) if !meta.is_file() => {
-            return Err(DocumentError::Unreadable { file: shown, reason: "it is not a file".into() }.into())
-        }
-        Ok(_) => {}
-        Err(_) => return Err(DocumentError::NotFound(shown).into()),
-    }
+    check_size(path, &shown)?;
     let owned = path.to_path_buf();
     let sha256 = tokio::task::spawn_blocking(move || file_sha256(&owned))
         .await
@@ -363,7 +359,10 @@ pub async fn extract_isolated(program: &Path, path: &Path, limits: Limits) -> Re
         Ok(None) => {
             return Err(DocumentError::Crashed {
                 file,
-                reason: format!("reading it took more than {} of memory; the reader was stopped", human(limits.memory)),
+                reason: format!(
+                    "reading it took more than {} of memory; the reader was stopped",
+                    crate::download::human_bytes(limits.memory)
+                ),
             })
         }
         Ok(Some(Err(reason))) | Ok(Some(Ok(Err(reason)))) => return Err(DocumentError::Crashed { file, reason }),
