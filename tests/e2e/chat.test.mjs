@@ -1,6 +1,7 @@
 // End to end: the real app in its real webview (WebKitGTK), driven through tauri-driver.
 // Sends a message to the real starter model, watches the reply stream in, restarts the app
-// and checks that the conversation is still listed. Saves a screenshot to tests/artifacts/.
+// and checks that the conversation is still listed and shows its replies as they were shown.
+// Saves a screenshot to tests/artifacts/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
@@ -48,12 +49,15 @@ test('send a message, watch the reply stream, and find it again after a restart'
 
   // The user's message shows at once, then the reply streams in.
   await driver.until('the user message', async () => (await driver.texts('[data-testid="user-message"]')).length === 1);
-  const reply = await driver.until('a reply naming Paris', async () => {
+  // The app samples (temperature 0.6, as Meta recommends), and the 135M starter names Paris for
+  // only about half of the seeds (4 of 8 on one AMD EPYC; which half depends on the CPU's
+  // kernels), so this checks the reply that streamed and finished, not what it says; the
+  // answer itself is checked under greedy decoding in core/tests/chat.rs.
+  await driver.until('a finished reply', async () => {
     const stats = await driver.texts('[data-testid="reply-stats"]');
     const replies = await driver.texts('[data-testid="assistant-message"]');
-    return stats.length === 1 && replies.length === 1 && replies[0].includes('Paris') ? replies[0] : null;
+    return stats.length === 1 && replies.length === 1 && replies[0].trim().length > 0 ? replies[0] : null;
   });
-  assert.match(reply, /Paris/);
   const [stats] = await driver.texts('[data-testid="reply-stats"]');
   assert.match(stats, /tok\/s/);
   assert.match(stats, /to first token/);
@@ -80,6 +84,7 @@ test('send a message, watch the reply stream, and find it again after a restart'
   assert.ok(partial.split(/\s+/).length > 6, `the partial reply is kept: ${partial}`);
   assert.equal((await driver.findAll('[data-testid="send"]')).length, 1, 'Send is back after Stop');
 
+  const shown = await driver.texts('[data-testid="assistant-message"] .markdown');
   const listed = await driver.textContents('[data-testid="conversation-list"] .title');
   assert.deepEqual(listed, [question], 'one conversation, titled after its first message');
   await driver.quit();
@@ -91,6 +96,16 @@ test('send a message, watch the reply stream, and find it again after a restart'
     return titles.length > 0 ? titles : null;
   });
   assert.deepEqual(after, [question]);
+  // Opened again, it shows both replies as they were shown before the restart.
+  const [title] = await driver.findAll('[data-testid="conversation-list"] .title');
+  await driver.click(title);
+  const kept = await driver.until('the saved replies', async () => {
+    const replies = await driver.texts('[data-testid="assistant-message"] .markdown');
+    return replies.length === 2 ? replies : null;
+  });
+  assert.equal(shown.length, 2);
+  assert.equal(kept[0], shown[0], 'the first reply is kept as it was shown');
+  assert.equal(kept[1], shown[1], 'the stopped reply is kept as it was shown');
   // No screenshot here: the starter model loads in a fraction of a second on llama.cpp, and
   // WebKitWebDriver's screenshot hangs past its 300 s limit right after a load (seen before in
   // the downloads test), while every other command keeps working.
