@@ -79,11 +79,13 @@ test('the installed app starts with the starter model it carries and answers', a
 
   const [input] = await driver.findAll('#composer-input');
   await driver.type(input, 'What is the capital of France? Answer in one word.' + KEY_ENTER);
-  const reply = await driver.until('a reply naming Paris', async () => {
+  // A sampled reply from the 135M starter need not name Paris (see tests/e2e/chat.test.mjs):
+  // what is checked is that the installed app answers, streams to the end and measures it.
+  const [, stats] = await driver.until('a finished reply', async () => {
     const stats = await driver.texts('[data-testid="reply-stats"]');
-    const replies = await driver.texts('[data-testid="assistant-message"]');
-    return stats.length === 1 && replies.length === 1 && replies[0].includes('Paris') ? replies[0] : null;
+    const replies = await driver.texts('[data-testid="assistant-message"] .markdown');
+    return stats.length === 1 && replies.length === 1 && replies[0].trim() ? [replies[0], stats[0]] : null;
   });
-  assert.match(reply, /Paris/);
+  assert.match(stats, /tok\/s/);
   writeFileSync(join(artifacts, 'installed.png'), await driver.screenshot());
 });
