@@ -27,14 +27,20 @@ pub fn fixture(name: &str) -> PathBuf {
 /// The unpacked `serde_json` sources of the version in Cargo.lock: a real code base no one
 /// here wrote (cargo has unpacked it into its registry).
 pub fn serde_json_sources() -> PathBuf {
+    registry_sources("serde_json", "src/de.rs")
+}
+
+/// The unpacked sources of the crate `name` at the version in Cargo.lock (its first, when the
+/// lock holds several), found by a file it has (`marker`).
+pub fn registry_sources(name: &str, marker: &str) -> PathBuf {
     let lock =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock")).expect("Cargo.lock");
     let version = lock
         .split("[[package]]")
-        .find(|p| p.contains("name = \"serde_json\"\n"))
+        .find(|p| p.contains(&format!("name = \"{name}\"\n")))
         .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
         .map(|v| v.trim_end_matches('"').to_owned())
-        .expect("serde_json in Cargo.lock");
+        .unwrap_or_else(|| panic!("{name} in Cargo.lock"));
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"));
@@ -42,9 +48,9 @@ pub fn serde_json_sources() -> PathBuf {
     std::fs::read_dir(&registry)
         .expect("cargo registry")
         .flatten()
-        .map(|e| e.path().join(format!("serde_json-{version}")))
-        .find(|p| p.join("src/de.rs").is_file())
-        .unwrap_or_else(|| panic!("serde_json-{version} is not unpacked under {}", registry.display()))
+        .map(|e| e.path().join(format!("{name}-{version}")))
+        .find(|p| p.join(marker).is_file())
+        .unwrap_or_else(|| panic!("{name}-{version} is not unpacked under {}", registry.display()))
 }
 
 /// A fixed English text of about 3,000 tokens: the start of the GPL-3 (Debian's
@@ -53,15 +59,26 @@ pub fn english_text() -> String {
     std::fs::read_to_string(fixture("gpl-3-excerpt.txt")).expect("fixture")
 }
 
-/// Starts `command` (a CLI that streams an answer to stdout) and kills it 700 ms after its
-/// first byte of output: past the first save of what it streamed (every 500 ms), mid-answer.
-pub fn kill_mid_answer(mut command: std::process::Command) {
-    let mut child = command.stdout(std::process::Stdio::piped()).spawn().expect("start");
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    child.kill().expect("kill");
-    child.wait().expect("reaped");
+/// Starts the command `make` builds (a CLI that streams an answer to stdout) and kills it 700 ms
+/// after its first byte of output: past the first save of what it streamed (every 250 ms),
+/// mid-answer. A sampled answer is sometimes shorter than that; such a try, which finished on its
+/// own, is counted and another is made (up to 5). Returns the number of tries, the last killed.
+pub fn kill_mid_answer(make: impl Fn() -> std::process::Command) -> usize {
+    use std::os::unix::process::ExitStatusExt;
+    for tries in 1..=5 {
+        let mut child = make().stdout(std::process::Stdio::piped()).spawn().expect("start");
+        let mut first = [0u8; 1];
+        std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        // Kill, then ask how it ended: only a death by the signal counts as a kill mid-answer.
+        let _ = child.kill();
+        let status = child.wait().expect("reaped");
+        if status.signal() == Some(9) {
+            return tries;
+        }
+        assert!(status.success(), "a try that finished on its own succeeded: {status}");
+    }
+    panic!("five answers in a row finished within 700 ms of starting: nothing was killed mid-answer");
 }
 
 /// A fresh data folder.
