@@ -2,8 +2,10 @@
 # One command runs every test: installs what is missing, checks formatting, the architecture
 # invariants, clippy and rustdoc (warnings are errors), then runs the Rust tests (engine,
 # store, chat, CLI with the real starter model, downloads against a local HTTP server, the
-# keyring in a private Secret Service), the UI tests, and the end-to-end test of the
-# real app under Xvfb. Exits non-zero if anything fails.
+# keyring in a private Secret Service, the hostile-file corpus, kills at random moments), a
+# short fuzzing run of every reader of untrusted bytes, the UI tests, and the end-to-end tests
+# of the real app under Xvfb (XSS payloads, offline mode under a connection log). Exits
+# non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 scripts/deps.sh test
@@ -44,6 +46,9 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 
 step "Rust tests (real model, real SQLite, real processes, a real HTTP server, a real keyring)"
 scripts/with-keyring.sh cargo test --workspace --no-fail-fast
+
+step "fuzzing: each reader of untrusted bytes from the hostile-file seeds (scripts/fuzz.sh; longer runs by hand)"
+scripts/fuzz.sh "${ALTIPLANO_FUZZ_SECONDS:-10}"
 
 step "generated TypeScript bindings match the Rust commands and types"
 # The app's `bindings` test writes ui/src/lib/api/bindings.ts (tauri-specta), checks the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The architecture invariants that a script can check (ARCHITECTURE.md, "Invariants"):
-# the core depends on no face's libraries, and only core::engine names the engine crates.
+# the core depends on no face's libraries, only core::engine names the engine crates, only
+# altiplano-formats names the document parsers, and only ui/src/lib/api reaches the backend.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 failed=0
@@ -22,6 +23,14 @@ fi
 if hits="$(grep -rnE '\b(mistralrs|llama_cpp_2|llama_cpp_sys_2)::' core/src cli/src src-tauri/src --include='*.rs' \
   | grep -v '^core/src/engine/')"; then
   echo "only core::engine may name mistralrs or llama-cpp-2:" >&2
+  echo "$hits" >&2
+  failed=1
+fi
+
+# Untrusted bytes are parsed in altiplano-formats, which the fuzz targets drive: the document
+# parsers are named nowhere else.
+if hits="$(grep -rnE '\b(pdf_oxide|office_oxide|html2text)::' core/src cli/src src-tauri/src --include='*.rs')"; then
+  echo "only altiplano-formats (formats/) may name the document parsers; the fuzz targets cover it:" >&2
   echo "$hits" >&2
   failed=1
 fi

@@ -15,7 +15,7 @@ const MAX_STRING_BYTES: u64 = 16 << 20;
 
 /// What the header says about the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GgufSummary {
+pub struct GgufSummary {
     /// `general.architecture`, e.g. `llama`.
     pub architecture: Option<String>,
     /// `general.name`.
@@ -33,15 +33,25 @@ pub(crate) struct GgufSummary {
 
 /// Why a file is not a usable GGUF model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum GgufProblem {
+pub enum GgufProblem {
+    /// No GGUF signature.
     #[error("it is not a GGUF file (it does not start with the GGUF signature)")]
     NotGguf,
+    /// A version other than 2 or 3.
     #[error("it uses GGUF version {0}, which is not supported (versions 2 and 3 are)")]
     UnsupportedVersion(u32),
+    /// A length, count, type or shape that cannot be.
     #[error("its header is damaged: {0}")]
     Corrupt(String),
+    /// The tensors need more bytes than the file has.
     #[error("it is truncated: the tensors need {expected} bytes but the file has {actual}")]
-    Truncated { expected: u64, actual: u64 },
+    Truncated {
+        /// Bytes the header says the file has.
+        expected: u64,
+        /// Bytes it has.
+        actual: u64,
+    },
+    /// Reading failed.
     #[error("cannot read it: {0}")]
     Io(String),
 }
@@ -228,10 +238,15 @@ enum Value {
 }
 
 /// Walks the header of the GGUF file at `path` and checks that all tensor data is present.
-pub(crate) fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
+pub fn check(path: &Path) -> Result<GgufSummary, GgufProblem> {
     let file = File::open(path).map_err(|e| GgufProblem::Io(e.to_string()))?;
     let len = file.metadata().map_err(|e| GgufProblem::Io(e.to_string()))?.len();
-    let mut w = Walker { reader: BufReader::new(file), pos: 0, len };
+    check_reader(BufReader::new(file), len)
+}
+
+/// [`check`] on any reader of `len` bytes (a file, or bytes in memory).
+pub fn check_reader(reader: impl Read + Seek, len: u64) -> Result<GgufSummary, GgufProblem> {
+    let mut w = Walker { reader, pos: 0, len };
 
     if len < 4 || w.bytes(4, "signature")? != b"GGUF" {
         return Err(GgufProblem::NotGguf);

@@ -14,7 +14,7 @@ const MAX_HEADER: u64 = 100 << 20;
 
 /// One tensor's bytes in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TensorSpan {
+pub struct TensorSpan {
     /// Its name, e.g. `model.layers.0.mlp.up_proj.weight`.
     pub name: String,
     /// Absolute offset of its first byte.
@@ -25,34 +25,52 @@ pub(crate) struct TensorSpan {
 
 /// Why a file is not a sound safetensors file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SafetensorsProblem {
+pub enum SafetensorsProblem {
+    /// Reading failed.
     #[error("cannot be read ({0})")]
     Io(String),
+    /// Shorter than the 8-byte header length.
     #[error("is truncated (shorter than a safetensors header)")]
     NoHeader,
+    /// A header length beyond the file or the limit.
     #[error("is damaged or truncated (its header claims {0} bytes)")]
     HeaderLength(u64),
+    /// The header is not a JSON object.
     #[error("is damaged (its header is not valid JSON: {0})")]
     NotJson(String),
+    /// A tensor without `data_offsets`.
     #[error("is damaged (tensor {0} has no data offsets)")]
     NoOffsets(String),
+    /// A tensor that ends before it starts.
     #[error("is damaged (tensor {0} has inverted offsets)")]
     Inverted(String),
+    /// The tensors do not fill the data exactly.
     #[error("is truncated or damaged (the tensors need {needed} bytes of data but the file holds {held})")]
-    DataSize { needed: u64, held: u64 },
+    DataSize {
+        /// Bytes the tensors need.
+        needed: u64,
+        /// Bytes after the header.
+        held: u64,
+    },
 }
 
 /// Reads `path`'s header and checks that every tensor lies inside the file and that the
 /// tensors fill the data exactly. Spans are absolute file offsets; none can overflow, since
 /// each is checked against the file's length.
-pub(crate) fn read(path: &Path) -> Result<Vec<TensorSpan>, SafetensorsProblem> {
+pub fn read(path: &Path) -> Result<Vec<TensorSpan>, SafetensorsProblem> {
     let io = |e: std::io::Error| SafetensorsProblem::Io(e.to_string());
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
+    read_from(file, len)
+}
+
+/// [`read`] on any reader of `len` bytes (a file, or bytes in memory).
+pub fn read_from(mut file: impl Read, len: u64) -> Result<Vec<TensorSpan>, SafetensorsProblem> {
+    let io = |e: std::io::Error| SafetensorsProblem::Io(e.to_string());
     let mut prefix = [0u8; 8];
     file.read_exact(&mut prefix).map_err(|_| SafetensorsProblem::NoHeader)?;
     let header_len = u64::from_le_bytes(prefix);
-    if header_len > MAX_HEADER || header_len > len - 8 {
+    if header_len > MAX_HEADER || header_len > len.saturating_sub(8) {
         return Err(SafetensorsProblem::HeaderLength(header_len));
     }
     // Bounded by MAX_HEADER and the file's length above.
@@ -61,7 +79,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<TensorSpan>, SafetensorsProblem> {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| SafetensorsProblem::NotJson(e.to_string()))?;
     let base = 8 + header_len;
-    let held = len - base;
+    let held = len.saturating_sub(base);
     let mut spans = Vec::with_capacity(header.len());
     let mut needed = 0u64;
     for (name, tensor) in header.into_iter().filter(|(k, _)| k != "__metadata__") {
@@ -85,8 +103,8 @@ pub(crate) fn read(path: &Path) -> Result<Vec<TensorSpan>, SafetensorsProblem> {
 }
 
 /// A safetensors file's bytes for tests: `header`, then `data_len` zero bytes.
-#[cfg(test)]
-pub(crate) fn test_bytes(header: &serde_json::Value, data_len: usize) -> Vec<u8> {
+#[doc(hidden)]
+pub fn test_bytes(header: &serde_json::Value, data_len: usize) -> Vec<u8> {
     let header = header.to_string();
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());

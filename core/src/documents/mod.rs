@@ -1,6 +1,7 @@
 //! Reading documents: PDF (pdf_oxide, page by page), DOCX (office_oxide), HTML (html2text),
-//! Markdown and plain text in any common encoding, cleaned up for reading by a model. Formats
-//! without pages (DOCX, HTML, text) come back as one page.
+//! Markdown and plain text in any common encoding (read by `altiplano_formats::document`, which
+//! the fuzz targets drive), cleaned up for reading by a model. Formats without pages (DOCX,
+//! HTML, text) come back as one page.
 //!
 //! PDF parsing runs isolated: [`extract_isolated`] starts a child process (this same program,
 //! told by [`CHILD_ENV`] to extract one file and print it as JSON) with a time limit and a memory
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use altiplano_formats::document::{self, RawPages, ReadProblem};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
@@ -169,26 +171,11 @@ pub fn extract(path: &Path) -> Result<Document, DocumentError> {
     let bytes =
         std::fs::read(path).map_err(|e| DocumentError::Unreadable { file: file.clone(), reason: e.to_string() })?;
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    let (raw_pages, mut warnings) = if bytes.starts_with(b"%PDF") || ext == "pdf" {
-        pdf_pages(&file, bytes)?
-    } else if ext == "docx" {
-        let doc = office_oxide::Document::open(path)
-            .map_err(|e| DocumentError::Malformed { file: file.clone(), reason: e.to_string() })?;
-        (vec![doc.plain_text()], Vec::new())
-    } else if matches!(ext.as_str(), "html" | "htm" | "xhtml") {
-        let text = decode_text(&bytes);
-        let plain = html2text::from_read(text.as_bytes(), 100_000)
-            .map_err(|e| DocumentError::Malformed { file: file.clone(), reason: e.to_string() })?;
-        (vec![plain], Vec::new())
-    } else if matches!(ext.as_str(), "md" | "markdown" | "txt" | "text" | "rst" | "csv" | "log" | "") {
-        (vec![decode_text(&bytes)], Vec::new())
-    } else if bytes.starts_with(b"PK\x03\x04") {
-        return Err(DocumentError::Unsupported { file, what: "a zip-based file other than .docx".into() });
-    } else if std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok() && !bytes.contains(&0) {
-        (vec![decode_text(&bytes)], Vec::new())
-    } else {
-        return Err(DocumentError::Unsupported { file, what: format!("a .{ext} file") });
-    };
+    let RawPages { pages: raw_pages, mut warnings } = document::read(bytes, &ext).map_err(|problem| match problem {
+        ReadProblem::Encrypted => DocumentError::Encrypted(file.clone()),
+        ReadProblem::Malformed(reason) => DocumentError::Malformed { file: file.clone(), reason },
+        ReadProblem::Unsupported(what) => DocumentError::Unsupported { file: file.clone(), what },
+    })?;
     let (pages, clean_warnings) = clean(raw_pages);
     warnings.extend(clean_warnings);
     Ok(Document { file, pages, warnings })
@@ -249,46 +236,6 @@ pub fn file_sha256(path: &Path) -> Result<String, DocumentError> {
     std::io::copy(&mut reader, &mut hasher)
         .map_err(|e| DocumentError::Unreadable { file: file.clone(), reason: e.to_string() })?;
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Text in UTF-8 (with or without BOM), UTF-16 with BOM, or else Windows-1252 (the usual
-/// encoding of old "ANSI" text files, and a superset of Latin-1's printable range).
-fn decode_text(bytes: &[u8]) -> String {
-    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
-        return encoding.decode_without_bom_handling(&bytes[bom..]).0.into_owned();
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned(),
-    }
-}
-
-fn pdf_pages(file: &str, bytes: Vec<u8>) -> Result<(Vec<String>, Vec<String>), DocumentError> {
-    let malformed = |e: pdf_oxide::Error| DocumentError::Malformed { file: file.to_owned(), reason: e.to_string() };
-    let doc = pdf_oxide::PdfDocument::from_bytes(bytes).map_err(|e| {
-        if e.to_string().to_lowercase().contains("encrypt") {
-            DocumentError::Encrypted(file.to_owned())
-        } else {
-            malformed(e)
-        }
-    })?;
-    // An empty user password is common ("owner password" only): such files open normally.
-    if doc.is_encrypted() && !doc.authenticate(b"").unwrap_or(false) {
-        return Err(DocumentError::Encrypted(file.to_owned()));
-    }
-    let count = doc.page_count().map_err(malformed)?;
-    let mut pages = Vec::with_capacity(count);
-    let mut warnings = Vec::new();
-    for index in 0..count {
-        match doc.extract_text(index) {
-            Ok(text) => pages.push(text),
-            Err(e) => {
-                warnings.push(format!("page {}: its text could not be read ({e})", index + 1));
-                pages.push(String::new());
-            }
-        }
-    }
-    Ok((pages, warnings))
 }
 
 /// If this process was started by [`extract_isolated`], extracts the named file, prints the

@@ -216,10 +216,7 @@ fn remove_empty_dirs(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// A 40-hex-digit git commit id.
-pub fn is_commit_id(text: &str) -> bool {
-    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
+pub use altiplano_formats::hub::is_commit_id;
 
 /// Writes a small file so that readers see the old or the new content, never a mix.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

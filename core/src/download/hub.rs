@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use altiplano_formats::hub::{self as wire, WireProblem};
+use futures::StreamExt;
 use reqwest::header::{HeaderMap, ACCEPT_ENCODING, AUTHORIZATION};
 use reqwest::{Client, StatusCode};
-use serde::Deserialize;
 
 use super::DownloadError;
 use crate::secrets::HfToken;
@@ -22,6 +23,9 @@ pub struct HubClient {
     token: Option<HfToken>,
     /// A token was given but is not sent: the endpoint is plain HTTP on another computer.
     token_withheld: bool,
+    /// Offline mode is on: every request fails with [`DownloadError::Offline`] before any
+    /// connection is opened.
+    offline: Option<super::OfflineReason>,
     http: Client,
 }
 
@@ -46,28 +50,6 @@ pub struct RepoListing {
     pub files: Vec<RemoteFile>,
 }
 
-#[derive(Deserialize)]
-struct ApiRevision {
-    sha: String,
-    #[serde(default)]
-    siblings: Vec<ApiSibling>,
-}
-
-#[derive(Deserialize)]
-struct ApiSibling {
-    rfilename: String,
-    size: Option<u64>,
-    #[serde(rename = "blobId")]
-    blob_id: Option<String>,
-    lfs: Option<ApiLfs>,
-}
-
-#[derive(Deserialize)]
-struct ApiLfs {
-    sha256: String,
-    size: u64,
-}
-
 impl HubClient {
     /// A client for `endpoint` (no trailing slash needed).
     pub fn new(endpoint: &str, token: Option<HfToken>) -> Result<Self, DownloadError> {
@@ -85,7 +67,18 @@ impl HubClient {
             tracing::warn!(%endpoint, "the Hugging Face token is not sent over plain HTTP to another computer");
         }
         let token = token.filter(|_| !withheld);
-        Ok(Self { endpoint, token, token_withheld: withheld, http })
+        Ok(Self { endpoint, token, token_withheld: withheld, offline: None, http })
+    }
+
+    /// The same client with offline mode on: it opens no connection; each request fails with
+    /// [`DownloadError::Offline`].
+    pub fn offline(self, reason: super::OfflineReason) -> Self {
+        Self { offline: Some(reason), token: None, ..self }
+    }
+
+    /// Fails when offline mode is on; called before anything that would connect.
+    pub(crate) fn ensure_online(&self) -> Result<(), DownloadError> {
+        self.offline.map_or(Ok(()), |reason| Err(DownloadError::Offline(reason)))
     }
 
     /// A token was given but is not sent to this endpoint (plain HTTP to another computer).
@@ -127,42 +120,43 @@ impl HubClient {
         }
     }
 
-    /// Every file of `repo` at `revision`, with sizes and hashes.
+    /// Every file of `repo` at `revision`, with sizes and hashes, each checked
+    /// ([`altiplano_formats::hub::parse_listing`]).
     pub async fn list(&self, repo: &str, revision: &str) -> Result<RepoListing, DownloadError> {
+        self.ensure_online()?;
         let url = format!("{}/api/models/{repo}/revision/{}?blobs=true", self.endpoint, encode(revision));
         let response = self.get(&url).send().await.map_err(|e| network(&url, &e))?;
         let response = self.check(repo, revision, None, response)?;
-        let body: ApiRevision = response
-            .json()
-            .await
-            .map_err(|e| DownloadError::Protocol(format!("{url} answered with an unexpected file list: {e}")))?;
-        let mut files = Vec::new();
-        for sibling in body.siblings {
-            let (size, etag) = match (sibling.lfs, sibling.size, sibling.blob_id) {
-                (Some(lfs), _, _) => (lfs.size, lfs.sha256),
-                (None, Some(size), Some(blob)) => (size, blob),
-                _ => {
-                    return Err(DownloadError::Protocol(format!(
-                        "{url} gave no size or hash for {}; the endpoint may not support `blobs=true`",
-                        sibling.rfilename
-                    )))
-                }
-            };
-            let etag = file_hash(&etag, &sibling.rfilename)?;
-            files.push(RemoteFile { path: sibling.rfilename, size, etag });
+        // Read up to the limit only: a server cannot fill the memory with a "file list".
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| network(&url, &e))?;
+            if body.len() + chunk.len() > wire::MAX_LISTING_BYTES {
+                return Err(DownloadError::Protocol(format!(
+                    "{url} sent a file list larger than {} bytes",
+                    wire::MAX_LISTING_BYTES
+                )));
+            }
+            body.extend_from_slice(&chunk);
         }
-        Ok(RepoListing { commit: commit_id(&body.sha, repo)?, files })
+        let listing = wire::parse_listing(&body, repo).map_err(|p| from_wire(&url, p))?;
+        let files =
+            listing.files.into_iter().map(|f| RemoteFile { path: f.path, size: f.size, etag: f.etag }).collect();
+        Ok(RepoListing { commit: listing.commit, files })
     }
 
     /// One file's commit, size and hash, from the headers of a HEAD request on its resolve URL
     /// (the redirect is not followed: the Hub's own answer carries `X-Repo-Commit`,
-    /// `X-Linked-Etag` and `X-Linked-Size`).
+    /// `X-Linked-Etag` and `X-Linked-Size`), each checked
+    /// ([`altiplano_formats::hub::parse_file_headers`]).
     pub async fn file_metadata(
         &self,
         repo: &str,
         revision: &str,
         file: &str,
     ) -> Result<(String, RemoteFile), DownloadError> {
+        self.ensure_online()?;
         let url = self.resolve_url(repo, revision, file);
         let no_redirects = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -176,20 +170,9 @@ impl HubClient {
         let response = request.send().await.map_err(|e| network(&url, &e))?;
         let response = self.check(repo, revision, Some(file), response)?;
         let headers = response.headers();
-        let commit = header(headers, "x-repo-commit").ok_or_else(|| {
-            DownloadError::Protocol(format!("{url} did not say which commit it serves (X-Repo-Commit)"))
-        })?;
-        let etag = header(headers, "x-linked-etag")
-            .or_else(|| header(headers, "etag"))
-            .map(|e| normalize_etag(&e))
-            .ok_or_else(|| DownloadError::Protocol(format!("{url} gave no ETag")))?;
-        let size = header(headers, "x-linked-size")
-            .or_else(|| header(headers, "content-length"))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| DownloadError::Protocol(format!("{url} gave no size")))?;
-        let commit = commit_id(&commit, repo)?;
-        let etag = file_hash(&etag, file)?;
-        Ok((commit, RemoteFile { path: file.to_owned(), size, etag }))
+        let (commit, listed) =
+            wire::parse_file_headers(|name| header(headers, name), repo, file).map_err(|p| from_wire(&url, p))?;
+        Ok((commit, RemoteFile { path: listed.path, size: listed.size, etag: listed.etag }))
     }
 
     /// Turns an error status into the error a person can act on.
@@ -229,11 +212,6 @@ impl HubClient {
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
-/// `W/"abc"` → `abc`.
-pub(crate) fn normalize_etag(etag: &str) -> String {
-    etag.trim().trim_start_matches("W/").trim_matches('"').to_ascii_lowercase()
 }
 
 fn encode(segment: &str) -> String {
@@ -300,31 +278,6 @@ pub fn carries_secrets(endpoint: &str) -> bool {
     }
 }
 
-/// A commit id as the server sent it, checked: 40 hex digits (lower-cased), else
-/// [`DownloadError::InvalidHash`]. Cache folders are named after it.
-fn commit_id(value: &str, repo: &str) -> Result<String, DownloadError> {
-    let value = value.trim();
-    if crate::download::cache::is_commit_id(value) {
-        return Ok(value.to_ascii_lowercase());
-    }
-    Err(invalid("commit id", repo, value, "40 hexadecimal digits"))
-}
-
-/// A file's hash as the server sent it, checked: a SHA-256 (64 hex digits, LFS files) or a git
-/// blob id (40 hex digits, small files), lower-cased; else [`DownloadError::InvalidHash`]. The
-/// file's cache path is named after it, and the download is verified against it.
-fn file_hash(value: &str, file: &str) -> Result<String, DownloadError> {
-    let value = value.trim();
-    if matches!(value.len(), 40 | 64) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(value.to_ascii_lowercase());
-    }
-    Err(invalid("file hash", file, value, "a SHA-256 (64 hexadecimal digits) or a git blob id (40)"))
-}
-
-fn invalid(what: &'static str, subject: &str, value: &str, expected: &'static str) -> DownloadError {
-    DownloadError::InvalidHash { what, subject: subject.to_owned(), value: value.chars().take(80).collect(), expected }
-}
-
 /// Checks a revision the user gave (a branch, tag, `refs/pr/N` or commit id): it names
 /// `refs/<revision>` in the cache, so no `..`, no empty or hidden parts, nothing but letters,
 /// digits and `-_./`, at most 200 characters.
@@ -342,14 +295,17 @@ pub fn validate_revision(revision: &str) -> Result<(), DownloadError> {
 
 /// Checks a file path inside a repo: relative, no `..`, no empty parts.
 pub fn validate_repo_path(path: &str) -> Result<(), DownloadError> {
-    let ok = !path.is_empty()
-        && !path.starts_with('/')
-        && !path.contains('\\')
-        && path.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(DownloadError::Protocol(format!("refusing the unsafe file path {path:?}")))
+    wire::check_repo_path(path).map_err(|p| DownloadError::Protocol(p.to_string()))
+}
+
+/// A problem with what `url` answered, as the error a person reads.
+fn from_wire(url: &str, problem: WireProblem) -> DownloadError {
+    match problem {
+        WireProblem::InvalidHash { what, subject, value, expected } => {
+            DownloadError::InvalidHash { what, subject, value, expected }
+        }
+        WireProblem::UnsafePath(_) => DownloadError::Protocol(problem.to_string()),
+        other => DownloadError::Protocol(format!("{} {other}", redact(url))),
     }
 }
 
@@ -369,24 +325,15 @@ mod tests {
         }
     }
 
-    /// A server that answers paths where hashes belong must not name a file outside the cache.
+    /// A hash that is not one is reported as the server's fault, in the words of the download.
     #[test]
-    fn hashes_and_commits_that_are_not_hex_are_refused() {
-        let sha = "a".repeat(64);
-        assert_eq!(file_hash(&sha.to_uppercase(), "w.gguf").unwrap(), sha);
-        assert!(file_hash(&"0".repeat(40), "config.json").is_ok(), "git blob ids for small files");
-        for bad in ["/home/u/.bashrc", "../../x", "", &"g".repeat(64), &"a".repeat(63), &format!("{sha}/..")] {
-            let e = file_hash(bad, "w.gguf").unwrap_err();
-            assert!(e.to_string().contains("the server sent an invalid file hash for w.gguf"), "{e}");
-            assert_eq!(e.code(), "network");
-        }
-        assert!(commit_id(&"b".repeat(40), "org/name").is_ok());
-        for bad in ["main", "../refs", &"b".repeat(64), "/etc"] {
-            assert!(
-                matches!(commit_id(bad, "org/name"), Err(DownloadError::InvalidHash { what: "commit id", .. })),
-                "{bad}"
-            );
-        }
+    fn hashes_that_are_not_hex_are_the_servers_fault() {
+        let problem = wire::file_hash("/home/u/.bashrc", "w.gguf").unwrap_err();
+        let e = from_wire("http://mirror.example/x", problem);
+        assert!(e.to_string().contains("the server sent an invalid file hash for w.gguf"), "{e}");
+        assert_eq!(e.code(), "network");
+        let e = from_wire("http://mirror.example/x", wire::commit_id("../refs", "org/name").unwrap_err());
+        assert!(matches!(e, DownloadError::InvalidHash { what: "commit id", .. }), "{e}");
     }
 
     /// The token goes over HTTPS, or over plain HTTP only to this computer.
@@ -445,7 +392,7 @@ mod tests {
 
     #[test]
     fn etags_lose_weak_markers_and_quotes() {
-        assert_eq!(normalize_etag("W/\"ABC\""), "abc");
-        assert_eq!(normalize_etag("\"0123\""), "0123");
+        assert_eq!(wire::normalize_etag("W/\"ABC\""), "abc");
+        assert_eq!(wire::normalize_etag("\"0123\""), "0123");
     }
 }

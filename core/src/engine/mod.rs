@@ -23,14 +23,15 @@
 
 mod error;
 mod generation;
-pub(crate) mod gguf_check;
+// The header checks live in `altiplano-formats` (fuzzed there); the engine names them as before.
+pub(crate) use altiplano_formats::gguf as gguf_check;
 mod guard;
 mod llama;
 mod mistral;
 mod options;
 mod progress;
 mod repack;
-pub(crate) mod safetensors;
+pub(crate) use altiplano_formats::safetensors;
 mod template;
 
 pub use error::EngineError;

@@ -1,0 +1,74 @@
+//! The fuzz targets' bodies, shared by `fuzz/` (libFuzzer drives them with generated inputs)
+//! and `formats/tests/corpus.rs` (which replays every committed corpus file and every crash
+//! found, as regression tests). Each runs one reader on `data` and asserts what must hold of
+//! any answer it gives; a panic anywhere is a finding.
+
+use std::io::Cursor;
+
+/// The targets, by name (the names of `fuzz/fuzz_targets/*.rs` and of the corpus folders).
+pub const ALL: [(&str, fn(&[u8])); 5] = [
+    ("gguf_header", gguf_header),
+    ("safetensors_header", safetensors_header),
+    ("hub_listing", hub_listing),
+    ("hub_headers", hub_headers),
+    ("document", document),
+];
+
+/// A GGUF header: every tensor it accepts lies inside the file.
+pub fn gguf_header(data: &[u8]) {
+    if let Ok(summary) = crate::gguf::check_reader(Cursor::new(data), data.len() as u64) {
+        for (name, start, end) in &summary.tensors {
+            assert!(start <= end && *end <= data.len() as u64, "tensor {name} at {start}..{end} past the end");
+        }
+    }
+}
+
+/// A safetensors header: every span it accepts lies inside the file.
+pub fn safetensors_header(data: &[u8]) {
+    if let Ok(spans) = crate::safetensors::read_from(Cursor::new(data), data.len() as u64) {
+        for span in spans {
+            assert!(span.start <= span.end && span.end <= data.len() as u64, "{span:?} past the end");
+        }
+    }
+}
+
+fn safe_name(value: &str) -> bool {
+    matches!(value.len(), 40 | 64) && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn safe_path(path: &str) -> bool {
+    !path.starts_with('/') && !path.contains('\\') && path.split('/').all(|p| !p.is_empty() && p != "." && p != "..")
+}
+
+/// A file list: whatever it accepts names cache files by hex only and stays inside the repo.
+pub fn hub_listing(data: &[u8]) {
+    if let Ok(listing) = crate::hub::parse_listing(data, "org/name") {
+        assert!(listing.commit.len() == 40 && safe_name(&listing.commit), "{:?}", listing.commit);
+        for file in listing.files {
+            assert!(safe_name(&file.etag) && safe_path(&file.path), "{file:?}");
+        }
+    }
+}
+
+/// Resolve headers (`name: value` lines): the same promise as the file list.
+pub fn hub_headers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (file, headers) = text.split_once('\n').unwrap_or(("w.gguf", &text));
+    let header = |wanted: &str| {
+        headers.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim().eq_ignore_ascii_case(wanted).then(|| value.trim().to_owned())
+        })
+    };
+    if let Ok((commit, listed)) = crate::hub::parse_file_headers(header, "org/name", file) {
+        assert!(commit.len() == 40 && safe_name(&commit), "{commit:?}");
+        assert!(safe_name(&listed.etag) && safe_path(&listed.path), "{listed:?}");
+    }
+}
+
+/// A document: the first byte picks the kind it is read as, the rest is the file.
+pub fn document(data: &[u8]) {
+    const KINDS: [&str; 6] = ["pdf", "docx", "html", "txt", "", "md"];
+    let Some((&kind, bytes)) = data.split_first() else { return };
+    let _ = crate::document::read(bytes.to_vec(), KINDS[kind as usize % KINDS.len()]);
+}
