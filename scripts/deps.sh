@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 want="${1:-app}"
 app_packages=(build-essential pkg-config curl wget file cmake libclang-dev libwebkit2gtk-4.1-dev libxdo-dev libssl-dev
   libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev python3 python3-pip)
-test_packages=(webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring imagemagick fonts-wqy-microhei rpm)
+test_packages=(webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring imagemagick fonts-wqy-microhei rpm strace)
 
 packages=("${app_packages[@]}")
 [ "$want" = test ] && packages+=("${test_packages[@]}")

@@ -19,6 +19,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "ALTIPLANO_ENGINE", value_name = "ENGINE")]
     pub engine: Option<altiplano_core::engine::EngineKind>,
 
+    /// Open no network connection (downloads are off; models on disk keep working). The
+    /// same as ALTIPLANO_OFFLINE=1.
+    #[arg(long, global = true)]
+    pub offline: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -31,6 +31,11 @@ fn main() -> ExitCode {
         default_hook(info);
     }));
     let cli = args::Cli::parse();
+    if cli.offline {
+        // Still one thread: nothing reads the environment concurrently. The core (and any
+        // child) reads offline mode from this variable.
+        std::env::set_var(altiplano_core::download::queue::OFFLINE_ENV, "1");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ALTIPLANO_LOG")

@@ -122,8 +122,27 @@ async fn the_token_lives_in_the_os_keyring_and_never_in_logs() {
 
     let out = run(&["models", "token", "set"], "hf_KEYRINGsecret\n");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stored = altiplano_core::secrets::stored_hf_token().await.expect("keyring").expect("stored");
+    let endpoint = fx.hub.url();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("sent only to {endpoint}")));
+    let stored = altiplano_core::secrets::stored_hf_token(&endpoint).await.expect("keyring").expect("stored");
     assert_eq!(stored.expose(), "hf_KEYRINGsecret");
+    assert!(
+        altiplano_core::secrets::stored_hf_token("https://huggingface.co").await.expect("keyring").is_none(),
+        "kept for the endpoint it was added for, not for the Hub"
+    );
+
+    // The same server under another name is another endpoint: the token is not sent there.
+    let other = endpoint.replace("127.0.0.1", "localhost");
+    let elsewhere = |args: &[&str]| altiplano(&data, &fx).env("HF_ENDPOINT", &other).args(args).output().expect("run");
+    let status = elsewhere(&["models", "token", "status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("no token for {other}")));
+    fx.hub.reset_stats();
+    let out = elsewhere(&["models", "pull", REPO, "--file", "w.gguf"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is gated"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        fx.hub.auth_headers_seen().iter().all(|h| !h.contains("KEYRINGsecret")),
+        "the token went to an endpoint it was not added for"
+    );
 
     let out = run(&["models", "pull", REPO, "--file", "w.gguf"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -138,7 +157,7 @@ async fn the_token_lives_in_the_os_keyring_and_never_in_logs() {
 
     let out = run(&["models", "token", "clear"], "");
     assert!(out.status.success());
-    assert!(altiplano_core::secrets::stored_hf_token().await.expect("keyring").is_none());
+    assert!(altiplano_core::secrets::stored_hf_token(&endpoint).await.expect("keyring").is_none());
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -55,6 +55,8 @@ pub enum ErrorKind {
     DiskFull,
     /// The network or the server failed; retry.
     Network,
+    /// Offline mode is on, so nothing that needs the network runs.
+    Offline,
     /// A download's file failed its checksum.
     Checksum,
     /// The request is malformed (a bad repo id, endpoint, target or option).
@@ -77,6 +79,7 @@ impl ErrorKind {
             "gated" => Self::Gated,
             "disk_full" => Self::DiskFull,
             "network" => Self::Network,
+            "offline" => Self::Offline,
             "checksum" => Self::Checksum,
             "not_found" => Self::NotFound,
             "invalid" => Self::Invalid,
@@ -300,6 +303,7 @@ mod tests {
             ("gated", ErrorKind::Gated),
             ("disk_full", ErrorKind::DiskFull),
             ("network", ErrorKind::Network),
+            ("offline", ErrorKind::Offline),
             ("checksum", ErrorKind::Checksum),
             ("not_found", ErrorKind::NotFound),
             ("invalid", ErrorKind::Invalid),

@@ -2,14 +2,18 @@
 //!
 //! The token lives in the platform's credential store (Secret Service on Linux, Keychain on
 //! macOS, Credential Manager on Windows) under the service `altiplano` — never in a file and
-//! never in a log line: [`HfToken`] prints as `hf_…(redacted)`. `HF_TOKEN` in the environment,
-//! the variable Hugging Face's own tools read, takes precedence over the keyring.
+//! never in a log line: [`HfToken`] prints as `hf_…(redacted)`. A token is kept for the
+//! endpoint it was added for (the Hub, or one mirror) and goes to that endpoint only: after a
+//! change of endpoint there is no token until one is added for the new one. `HF_TOKEN` in the
+//! environment, the variable Hugging Face's own tools read, takes precedence over the keyring
+//! and goes to the endpoint in use (`HF_ENDPOINT`, for those tools too).
 
 use std::fmt;
 
 /// Keyring service name for every Altiplano secret.
 pub const SERVICE: &str = "altiplano";
-/// Keyring entry (user) holding the Hugging Face token.
+/// Keyring entry (user) holding the Hugging Face token for the Hub; a mirror's is this name,
+/// `@` and the mirror's URL.
 pub const HF_TOKEN_ENTRY: &str = "huggingface-token";
 /// Environment variable that overrides the stored token.
 pub const HF_TOKEN_ENV: &str = "HF_TOKEN";
@@ -65,8 +69,19 @@ pub enum SecretError {
     Keyring(String),
 }
 
-fn entry() -> Result<keyring::Entry, SecretError> {
-    keyring::Entry::new(SERVICE, HF_TOKEN_ENTRY).map_err(map_error)
+/// The keyring entry of the token for `endpoint`: [`HF_TOKEN_ENTRY`] for the Hub (the name
+/// earlier versions kept the Hub's token under), `huggingface-token@<endpoint>` for another.
+pub fn entry_name(endpoint: &str) -> String {
+    let endpoint = endpoint.trim().trim_end_matches('/');
+    if endpoint == crate::download::hub::DEFAULT_ENDPOINT {
+        HF_TOKEN_ENTRY.to_owned()
+    } else {
+        format!("{HF_TOKEN_ENTRY}@{endpoint}")
+    }
+}
+
+fn entry(endpoint: &str) -> Result<keyring::Entry, SecretError> {
+    keyring::Entry::new(SERVICE, &entry_name(endpoint)).map_err(map_error)
 }
 
 fn map_error(e: keyring::Error) -> SecretError {
@@ -78,13 +93,14 @@ fn map_error(e: keyring::Error) -> SecretError {
     }
 }
 
-/// The token to use and where it came from: `HF_TOKEN` first, then the keyring. A keyring that
-/// is not available counts as no token (downloads of public models need none).
-pub async fn hf_token() -> Option<(HfToken, TokenSource)> {
+/// The token to send to `endpoint` and where it came from: `HF_TOKEN` first, then the one kept
+/// for `endpoint` in the keyring. A keyring that is not available counts as no token
+/// (downloads of public models need none).
+pub async fn hf_token(endpoint: &str) -> Option<(HfToken, TokenSource)> {
     if let Some(token) = std::env::var(HF_TOKEN_ENV).ok().as_deref().and_then(HfToken::new) {
         return Some((token, TokenSource::Environment));
     }
-    match stored_hf_token().await {
+    match stored_hf_token(endpoint).await {
         Ok(token) => token.map(|t| (t, TokenSource::Keyring)),
         Err(e) => {
             tracing::debug!(error = %e, "no token from the keyring");
@@ -93,9 +109,10 @@ pub async fn hf_token() -> Option<(HfToken, TokenSource)> {
     }
 }
 
-/// The token stored in the keyring, if any.
-pub async fn stored_hf_token() -> Result<Option<HfToken>, SecretError> {
-    blocking(|| match entry()?.get_password() {
+/// The token kept in the keyring for `endpoint`, if any.
+pub async fn stored_hf_token(endpoint: &str) -> Result<Option<HfToken>, SecretError> {
+    let endpoint = endpoint.to_owned();
+    blocking(move || match entry(&endpoint)?.get_password() {
         Ok(token) => Ok(HfToken::new(&token)),
         Err(keyring::Error::NoEntry) => Ok(None),
         Err(e) => Err(map_error(e)),
@@ -103,15 +120,17 @@ pub async fn stored_hf_token() -> Result<Option<HfToken>, SecretError> {
     .await
 }
 
-/// Stores the token in the keyring, replacing any earlier one.
-pub async fn set_hf_token(token: &str) -> Result<(), SecretError> {
+/// Keeps `token` in the keyring for `endpoint` (it goes there only), replacing an earlier one.
+pub async fn set_hf_token(endpoint: &str, token: &str) -> Result<(), SecretError> {
     let token = HfToken::new(token).ok_or(SecretError::Empty)?;
-    blocking(move || entry()?.set_password(token.expose()).map_err(map_error)).await
+    let endpoint = endpoint.to_owned();
+    blocking(move || entry(&endpoint)?.set_password(token.expose()).map_err(map_error)).await
 }
 
-/// Removes the token from the keyring; removing a token that is not there is not an error.
-pub async fn clear_hf_token() -> Result<(), SecretError> {
-    blocking(|| match entry()?.delete_credential() {
+/// Removes the token kept for `endpoint`; removing a token that is not there is not an error.
+pub async fn clear_hf_token(endpoint: &str) -> Result<(), SecretError> {
+    let endpoint = endpoint.to_owned();
+    blocking(move || match entry(&endpoint)?.delete_credential() {
         Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
         Err(e) => Err(map_error(e)),
     })
@@ -135,5 +154,12 @@ mod tests {
         assert_eq!(token.expose(), "hf_abcdefSECRET");
         assert!(!format!("{token:?}").contains("SECRET"));
         assert!(HfToken::new(" \t").is_none());
+    }
+
+    #[test]
+    fn each_endpoint_has_its_own_token_entry_and_the_hub_keeps_the_old_name() {
+        assert_eq!(entry_name("https://huggingface.co/"), HF_TOKEN_ENTRY);
+        assert_eq!(entry_name(" https://hf-mirror.example "), "huggingface-token@https://hf-mirror.example");
+        assert_ne!(entry_name("http://127.0.0.1:8080"), entry_name("http://localhost:8080"));
     }
 }

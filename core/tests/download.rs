@@ -448,3 +448,17 @@ async fn the_queue_pauses_resumes_cancels_survives_a_restart_and_records_the_mod
     assert!(!fx.cache().blob_path(REPO, &sha256(&body)).exists());
     std::env::remove_var("HF_ENDPOINT");
 }
+
+/// Offline (here: the server gone), a file asked for by name that is not in the cache fails;
+/// the model already cached from the same repo is not handed back in its place.
+#[tokio::test]
+async fn offline_a_named_file_not_in_the_cache_is_not_replaced_by_another_of_the_repo() {
+    let fx = Fixture::new(&[("w.gguf", noise(200_000, 19)), ("second.gguf", noise(200_000, 20))]).await;
+    fx.pull(&["w.gguf"], &quick(), None).await.expect("the first file is fetched");
+    fx.hub.shutdown();
+    let options = DownloadOptions { retry_attempts: 0, ..quick() };
+    let result = fx.pull(&["second.gguf"], &options, None).await;
+    assert!(matches!(result, Err(DownloadError::Network { .. })), "{result:?}");
+    let again = fx.pull(&["w.gguf"], &options, None).await.expect("a cached file needs no network");
+    assert_eq!(again.files[0].path, "w.gguf");
+}

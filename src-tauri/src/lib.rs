@@ -85,6 +85,7 @@ pub fn wire() -> tauri_specta::Builder<tauri::Wry> {
             commands::downloads::set_hf_token,
             commands::downloads::clear_hf_token,
             commands::downloads::set_download_endpoint,
+            commands::downloads::set_offline,
             commands::downloads::import_model,
             commands::downloads::remove_model,
             commands::downloads::load_local_model,

@@ -3,7 +3,8 @@
 // model as acme/tiny-GGUF; the app, pointed at it with HF_ENDPOINT, downloads it through the
 // form, lists it under "Models on disk" and loads it for chat. Then "Use" on a catalog variant
 // (served by the fake Hub under the catalog's own repo and file name, with the starter model's
-// bytes) downloads it, loads it, makes it the chat model and shows what it measured here.
+// bytes) downloads it, loads it, makes it the chat model and shows what it measured here. Last,
+// the offline switch: on, a download is refused and says why; off, it goes.
 // Saves tests/artifacts/downloads.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,6 +54,7 @@ before(async () => {
   const hubRoot = join(workDir, 'hub');
   mkdirSync(join(hubRoot, 'acme/tiny-GGUF'), { recursive: true });
   copyFileSync(starterModel, join(hubRoot, 'acme/tiny-GGUF/tiny.Q4_1.gguf'));
+  copyFileSync(starterModel, join(hubRoot, 'acme/tiny-GGUF/second.Q4_1.gguf'));
   mkdirSync(join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF'), { recursive: true });
   copyFileSync(starterModel, join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf'));
   cacheDir = join(workDir, 'cache');
@@ -193,4 +195,46 @@ test('"Use" on a catalog variant downloads it, loads it for chat and shows what 
   await driver.until('the variant marked in use', async () => (await driver.findAll('[data-testid="variant-in-use"]')).length === 1);
   const [error] = await driver.textContents('[data-testid="use-error"]');
   assert.equal(error, undefined, `no failure shown: ${error}`);
+});
+
+test('the offline switch refuses downloads while on, and lets them go when turned off', async () => {
+  // Still on the Models page.
+  await driver.execute('document.querySelector(\'[data-testid="offline-switch"]\').click();');
+  const [pill] = await driver.until('the Offline mark in the status bar', async () => {
+    const marks = await driver.texts('[data-testid="offline-status"]');
+    return marks.length === 1 ? marks : null;
+  });
+  assert.equal(pill, 'Offline');
+  const [formNote] = await driver.until('the form to say downloads are off', async () => {
+    const notes = await driver.texts('[data-testid="download-offline-note"]');
+    return notes.length === 1 ? notes : null;
+  });
+  assert.match(formNote, /downloads are off/);
+
+  const [target] = await driver.findAll('[data-testid="download-target"]');
+  await driver.type(target, 'acme/tiny-GGUF');
+  const [file] = await driver.findAll('[data-testid="download-file"]');
+  await driver.type(file, 'second.Q4_1.gguf' + KEY_ENTER);
+  const second = (rows) => rows.find((r) => r.text.includes('second.Q4_1.gguf'));
+  const refused = await driver.until('the download to be refused', async () => {
+    const row = second(await jobs());
+    return row && row.state === 'failed' ? row : null;
+  });
+  assert.match(refused.text, /offline/);
+  assert.match(refused.text, /Turn offline mode off/);
+
+  // Its button leads to the switch; turned off, the refused download goes by itself.
+  const focused = await driver.execute(`
+    const row = [...document.querySelectorAll('[data-testid="download-job"]')].find((e) => e.textContent.includes('second.Q4_1.gguf'));
+    row.querySelector('[data-testid="download-fix"]').click();
+    return document.activeElement?.dataset.testid ?? null;
+  `);
+  assert.equal(focused, 'offline-switch');
+  await driver.execute('document.querySelector(\'[data-testid="offline-switch"]\').click();');
+  const done = await driver.until('the download to complete once online', async () => {
+    const row = second(await jobs());
+    return row && ['completed', 'failed'].includes(row.state) && !row.text.includes('offline') ? row : null;
+  });
+  assert.equal(done.state, 'completed', done.text);
+  assert.equal((await driver.texts('[data-testid="offline-status"]')).length, 0, 'the Offline mark is gone');
 });

@@ -48,7 +48,7 @@ pub async fn run(
             );
             Ok(ExitCode::SUCCESS)
         }
-        ModelsCommand::Token(command) => token(command).await,
+        ModelsCommand::Token(command) => token(store, command).await,
         ModelsCommand::Use { target, isq, json } => {
             use_model(store, data_dir, loader, &target, isq.map(Into::into), json).await
         }
@@ -269,29 +269,39 @@ async fn render(mut rx: watch::Receiver<PullProgress>, bar: bool) {
     }
 }
 
-async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+async fn token(store: &Store, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    // A token is kept for the endpoint in use (HF_ENDPOINT, the app's setting, or the Hub).
+    let endpoint =
+        DownloadManager::new(store.clone(), HubCache::from_env(), DownloadOptions::default()).endpoint().await?;
     match command {
         TokenCommand::Set => {
             let token = if std::io::stdin().is_terminal() {
-                rpassword::prompt_password("Hugging Face access token (input hidden): ")?
+                rpassword::prompt_password(format!("Hugging Face access token for {endpoint} (input hidden): "))?
             } else {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line)?;
                 line
             };
-            secrets::set_hf_token(&token).await?;
-            println!("token stored in the system keyring (service \"{}\")", secrets::SERVICE);
+            secrets::set_hf_token(&endpoint, &token).await?;
+            println!(
+                "token stored in the system keyring (service \"{}\"); it is sent only to {endpoint}",
+                secrets::SERVICE
+            );
         }
         TokenCommand::Clear => {
-            secrets::clear_hf_token().await?;
-            println!("token removed from the system keyring");
+            secrets::clear_hf_token(&endpoint).await?;
+            println!("the token for {endpoint} is removed from the system keyring");
         }
-        TokenCommand::Status => match secrets::hf_token().await {
+        TokenCommand::Status => match secrets::hf_token(&endpoint).await {
             Some((_, secrets::TokenSource::Environment)) => {
-                println!("a token is set by the HF_TOKEN environment variable")
+                println!("a token is set by the HF_TOKEN environment variable; it is sent to {endpoint}")
             }
-            Some((_, secrets::TokenSource::Keyring)) => println!("a token is stored in the system keyring"),
-            None => println!("no token; gated models (Meta's Llama) need one: `altiplano models token set`"),
+            Some((_, secrets::TokenSource::Keyring)) => {
+                println!("a token for {endpoint} is stored in the system keyring")
+            }
+            None => {
+                println!("no token for {endpoint}; gated models (Meta's Llama) need one: `altiplano models token set`")
+            }
         },
     }
     Ok(ExitCode::SUCCESS)

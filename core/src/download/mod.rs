@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cache::HubCache;
 pub use hub::{HubClient, RemoteFile, RepoListing};
+pub use queue::OfflineReason;
 
 /// Errors a download can end with; each says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +152,12 @@ pub enum DownloadError {
     /// The endpoint is not an http(s) URL.
     #[error("{0:?} is not a usable endpoint; give an http:// or https:// URL")]
     BadEndpoint(String),
+    /// Offline mode is on: Altiplano opens no connection, so nothing can be fetched.
+    #[error(
+        "Altiplano is offline ({0}), so downloads are off; models already on disk keep working. Turn offline mode \
+         off to download"
+    )]
+    Offline(OfflineReason),
     /// Stopped by pause or cancel.
     #[error("the download was stopped")]
     Cancelled,
@@ -173,6 +180,7 @@ impl DownloadError {
             DownloadError::ChecksumMismatch { .. } => "checksum",
             DownloadError::DiskFull { .. } => "disk_full",
             DownloadError::Io { .. } => "io",
+            DownloadError::Offline(_) => "offline",
             DownloadError::Cancelled => "cancelled",
         }
     }
@@ -415,8 +423,9 @@ pub async fn pull(
     }
     let (commit, files) = match resolve(client, spec, options, cancel).await {
         Ok(resolved) => resolved,
-        Err(e @ DownloadError::Network { .. }) => {
-            // Offline, but a snapshot of the whole model may be there already.
+        // Offline, but a snapshot of the whole model may be there already (named files were
+        // looked for above: another file of the repo is not the one asked for).
+        Err(e @ (DownloadError::Network { .. } | DownloadError::Offline(_))) if spec.files.is_empty() => {
             return match cache
                 .local_commit(&spec.repo, &spec.revision)
                 .and_then(|c| offline_model(cache, &spec.repo, &c))

@@ -22,6 +22,38 @@ use crate::store::{now_ms, Store, StoreError};
 /// Setting key of the endpoint chosen in the app (a mirror); `HF_ENDPOINT` wins over it.
 pub const ENDPOINT_SETTING: &str = "download.endpoint";
 
+/// Setting key of the app's offline switch (`"1"` when on).
+pub const OFFLINE_SETTING: &str = "network.offline";
+/// Environment variable that turns offline mode on for the whole process (the CLI's
+/// `--offline` sets it); it wins over the setting.
+pub const OFFLINE_ENV: &str = "ALTIPLANO_OFFLINE";
+
+/// Why offline mode is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineReason {
+    /// `ALTIPLANO_OFFLINE` (or the CLI's `--offline`).
+    Environment,
+    /// The app's switch (Models › Hugging Face access), kept in the database.
+    Setting,
+}
+
+impl std::fmt::Display for OfflineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OfflineReason::Environment => "ALTIPLANO_OFFLINE or --offline is set",
+            OfflineReason::Setting => "switched on in Models › Hugging Face access",
+        })
+    }
+}
+
+/// Whether `ALTIPLANO_OFFLINE` asks for offline mode: set to anything but empty, `0`,
+/// `false`, `no` or `off`.
+pub fn offline_from_environment() -> bool {
+    std::env::var(OFFLINE_ENV)
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false" | "no" | "off"))
+}
+
 /// Where a download stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -132,6 +164,8 @@ impl From<sqlx::Error> for QueueError {
 enum Stop {
     Pause,
     Cancel,
+    /// Offline mode went on: the download waits, queued, until it goes off.
+    Offline,
 }
 
 #[derive(Debug)]
@@ -201,8 +235,36 @@ impl DownloadManager {
         Ok(self.inner.store.setting(ENDPOINT_SETTING).await?.unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()))
     }
 
-    /// Chooses the endpoint (a mirror); empty goes back to the Hub.
+    /// Why offline mode is on, or `None` when it is off.
+    pub async fn offline(&self) -> Result<Option<OfflineReason>, QueueError> {
+        if offline_from_environment() {
+            return Ok(Some(OfflineReason::Environment));
+        }
+        let on = self.inner.store.setting(OFFLINE_SETTING).await?.is_some_and(|v| v == "1");
+        Ok(on.then_some(OfflineReason::Setting))
+    }
+
+    /// Turns the offline switch on or off. On: running downloads stop (their bytes are kept)
+    /// and wait as `queued`. Off: those, and the ones that failed for being offline, start.
+    pub async fn set_offline(&self, on: bool) -> Result<(), QueueError> {
+        self.inner.store.set_setting(OFFLINE_SETTING, if on { "1" } else { "0" }).await?;
+        if on {
+            let ids: Vec<i64> = self.lock_active().keys().copied().collect();
+            for id in ids {
+                self.stop(id, Stop::Offline).await?;
+            }
+        } else if !offline_from_environment() {
+            self.resume_interrupted().await?;
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// Chooses the endpoint (a mirror); empty goes back to the Hub. Refused while offline.
     pub async fn set_endpoint(&self, endpoint: &str) -> Result<(), QueueError> {
+        if let Some(reason) = self.offline().await? {
+            return Err(DownloadError::Offline(reason).into());
+        }
         let endpoint = endpoint.trim();
         let value = if endpoint.is_empty() { DEFAULT_ENDPOINT } else { endpoint };
         HubClient::new(value, None)?;
@@ -210,10 +272,15 @@ impl DownloadManager {
         Ok(())
     }
 
-    /// A client for the endpoint in use, with the token from `HF_TOKEN` or the keyring.
+    /// A client for the endpoint in use, with the token from `HF_TOKEN` or the one the keyring
+    /// keeps for this endpoint; while offline, one that opens no connection.
     pub async fn client(&self) -> Result<HubClient, QueueError> {
-        let token = crate::secrets::hf_token().await.map(|(t, _)| t);
-        Ok(HubClient::new(&self.endpoint().await?, token)?)
+        let endpoint = self.endpoint().await?;
+        if let Some(reason) = self.offline().await? {
+            return Ok(HubClient::new(&endpoint, None)?.offline(reason));
+        }
+        let token = crate::secrets::hf_token(&endpoint).await.map(|(t, _)| t);
+        Ok(HubClient::new(&endpoint, token)?)
     }
 
     /// Adds a download, or brings back the unfinished one for the same files, and starts it
@@ -358,6 +425,9 @@ impl DownloadManager {
                 self.discard(&job).await;
                 self.set_state(id, JobState::Cancelled, None).await;
             }
+            Err(DownloadError::Cancelled) if stop == Some(Stop::Offline) => {
+                self.set_state(id, JobState::Queued, None).await;
+            }
             Err(DownloadError::Cancelled) => self.set_state(id, JobState::Paused, None).await,
             Err(e) => self.set_state(id, JobState::Failed, Some(e)).await,
         }
@@ -479,12 +549,19 @@ impl DownloadManager {
         }
     }
 
-    /// Starts again every download that was waiting or running when the last process ended.
+    /// Starts again every download that was waiting or running when the last process ended,
+    /// and those that failed only because Altiplano was offline (none while it still is: they
+    /// wait for offline mode to go off).
     pub async fn resume_interrupted(&self) -> Result<usize, QueueError> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM downloads WHERE state IN ('queued', 'running') ORDER BY id")
-                .fetch_all(self.inner.store.pool())
-                .await?;
+        if self.offline().await?.is_some() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM downloads WHERE state IN ('queued', 'running')
+             OR (state = 'failed' AND error_code = 'offline') ORDER BY id",
+        )
+        .fetch_all(self.inner.store.pool())
+        .await?;
         for &id in &ids {
             self.start(id);
         }

@@ -88,6 +88,7 @@ fn set_state(state: &AtomicU8, value: FileState) {
 
 /// Fetches `file` of `repo` at `commit` unless the cache has it; see the module docs.
 pub(crate) async fn fetch(job: FileFetch<'_>) -> Result<Fetched, DownloadError> {
+    job.client.ensure_online()?;
     let FileFetch { cache, repo, commit, file, .. } = job;
     let blob = cache.blob_path(repo, &file.etag);
     let io = |path: &Path| {

@@ -9,7 +9,9 @@ use tauri::ipc::Channel;
 use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
-use crate::dto::{ApiError, DownloadJobDto, DownloadsDto, EngineDto, LocalModelDto, ModelDto, TokenSourceDto};
+use crate::dto::{
+    ApiError, DownloadJobDto, DownloadsDto, EngineDto, LocalModelDto, ModelDto, OfflineReasonDto, TokenSourceDto,
+};
 
 /// Updates are sent at most this often while a download runs.
 const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
@@ -19,7 +21,8 @@ const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
 const TOKEN_REFRESH: Duration = Duration::from_secs(10);
 
 async fn snapshot(session: &SessionState<'_>) -> Result<DownloadsDto, ApiError> {
-    snapshot_with(session, secrets::hf_token().await.map(|(_, source)| source)).await
+    let endpoint = session.downloads().endpoint().await?;
+    snapshot_with(session, secrets::hf_token(&endpoint).await.map(|(_, source)| source)).await
 }
 
 async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -> Result<DownloadsDto, ApiError> {
@@ -34,6 +37,7 @@ async fn snapshot_with(session: &SessionState<'_>, token: Option<TokenSource>) -
         endpoint,
         endpoint_from_environment: downloads.endpoint_from_environment(),
         cache_dir: downloads.cache().root().display().to_string(),
+        offline: downloads.offline().await?.map(OfflineReasonDto::from),
     })
 }
 
@@ -53,7 +57,8 @@ pub async fn watch_downloads(session: SessionState<'_>, on_update: Channel<Downl
     let mut token_read = None::<std::time::Instant>;
     loop {
         if token_read.is_none_or(|t| t.elapsed() >= TOKEN_REFRESH) {
-            token = secrets::hf_token().await.map(|(_, source)| source);
+            let endpoint = session.downloads().endpoint().await?;
+            token = secrets::hf_token(&endpoint).await.map(|(_, source)| source);
             token_read = Some(std::time::Instant::now());
         }
         if on_update.send(snapshot_with(&session, token).await?).is_err() {
@@ -104,16 +109,18 @@ pub async fn forget_download(session: SessionState<'_>, id: i64) -> Result<(), A
     Ok(session.downloads().forget(id).await?)
 }
 
+/// Keeps the token in the OS keyring for the endpoint in use; it is sent there only.
 #[tauri::command]
 #[specta::specta]
-pub async fn set_hf_token(token: String) -> Result<(), ApiError> {
-    Ok(secrets::set_hf_token(&token).await?)
+pub async fn set_hf_token(session: SessionState<'_>, token: String) -> Result<(), ApiError> {
+    Ok(secrets::set_hf_token(&session.downloads().endpoint().await?, &token).await?)
 }
 
+/// Removes the token kept for the endpoint in use.
 #[tauri::command]
 #[specta::specta]
-pub async fn clear_hf_token() -> Result<(), ApiError> {
-    Ok(secrets::clear_hf_token().await?)
+pub async fn clear_hf_token(session: SessionState<'_>) -> Result<(), ApiError> {
+    Ok(secrets::clear_hf_token(&session.downloads().endpoint().await?).await?)
 }
 
 /// Chooses the endpoint (a Hugging Face mirror); empty means the Hub itself.
@@ -121,6 +128,13 @@ pub async fn clear_hf_token() -> Result<(), ApiError> {
 #[specta::specta]
 pub async fn set_download_endpoint(session: SessionState<'_>, endpoint: String) -> Result<(), ApiError> {
     Ok(session.downloads().set_endpoint(&endpoint).await?)
+}
+
+/// Turns offline mode on (running downloads stop and wait) or off (they continue).
+#[tauri::command]
+#[specta::specta]
+pub async fn set_offline(session: SessionState<'_>, on: bool) -> Result<(), ApiError> {
+    Ok(session.downloads().set_offline(on).await?)
 }
 
 /// Opens a dialog (from Rust, so the webview never names paths) for a GGUF file or a

@@ -2,6 +2,7 @@
 
 use altiplano_core::download::queue::{DownloadJob, JobState};
 use altiplano_core::download::FileState;
+use altiplano_core::download::OfflineReason;
 use altiplano_core::library::{LocalModel, ModelFormat, ModelSource};
 use altiplano_core::secrets::TokenSource;
 use serde::Serialize;
@@ -220,6 +221,25 @@ impl From<TokenSource> for TokenSourceDto {
     }
 }
 
+/// Why offline mode is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum OfflineReasonDto {
+    /// `ALTIPLANO_OFFLINE` (or `--offline`): the switch cannot turn it off.
+    Environment,
+    /// The switch on the Models page (Hugging Face access).
+    Setting,
+}
+
+impl From<OfflineReason> for OfflineReasonDto {
+    fn from(r: OfflineReason) -> Self {
+        match r {
+            OfflineReason::Environment => Self::Environment,
+            OfflineReason::Setting => Self::Setting,
+        }
+    }
+}
+
 /// Everything the downloads panel shows.
 #[derive(Debug, Clone, Serialize, specta::Type)]
 #[serde(rename_all = "camelCase")]
@@ -237,4 +257,7 @@ pub struct DownloadsDto {
     pub endpoint_from_environment: bool,
     /// The Hugging Face cache folder.
     pub cache_dir: String,
+    /// Offline mode is on (no connection is opened; downloads and endpoint changes are off),
+    /// and why.
+    pub offline: Option<OfflineReasonDto>,
 }

@@ -96,10 +96,14 @@ export const commands = {
 	cancelDownload: (id: number) => __TAURI_INVOKE<null>("cancel_download", { id }),
 	/**  Removes a finished, failed or cancelled download from the list. */
 	forgetDownload: (id: number) => __TAURI_INVOKE<null>("forget_download", { id }),
+	/**  Keeps the token in the OS keyring for the endpoint in use; it is sent there only. */
 	setHfToken: (token: string) => __TAURI_INVOKE<null>("set_hf_token", { token }),
+	/**  Removes the token kept for the endpoint in use. */
 	clearHfToken: () => __TAURI_INVOKE<null>("clear_hf_token"),
 	/**  Chooses the endpoint (a Hugging Face mirror); empty means the Hub itself. */
 	setDownloadEndpoint: (endpoint: string) => __TAURI_INVOKE<null>("set_download_endpoint", { endpoint }),
+	/**  Turns offline mode on (running downloads stop and wait) or off (they continue). */
+	setOffline: (on: boolean) => __TAURI_INVOKE<null>("set_offline", { on }),
 	/**
 	 *  Opens a dialog (from Rust, so the webview never names paths) for a GGUF file or a
 	 *  safetensors folder, checks it and adds it to the library. `None` when cancelled.
@@ -248,6 +252,11 @@ export type DownloadsDto = {
 	endpointFromEnvironment: boolean,
 	/**  The Hugging Face cache folder. */
 	cacheDir: string,
+	/**
+	 *  Offline mode is on (no connection is opened; downloads and endpoint changes are off),
+	 *  and why.
+	 */
+	offline: OfflineReasonDto | null,
 };
 
 /**  The library running a model. */
@@ -257,7 +266,7 @@ export type EngineDto = "llamacpp" | "mistralrs";
  *  What kind of failure, for the UI to branch on (never on the message text): the core's
  *  `ErrorKind`, variant for variant (see its documentation for what each means).
  */
-export type ErrorCode = "noModel" | "modelLoading" | "modelNotFound" | "invalidModel" | "truncatedModel" | "modelLoadFailed" | "promptTooLong" | "emptyMessage" | "nothingToRegenerate" | "notFound" | "generationFailed" | "busy" | "gated" | "diskFull" | "network" | "checksum" | "invalid" | "keyring" | "badDocument" | "stopped" | "internal";
+export type ErrorCode = "noModel" | "modelLoading" | "modelNotFound" | "invalidModel" | "truncatedModel" | "modelLoadFailed" | "promptTooLong" | "emptyMessage" | "nothingToRegenerate" | "notFound" | "generationFailed" | "busy" | "gated" | "diskFull" | "network" | "offline" | "checksum" | "invalid" | "keyring" | "badDocument" | "stopped" | "internal";
 
 /**  A chunk of code shown to the model. */
 export type ExcerptDto = {
@@ -446,6 +455,13 @@ export type ModelsPageDto = {
 	/**  What models really took on this computer, newest first. */
 	measurements: MeasurementDto[],
 };
+
+/**  Why offline mode is on. */
+export type OfflineReasonDto = 
+/**  `ALTIPLANO_OFFLINE` (or `--offline`): the switch cannot turn it off. */
+"environment" | 
+/**  The switch on the Models page (Hugging Face access). */
+"setting";
 
 /**  A document with its summary, if one was finished. */
 export type OpenedDocumentDto = {

@@ -223,6 +223,8 @@ export const setHfToken = (token: string): Promise<null> => commands.setHfToken(
 export const clearHfToken = (): Promise<null> => commands.clearHfToken();
 /** Chooses a Hugging Face mirror; an empty string goes back to the Hub. */
 export const setDownloadEndpoint = (endpoint: string): Promise<null> => commands.setDownloadEndpoint(endpoint);
+/** Offline mode on (no connection is opened; running downloads wait) or off (they continue). */
+export const setOffline = (on: boolean): Promise<null> => commands.setOffline(on);
 
 /** Opens a native dialog for a GGUF file (or, with `folder`, a safetensors folder); null when cancelled. */
 export const importModel = (folder: boolean): Promise<LocalModelDto | null> => commands.importModel(folder);

@@ -109,6 +109,7 @@ describe('errorAction', () => {
       ['checksum', 'Retry', 'retry'],
       ['notFound', 'Check the name', 'checkName'],
       ['invalid', 'Check the name', 'checkName'],
+      ['offline', 'Turn offline mode off', 'goOnline'],
       ['internal', 'Retry', 'retry'],
     ];
     expect(cases.map(([code]) => errorAction(error(code)))).toEqual(cases.map(([, label, kind]) => ({ label, kind })));

@@ -53,7 +53,7 @@ export function formatProgress(done: number, total: number): string {
 }
 
 /** What the button beside an error does. */
-export type ErrorActionKind = 'addToken' | 'retry' | 'checkName';
+export type ErrorActionKind = 'addToken' | 'retry' | 'checkName' | 'goOnline';
 
 /** The action that fixes a failed download, for the button beside its error. */
 export interface ErrorAction {
@@ -71,6 +71,8 @@ export function errorAction(error: ApiError): ErrorAction {
     case 'notFound':
     case 'invalid':
       return { label: 'Check the name', kind: 'checkName' };
+    case 'offline':
+      return { label: 'Turn offline mode off', kind: 'goOnline' };
     // The network, a checksum, and the kinds a download does not meet: the bytes fetched are
     // kept, so trying again is cheap and often enough.
     case 'network':

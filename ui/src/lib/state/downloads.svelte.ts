@@ -35,6 +35,11 @@ export class DownloadsState {
       });
   }
 
+  /** Why offline mode is on, or null when it is off (or not known yet). */
+  get offline() {
+    return this.snapshot?.offline ?? null;
+  }
+
   /**
    * Fetches the state once. Needed after the changes that do not move a download (token,
    * endpoint, import, removal), which the live updates do not announce.
@@ -94,6 +99,11 @@ export class DownloadsState {
 
   async saveEndpoint(endpoint: string): Promise<ApiError | null> {
     return this.andRefresh(await attempt(() => api.setDownloadEndpoint(endpoint.trim())));
+  }
+
+  /** Offline mode on or off; the snapshot follows at once. */
+  async setOffline(on: boolean): Promise<ApiError | null> {
+    return this.andRefresh(await attempt(() => api.setOffline(on)));
   }
 
   async importModel(folder: boolean): Promise<ApiError | null> {
