@@ -13,8 +13,9 @@ use crate::engine::{
 };
 use crate::store::{Conversation, Message, MessageStatus, ReplyStats, Role, Store, StoreError};
 
-/// How often a streaming reply is written to the store.
-pub const SAVE_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a streaming reply is written to the store: a process killed at any moment keeps
+/// everything it had shown half a second before (one small SQLite write each time).
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Errors from a chat turn.
 #[derive(Debug, thiserror::Error)]
