@@ -38,10 +38,13 @@ impl Moments {
     }
 }
 
+/// Pieces of output and when each arrived.
+type Shown = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
 /// A running CLI whose stdout is collected with the time each piece arrived.
 struct Watched {
     child: Child,
-    shown: Arc<Mutex<Vec<(Instant, Vec<u8>)>>>,
+    shown: Shown,
     started: Instant,
 }
 
@@ -49,7 +52,7 @@ impl Watched {
     fn start(mut command: Command) -> Self {
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start");
         let mut stdout = child.stdout.take().expect("stdout");
-        let shown = Arc::new(Mutex::new(Vec::new()));
+        let shown: Shown = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&shown);
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];

@@ -102,6 +102,9 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     (project, notes)
 }
 
+/// A workflow: what it is, its environment and its arguments.
+type Workflow<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<&'a str>);
+
 #[test]
 fn offline_the_cli_opens_no_connection_and_says_downloads_are_off() {
     let dir = common::data_dir();
@@ -115,7 +118,7 @@ fn offline_the_cli_opens_no_connection_and_says_downloads_are_off() {
     let hub = [("HF_ENDPOINT", "https://huggingface.co")];
     let env_offline = [("HF_ENDPOINT", "https://huggingface.co"), ("ALTIPLANO_OFFLINE", "1")];
 
-    let runs: Vec<(&str, &[(&str, &str)], Vec<&str>)> = vec![
+    let runs: Vec<Workflow> = vec![
         (
             "pull a repo",
             &hub,

@@ -5,8 +5,11 @@
 
 use std::io::Cursor;
 
+/// A target: runs a reader on the bytes and panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name (the names of `fuzz/fuzz_targets/*.rs` and of the corpus folders).
-pub const ALL: [(&str, fn(&[u8])); 5] = [
+pub const ALL: [(&str, Target); 5] = [
     ("gguf_header", gguf_header),
     ("safetensors_header", safetensors_header),
     ("hub_listing", hub_listing),

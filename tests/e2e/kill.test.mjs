@@ -1,16 +1,17 @@
-// End to end: the real app killed with SIGKILL while a reply streams, at random moments, and
-// started again each time. The text the window showed is sampled every 50 ms; after each kill
-// the database passes `PRAGMA integrity_check`, and the reopened conversation shows at least
-// everything the window had shown 500 ms before the kill, marked interrupted.
-// ALTIPLANO_APP_KILLS sets the number of kills (default 5).
+// End to end: the real app killed with SIGKILL at random moments, and started again each time:
+// while a reply streams (the text the window showed is sampled every 50 ms; the reopened
+// conversation shows at least everything shown 500 ms before the kill, marked interrupted),
+// while it summarizes a document and while it indexes a large code folder (both then finish
+// where they stopped). After every kill the database passes `PRAGMA integrity_check`.
+// ALTIPLANO_APP_KILLS sets the number of reply kills (default 5; two each of the others).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEY_ENTER } from './webdriver.mjs';
-import { application, starterModel, startDriver, stop } from './harness.mjs';
+import { application, root, starterModel, startDriver, stop } from './harness.mjs';
 
 const DRIVER_PORT = 4460;
 const NATIVE_PORT = 4461;
@@ -19,16 +20,25 @@ const KILLS = Number(process.env.ALTIPLANO_APP_KILLS ?? 5);
 let driver;
 let driverProcess;
 let dataDir;
+let documentFile;
+/** A large real code base (mistralrs-core's sources, unpacked by cargo): about a second to index. */
+const registry = join(process.env.CARGO_HOME ?? join(homedir(), '.cargo'), 'registry/src');
+const bigFolder = readdirSync(registry)
+  .map((index) => readdirSync(join(registry, index)).filter((d) => d.startsWith('mistralrs-core-')).map((d) => join(registry, index, d)))
+  .flat()[0];
 
 before(async () => {
   assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
+  assert.ok(bigFolder, `mistralrs-core's sources are not unpacked under ${registry}`);
   dataDir = mkdtempSync(join(tmpdir(), 'altiplano-e2e-kill-'));
+  documentFile = join(dataDir, 'licence.txt');
+  copyFileSync(join(root, 'core/tests/fixtures/gpl-3-excerpt.txt'), documentFile);
   const env = { ...process.env };
   delete env.ALTIPLANO_MODEL;
   ({ driver, child: driverProcess } = await startDriver({
     port: DRIVER_PORT,
     nativePort: NATIVE_PORT,
-    env: { ...env, ALTIPLANO_DATA_DIR: dataDir, ALTIPLANO_STARTER_MODEL: starterModel },
+    env: { ...env, ALTIPLANO_DATA_DIR: dataDir, ALTIPLANO_STARTER_MODEL: starterModel, ALTIPLANO_PROJECT: bigFolder },
   }));
 });
 
@@ -56,25 +66,38 @@ function appPid() {
   return Number(execFileSync('pgrep', ['-n', '-x', 'altiplano-app']).toString().trim());
 }
 
-async function startApp() {
-  await driver.start(application);
+async function startApp(args = []) {
+  await driver.start(application, args);
   await driver.until('the starter model to load', async () => {
     const [status] = await driver.texts('[data-testid="model-status"]');
     return status && status.includes('context') ? status : null;
   });
 }
 
+let seed = Number(process.env.ALTIPLANO_KILL_SEED ?? Date.now()) >>> 0 || 1;
+console.log(`app kills: ALTIPLANO_KILL_SEED=${seed}`);
+/** The next random number in [0, 1), reproducible from the printed seed. */
+function next() {
+  seed ^= seed << 13;
+  seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  seed >>>= 0;
+  return seed / 2 ** 32;
+}
+
+/** Kills the app, waits until it is gone and checks the database. */
+async function kill(what) {
+  const pid = appPid();
+  process.kill(pid, 'SIGKILL');
+  const killed = Date.now();
+  await driver.quit();
+  while (existsSync(`/proc/${pid}`)) await sleep(20);
+  assert.equal(integrity(), 'ok', `the database after killing it ${what}`);
+  return killed;
+}
+
 test('killed while a reply streams, the app keeps what it showed', async () => {
-  let seed = Number(process.env.ALTIPLANO_KILL_SEED ?? Date.now()) >>> 0 || 1;
-  const next = () => {
-    seed ^= seed << 13;
-    seed >>>= 0;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    seed >>>= 0;
-    return seed / 2 ** 32;
-  };
-  console.log(`app kills: ${KILLS}, ALTIPLANO_KILL_SEED=${seed}`);
   let wordsChecked = 0;
   for (let round = 1; round <= KILLS; round++) {
     await startApp();
@@ -94,12 +117,7 @@ test('killed while a reply streams, the app keeps what it showed', async () => {
       seen.push({ at: Date.now(), text: text ?? '' });
       await sleep(50);
     }
-    const pid = appPid();
-    process.kill(pid, 'SIGKILL');
-    const killed = Date.now();
-    await driver.quit();
-    while (existsSync(`/proc/${pid}`)) await sleep(20);
-    assert.equal(integrity(), 'ok', `the database after kill ${round}`);
+    const killed = await kill(`while reply ${round} streams`);
 
     // What the window showed 500 ms before the kill (the last sample taken by then).
     const shown = seen.filter((s) => s.at + 500 <= killed).at(-1)?.text ?? '';
@@ -122,4 +140,48 @@ test('killed while a reply streams, the app keeps what it showed', async () => {
     await driver.quit();
   }
   console.log(`app kills: ${KILLS} survived, ${wordsChecked} words shown before them all kept`);
+});
+
+test('killed while it summarizes or indexes, the app finishes where it stopped', async () => {
+  let kills = 0;
+  // The summary: killed 0.3 to 2.5 s after its progress shows, twice; then it finishes.
+  for (let round = 1; round <= 2; round++) {
+    await startApp([documentFile]);
+    await driver.until('the summary to be written', async () => (await driver.findAll('[data-testid="summary-progress"]')).length > 0);
+    await sleep(300 + next() * 2200);
+    await kill(`while it summarizes (${round})`);
+    kills++;
+  }
+  await startApp([documentFile]);
+  const summary = await driver.until('the summary, continued', async () => (await driver.texts('[data-testid="summary-text"]'))[0], 240_000);
+  assert.ok(summary.replace(/^Summary/, '').trim().length > 0);
+  await driver.quit();
+
+  // The index: killed 0 to 0.5 s after its progress shows, twice (from nothing each time); then it completes.
+  for (let round = 1; round <= 2; round++) {
+    rmSync(join(dataDir, 'code'), { recursive: true, force: true });
+    await startApp();
+    const [codeTab] = await driver.findAll('[data-testid="tab-code"]');
+    await driver.click(codeTab);
+    const indexing = await driver.until('the index to be built', async () => {
+      if ((await driver.findAll('[data-testid="code-progress"]')).length > 0) return 'indexing';
+      return (await driver.findAll('[data-testid="code-summary"]')).length > 0 ? 'done' : null;
+    });
+    if (indexing === 'done') {
+      console.log('the index was built before its kill; not counted');
+      await driver.quit();
+      continue;
+    }
+    await sleep(next() * 500);
+    await kill(`while it indexes (${round})`);
+    kills++;
+  }
+  await startApp();
+  const [codeTab] = await driver.findAll('[data-testid="tab-code"]');
+  await driver.click(codeTab);
+  const report = await driver.until('the index, complete', async () => (await driver.texts('[data-testid="code-summary"]'))[0]);
+  const files = Number(/([\d,]+) files/.exec(report)?.[1].replace(/,/g, '') ?? 0);
+  assert.ok(files > 100, `the folder is indexed after the kills: ${report}`);
+  await driver.quit();
+  console.log(`app kills while summarizing or indexing: ${kills} survived`);
 });
