@@ -15,20 +15,7 @@ use sha2::Digest;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use common::hub::{noise, sha256, spec, Fixture, REPO};
-
-/// Short waits so fault tests run quickly; parts from 256 KiB up.
-fn quick() -> DownloadOptions {
-    DownloadOptions {
-        parallel_threshold: 256 << 10,
-        stall_timeout: Duration::from_secs(2),
-        retry_base: Duration::from_millis(20),
-        retry_max: Duration::from_millis(200),
-        disk_margin: 0,
-        save_interval: Duration::from_millis(100),
-        ..DownloadOptions::default()
-    }
-}
+use common::hub::{noise, quick, sha256, spec, wait_for_state, Fixture, REPO};
 
 fn commit_of(repo: &str) -> String {
     let mut h = sha1::Sha1::new();
@@ -343,23 +330,6 @@ async fn a_slow_download_is_cancelled_promptly_and_keeps_its_bytes() {
 
 async fn store_in(dir: &Path) -> Store {
     Store::open(&dir.join("altiplano.sqlite3")).await.expect("store")
-}
-
-async fn wait_for_state(
-    manager: &DownloadManager,
-    id: i64,
-    state: JobState,
-) -> altiplano_core::download::queue::DownloadJob {
-    let mut changes = manager.subscribe();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = manager.job(id).await.expect("job");
-        if job.state == state {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "download {id} never became {state:?}: {job:?}");
-        let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

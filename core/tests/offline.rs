@@ -8,39 +8,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use altiplano_core::download::queue::{DownloadJob, DownloadManager, JobState, OFFLINE_ENV};
-use altiplano_core::download::{DownloadOptions, OfflineReason};
+use altiplano_core::download::queue::{DownloadManager, JobState, OFFLINE_ENV};
+use altiplano_core::download::OfflineReason;
 use altiplano_core::error::ErrorKind;
 use altiplano_core::store::Store;
 
-use common::hub::{noise, sha256, spec, Fixture, REPO};
-
-fn quick() -> DownloadOptions {
-    DownloadOptions {
-        parallel_threshold: 256 << 10,
-        stall_timeout: Duration::from_secs(2),
-        retry_base: Duration::from_millis(20),
-        retry_max: Duration::from_millis(200),
-        disk_margin: 0,
-        save_interval: Duration::from_millis(100),
-        ..DownloadOptions::default()
-    }
-}
-
-async fn wait_for_state(manager: &DownloadManager, id: i64, state: JobState) -> DownloadJob {
-    let mut changes = manager.subscribe();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = manager.job(id).await.expect("job");
-        if job.state == state {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "download {id} never became {state:?}: {job:?}");
-        let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
-    }
-}
+use common::hub::{noise, quick, sha256, spec, wait_for_state, Fixture, REPO};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offline_switch_holds_every_download_and_releases_them_when_turned_off() {

@@ -1,6 +1,9 @@
 //! A fake Hugging Face Hub serving a repo of files the test writes, and what the download
 //! tests measure with it.
 
+use std::time::{Duration, Instant};
+
+use altiplano_core::download::queue::{DownloadJob, DownloadManager, JobState};
 use altiplano_core::download::{self, DownloadError, DownloadOptions, HubCache, HubClient, PullProgress, PullSpec};
 use altiplano_core::secrets::HfToken;
 use altiplano_testhub::HubServer;
@@ -71,4 +74,31 @@ pub fn spec(files: &[&str]) -> PullSpec {
 
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Short waits so fault tests run quickly; parts from 256 KiB up.
+pub fn quick() -> DownloadOptions {
+    DownloadOptions {
+        parallel_threshold: 256 << 10,
+        stall_timeout: Duration::from_secs(2),
+        retry_base: Duration::from_millis(20),
+        retry_max: Duration::from_millis(200),
+        disk_margin: 0,
+        save_interval: Duration::from_millis(100),
+        ..DownloadOptions::default()
+    }
+}
+
+/// Waits (up to a minute) until download `id` is in `state`.
+pub async fn wait_for_state(manager: &DownloadManager, id: i64, state: JobState) -> DownloadJob {
+    let mut changes = manager.subscribe();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = manager.job(id).await.expect("job");
+        if job.state == state {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "download {id} never became {state:?}: {job:?}");
+        let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
+    }
 }
