@@ -6,7 +6,7 @@
 //! streams the reply to the caller and saves it to the store while it streams — at least every
 //! [`SAVE_INTERVAL`] — so a process killed mid-reply keeps what was shown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::engine::{
     CancellationToken, Engine, EngineError, FinishReason, GenerationEvent, GenerationStats, PromptMessage, Sampling,
@@ -187,20 +187,28 @@ pub async fn run(
     sampling.max_tokens = fitted.max_reply_tokens;
     let mut events = engine.generate(fitted.messages, sampling, cancel);
     let mut content = String::new();
-    let mut last_save = Instant::now();
+    // Saved on a clock, not as text arrives: text shown just before the model pauses is saved
+    // within SAVE_INTERVAL too (a failed save is tried again at the next tick).
+    let mut saves = tokio::time::interval(SAVE_INTERVAL);
+    saves.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    saves.tick().await;
+    let mut saved_len = 0;
     let result = loop {
-        match events.recv().await {
-            Some(Ok(GenerationEvent::Text(text))) => {
-                content.push_str(&text);
-                on_event(ChatEvent::Text(text));
-                if last_save.elapsed() >= SAVE_INTERVAL {
-                    save_streamed(store, reply.id, &content).await;
-                    last_save = Instant::now();
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(Ok(GenerationEvent::Text(text))) => {
+                    content.push_str(&text);
+                    on_event(ChatEvent::Text(text));
+                }
+                Some(Ok(GenerationEvent::Finished { reason, stats })) => break Ok((reason, stats)),
+                Some(Err(e)) => break Err(e),
+                None => break Err(EngineError::EngineStopped),
+            },
+            _ = saves.tick() => {
+                if content.len() != saved_len && save_streamed(store, reply.id, &content).await {
+                    saved_len = content.len();
                 }
             }
-            Some(Ok(GenerationEvent::Finished { reason, stats })) => break Ok((reason, stats)),
-            Some(Err(e)) => break Err(e),
-            None => break Err(EngineError::EngineStopped),
         }
     };
     match result {

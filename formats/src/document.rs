@@ -33,6 +33,22 @@ pub struct RawPages {
 /// none): a PDF by its signature or extension, DOCX, HTML and text by extension, and text of
 /// unknown extension when it looks like text.
 pub fn read(bytes: Vec<u8>, extension: &str) -> Result<RawPages, ReadProblem> {
+    // The parsers are not ours, and fuzzing found a PDF that makes pdf_oxide 0.3.70 panic (a
+    // string sliced inside a character, fuzz/regressions/document/): a parser's panic is a
+    // damaged file, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_unguarded(bytes, extension))).unwrap_or_else(
+        |panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no reason given");
+            Err(ReadProblem::Malformed(format!("the reader failed on it ({why})")))
+        },
+    )
+}
+
+fn read_unguarded(bytes: Vec<u8>, extension: &str) -> Result<RawPages, ReadProblem> {
     if bytes.starts_with(b"%PDF") || extension == "pdf" {
         pdf(bytes)
     } else if extension == "docx" {
@@ -164,6 +180,18 @@ mod tests {
         let shallow = "<div><p>a<br>b</p><img src=x></div>";
         assert_eq!(flatten_deep_html(shallow, 2), shallow, "nothing that deep: unchanged");
         assert_eq!(flatten_deep_html("<a><b><c>x</c></b></a>", 2), "<a><b>x</b></a>");
+    }
+
+    /// The PDF fuzzing found making pdf_oxide panic is refused as damaged.
+    #[test]
+    fn a_pdf_that_makes_the_parser_panic_is_a_damaged_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/document");
+        let found = std::fs::read(dir.join("crash-cb9528268af34fbdee5e72861bf1c64dae6892ff")).unwrap();
+        let problem = read(found[1..].to_vec(), "pdf").unwrap_err();
+        assert!(
+            matches!(problem, ReadProblem::Malformed(ref why) if why.starts_with("the reader failed on it")),
+            "{problem}"
+        );
     }
 
     #[test]
