@@ -108,16 +108,19 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
     // Killed while it answers: the question was saved before the model started, and the
     // answer is kept as far as it was saved (the next start marks it interrupted).
     let question = "Explain every line of this project in great detail, file by file.";
-    let tries = common::kill_mid_answer(|| {
-        let mut ask = Command::new(env!("CARGO_BIN_EXE_altiplano"));
-        ask.env("ALTIPLANO_DATA_DIR", data.path())
-            .args(["code", "ask"])
-            .arg(project.path())
-            .arg(question)
-            .arg("--model")
-            .arg(&model);
-        ask
-    });
+    let tries = common::kill_mid_answer(
+        || {
+            let mut ask = Command::new(env!("CARGO_BIN_EXE_altiplano"));
+            ask.env("ALTIPLANO_DATA_DIR", data.path())
+                .args(["code", "ask"])
+                .arg(project.path())
+                .arg(question)
+                .arg("--model")
+                .arg(&model);
+            ask
+        },
+        || show(data.path()).last().is_some_and(|m| m["status"] == "complete"),
+    );
     let messages = show(data.path());
     assert_eq!(messages.len(), 2 + 2 * tries, "{messages:?}");
     let (asked, killed) = (&messages[2 * tries], &messages[2 * tries + 1]);

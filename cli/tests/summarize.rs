@@ -44,17 +44,23 @@ fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
     // Killed while it answers: the question was saved before the model started, and the
     // answer is kept as far as it was saved (the next start marks it interrupted).
     let long = "Write a long report on every season, page by page.";
-    let tries = common::kill_mid_answer(|| {
-        let mut ask = cli();
-        ask.args(["documents", "ask"]).arg(&file).arg(long);
-        ask
-    });
-    let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
-    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
-    let messages = shown["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 2 + 2 * tries, "{shown}");
+    let saved = || {
+        let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");
+        let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+        shown["messages"].as_array().expect("messages").clone()
+    };
+    let tries = common::kill_mid_answer(
+        || {
+            let mut ask = cli();
+            ask.args(["documents", "ask"]).arg(&file).arg(long);
+            ask
+        },
+        || saved().last().is_some_and(|m| m["status"] == "complete"),
+    );
+    let messages = saved();
+    assert_eq!(messages.len(), 2 + 2 * tries, "{messages:?}");
     assert_eq!(messages[2 * tries]["content"], long);
-    assert_eq!(messages[2 * tries + 1]["status"], "interrupted", "{shown}");
+    assert_eq!(messages[2 * tries + 1]["status"], "interrupted", "{messages:?}");
 }
 
 #[test]
