@@ -6,6 +6,7 @@
 // log holds no attempt to reach anything but this computer. Saves tests/artifacts/offline.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,12 @@ let driverProcess;
 let workDir;
 let log;
 let traced;
+/** The app's pid: ending the session stops strace, which lets the app it traced go on. */
+let appPid;
+
+function stopApp() {
+  if (appPid && existsSync(`/proc/${appPid}`)) process.kill(appPid, 'SIGKILL');
+}
 
 before(async () => {
   assert.ok(application && existsSync(application), `ALTIPLANO_APP_BINARY must name the built app (got ${application})`);
@@ -54,6 +61,7 @@ before(async () => {
 
 after(async () => {
   await driver?.quit();
+  stopApp();
   await stop(driverProcess);
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
@@ -68,6 +76,7 @@ function outbound() {
 
 test('offline, the app opens no connection, says so, and chats on the model on disk', async () => {
   await driver.start(traced);
+  appPid = Number(execFileSync('pgrep', ['-n', '-x', 'altiplano-app']).toString().trim());
   await driver.until('the starter model to load', async () => {
     const [status] = await driver.texts('[data-testid="model-status"]');
     return status && status.includes('context') ? status : null;
@@ -115,6 +124,7 @@ test('offline, the app opens no connection, says so, and chats on the model on d
   assert.match(failed.text, /Turn offline mode off/);
   writeFileSync(join(artifacts, 'offline.png'), await driver.screenshot());
   await driver.quit();
+  stopApp();
 
   const attempts = outbound();
   assert.deepEqual(attempts, [], 'nothing but this computer was contacted');
