@@ -8,13 +8,11 @@
 // Saves tests/artifacts/downloads.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEY_ENTER } from './webdriver.mjs';
-import { application, root, starterModel, startDriver, stop, workspaceBinary } from './harness.mjs';
+import { application, root, starterModel, startDriver, startHub, stop, workspaceBinary } from './harness.mjs';
 
 const testhub =
   process.env.ALTIPLANO_TESTHUB_BINARY ?? workspaceBinary('altiplano-testhub');
@@ -28,20 +26,6 @@ let driverProcess;
 let hubProcess;
 let workDir;
 let cacheDir;
-
-/** Starts the fake Hub over `hubRoot` and resolves with its URL, read from its one line on stdout. */
-function startHub(hubRoot) {
-  hubProcess = spawn(testhub, ['--root', hubRoot], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolveUrl, reject) => {
-    const lines = createInterface({ input: hubProcess.stdout });
-    lines.on('line', (line) => {
-      const listening = /^listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (listening) resolveUrl(listening[1]);
-    });
-    hubProcess.once('error', reject);
-    hubProcess.once('exit', (code) => reject(new Error(`altiplano-testhub exited with ${code} before listening`)));
-  });
-}
 
 
 before(async () => {
@@ -59,7 +43,9 @@ before(async () => {
   copyFileSync(starterModel, join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf'));
   cacheDir = join(workDir, 'cache');
   mkdirSync(cacheDir);
-  const hubUrl = await startHub(hubRoot);
+  const hub = await startHub(hubRoot);
+  hubProcess = hub.child;
+  const hubUrl = hub.url;
 
   const env = { ...process.env };
   // Nothing from the developer's own setup: no token, no start-up model, no proxy for 127.0.0.1.

@@ -1,7 +1,8 @@
 // Shared set-up for the end-to-end tests: start tauri-driver on ports of the test's own (so a
 // driver left over from another test file cannot answer) with the app's environment, and stop
 // child processes for sure.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { WebDriver } from './webdriver.mjs';
 
@@ -40,4 +41,27 @@ export async function stop(child, signal = 'SIGTERM') {
   const stubborn = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await gone;
   clearTimeout(stubborn);
+}
+
+/**
+ * Starts the fake Hugging Face Hub (the altiplano-testhub binary) over `hubRoot`, with its
+ * extra `args` (`--throttle BYTES_PER_SEC`), and resolves with the process and its URL, read
+ * from its one line on stdout.
+ */
+export function startHub(hubRoot, args = []) {
+  const binary = process.env.ALTIPLANO_TESTHUB_BINARY ?? workspaceBinary('altiplano-testhub');
+  const child = spawn(binary, ['--root', hubRoot, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolveUrl, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const listening = /^listening on (http:\/\/\S+)$/.exec(line.trim());
+      if (listening) resolveUrl({ child, url: listening[1] });
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`altiplano-testhub exited with ${code} before listening`)));
+  });
+}
+
+/** The pid of the newest app process (the one the running test started). */
+export function appPid() {
+  return Number(execFileSync('pgrep', ['-n', '-x', 'altiplano-app']).toString().trim());
 }

@@ -8,14 +8,13 @@
 // ALTIPLANO_APP_KILLS sets the number of reply kills (default 5; two each of the others).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEY_ENTER } from './webdriver.mjs';
-import { application, root, starterModel, startDriver, stop, workspaceBinary } from './harness.mjs';
+import { application, appPid, root, starterModel, startDriver, startHub, stop } from './harness.mjs';
 
 const DRIVER_PORT = 4460;
 const NATIVE_PORT = 4461;
@@ -44,16 +43,9 @@ before(async () => {
   mkdirSync(join(hubRoot, 'acme/tiny-GGUF'), { recursive: true });
   copyFileSync(starterModel, join(hubRoot, 'acme/tiny-GGUF/tiny.Q4_1.gguf'));
   cacheDir = join(dataDir, 'cache');
-  hubProcess = spawn(workspaceBinary('altiplano-testhub'), ['--root', hubRoot, '--throttle', String(8 << 20)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const hubUrl = await new Promise((resolve, reject) => {
-    createInterface({ input: hubProcess.stdout }).on('line', (line) => {
-      const listening = /^listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (listening) resolve(listening[1]);
-    });
-    hubProcess.once('exit', (code) => reject(new Error(`altiplano-testhub exited with ${code}`)));
-  });
+  const hub = await startHub(hubRoot, ['--throttle', String(8 << 20)]);
+  hubProcess = hub.child;
+  const hubUrl = hub.url;
   const env = { ...process.env };
   delete env.ALTIPLANO_MODEL;
   delete env.HF_TOKEN;
@@ -92,11 +84,6 @@ function integrity() {
   ])
     .toString()
     .trim();
-}
-
-/** The pid of the app this test started (the newest process of that name). */
-function appPid() {
-  return Number(execFileSync('pgrep', ['-n', '-x', 'altiplano-app']).toString().trim());
 }
 
 async function startApp(args = []) {

@@ -6,12 +6,11 @@
 // log holds no attempt to reach anything but this computer. Saves tests/artifacts/offline.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEY_ENTER } from './webdriver.mjs';
-import { application, root, starterModel, startDriver, stop } from './harness.mjs';
+import { application, appPid, root, starterModel, startDriver, stop } from './harness.mjs';
 
 const artifacts = join(root, 'tests/artifacts');
 const DRIVER_PORT = 4456;
@@ -23,10 +22,10 @@ let workDir;
 let log;
 let traced;
 /** The app's pid: ending the session stops strace, which lets the app it traced go on. */
-let appPid;
+let tracedPid;
 
 function stopApp() {
-  if (appPid && existsSync(`/proc/${appPid}`)) process.kill(appPid, 'SIGKILL');
+  if (tracedPid && existsSync(`/proc/${tracedPid}`)) process.kill(tracedPid, 'SIGKILL');
 }
 
 before(async () => {
@@ -76,7 +75,7 @@ function outbound() {
 
 test('offline, the app opens no connection, says so, and chats on the model on disk', async () => {
   await driver.start(traced);
-  appPid = Number(execFileSync('pgrep', ['-n', '-x', 'altiplano-app']).toString().trim());
+  tracedPid = appPid();
   await driver.until('the starter model to load', async () => {
     const [status] = await driver.texts('[data-testid="model-status"]');
     return status && status.includes('context') ? status : null;
