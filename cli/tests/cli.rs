@@ -13,7 +13,7 @@ use serde_json::Value;
 
 fn altiplano(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_altiplano"));
-    cmd.env("ALTIPLANO_DATA_DIR", data_dir).env_remove("ALTIPLANO_MODEL");
+    cmd.env("ALTIPLANO_DATA_DIR", data_dir).env("ALTIPLANO_EMBEDDING_MODEL", "").env_remove("ALTIPLANO_MODEL");
     cmd
 }
 

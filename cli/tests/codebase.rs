@@ -12,6 +12,7 @@ fn the_cli_searches_a_folder_and_prints_relative_paths_as_json() {
     let data = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
         .env("ALTIPLANO_DATA_DIR", data.path())
+        .env("ALTIPLANO_EMBEDDING_MODEL", "")
         .args(["code", "search"])
         .arg(common::serde_json_sources())
         .args(["pretty printing indentation", "--limit", "3", "--json"])
@@ -32,6 +33,7 @@ fn the_cli_searches_a_folder_and_prints_relative_paths_as_json() {
 
     let missing = Command::new(env!("CARGO_BIN_EXE_altiplano"))
         .env("ALTIPLANO_DATA_DIR", data.path())
+        .env("ALTIPLANO_EMBEDDING_MODEL", "")
         .args(["code", "index", "/no/such/folder"])
         .output()
         .expect("run");
@@ -57,6 +59,7 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
     let model = altiplano_core::config::starter_model().expect("starter model path");
     let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
         .env("ALTIPLANO_DATA_DIR", data.path())
+        .env("ALTIPLANO_EMBEDDING_MODEL", "")
         .args(["code", "ask"])
         .arg(project.path())
         .arg("How is the value added tax computed?")
@@ -92,6 +95,7 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
     let show = |data: &Path| {
         let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
             .env("ALTIPLANO_DATA_DIR", data)
+            .env("ALTIPLANO_EMBEDDING_MODEL", "")
             .args(["conversations", "show", "--json", &conversation])
             .output()
             .expect("run");
@@ -112,6 +116,7 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
         || {
             let mut ask = Command::new(env!("CARGO_BIN_EXE_altiplano"));
             ask.env("ALTIPLANO_DATA_DIR", data.path())
+                .env("ALTIPLANO_EMBEDDING_MODEL", "")
                 .args(["code", "ask"])
                 .arg(project.path())
                 .arg(question)

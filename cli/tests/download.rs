@@ -14,6 +14,7 @@ use common::hub::{noise, sha256, Fixture, REPO};
 fn altiplano(data_dir: &Path, fx: &Fixture) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_altiplano"));
     cmd.env("ALTIPLANO_DATA_DIR", data_dir)
+        .env("ALTIPLANO_EMBEDDING_MODEL", "")
         .env("HF_ENDPOINT", fx.hub.url())
         .env("HF_HUB_CACHE", fx.dir.path().join("cache"))
         .env_remove("HF_TOKEN")

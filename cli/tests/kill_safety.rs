@@ -145,6 +145,7 @@ async fn killed_at_random_moments_nothing_shown_is_lost_and_everything_continues
         let mut command = Command::new(env!("CARGO_BIN_EXE_altiplano"));
         command
             .env("ALTIPLANO_DATA_DIR", &data)
+            .env("ALTIPLANO_EMBEDDING_MODEL", "")
             .env("ALTIPLANO_MODEL", &model)
             .env("HF_ENDPOINT", fx.hub.url())
             .env("HF_HUB_CACHE", fx.dir.path().join("cache"))

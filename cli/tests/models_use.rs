@@ -25,6 +25,7 @@ const FILE: &str = "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf";
 fn altiplano(data_dir: &Path, hub: &str, cache: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_altiplano"));
     cmd.env("ALTIPLANO_DATA_DIR", data_dir)
+        .env("ALTIPLANO_EMBEDDING_MODEL", "")
         .env("HF_ENDPOINT", hub)
         .env("HF_HUB_CACHE", cache)
         .env("NO_PROXY", "127.0.0.1,localhost")

@@ -69,6 +69,7 @@ fn traced(prefix: &[&str], data: &Path, env: &[(&str, &str)], args: &[&str]) -> 
     let mut run = Command::new(&command[0]);
     run.args(&command[1..])
         .env("ALTIPLANO_DATA_DIR", data)
+        .env("ALTIPLANO_EMBEDDING_MODEL", "")
         .env("HF_HUB_CACHE", data.join("hub-cache"))
         .env_remove("ALTIPLANO_OFFLINE")
         .env_remove("HF_TOKEN")

@@ -16,7 +16,9 @@ fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
     write_pdf(&file, 9);
     let cli = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_altiplano"));
-        c.env("ALTIPLANO_DATA_DIR", dir.path()).env("ALTIPLANO_MODEL", common::starter_model());
+        c.env("ALTIPLANO_DATA_DIR", dir.path())
+            .env("ALTIPLANO_EMBEDDING_MODEL", "")
+            .env("ALTIPLANO_MODEL", common::starter_model());
         c
     };
     // Page 4's fact: "Juliaca: 31 tonnes of beans, season 4."
@@ -76,6 +78,7 @@ fn the_cli_summarizes_to_json_and_names_a_file_it_cannot_read() {
         Command::new(env!("CARGO_BIN_EXE_altiplano"))
             .args(args)
             .env("ALTIPLANO_DATA_DIR", dir.path())
+            .env("ALTIPLANO_EMBEDDING_MODEL", "")
             .env("ALTIPLANO_MODEL", common::starter_model())
             .output()
             .expect("run")

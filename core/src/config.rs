@@ -62,6 +62,26 @@ fn starter_model_in(env: Option<std::ffi::OsString>, program_dir: Option<&Path>)
     }
 }
 
+/// Overrides where the starter embedding model's folder is.
+pub const EMBEDDING_MODEL_ENV: &str = "ALTIPLANO_EMBEDDING_MODEL";
+/// The starter embedding model's folder name (`models/fetch-starter.sh` fetches it).
+pub const STARTER_EMBEDDING_DIR: &str = "all-MiniLM-L6-v2";
+
+/// The embedding model search uses: `ALTIPLANO_EMBEDDING_MODEL` when set (an empty value
+/// turns vectors off), otherwise the starter one an installed package carries, otherwise the
+/// one `models/fetch-starter.sh` puts in the source tree. `None` when there is none.
+pub fn embedding_model() -> Option<PathBuf> {
+    match std::env::var_os(EMBEDDING_MODEL_ENV) {
+        Some(path) if path.is_empty() => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => {
+            let installed = program_dir().map(|dir| dir.join(INSTALLED_MODELS_DIR).join(STARTER_EMBEDDING_DIR));
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_EMBEDDING_DIR);
+            installed.into_iter().chain([source]).find(|dir| dir.join("model.safetensors").is_file())
+        }
+    }
+}
+
 /// Errors about configuration and paths.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -220,11 +220,24 @@ impl FollowUpError {
     }
 }
 
+impl crate::engine::embed::EmbedError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::engine::embed::EmbedError;
+        match self {
+            EmbedError::Missing { .. } => ErrorKind::ModelNotFound,
+            EmbedError::Damaged { .. } => ErrorKind::InvalidModel,
+            EmbedError::Run(_) => ErrorKind::GenerationFailed,
+        }
+    }
+}
+
 impl CodeError {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::NotAFolder(_) => ErrorKind::NotFound,
+            Self::Embed(e) => e.kind(),
             Self::Index(_) | Self::Io { .. } => ErrorKind::Internal,
         }
     }

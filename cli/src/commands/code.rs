@@ -14,14 +14,11 @@ use crate::args::CodeCommand;
 pub async fn run(data_dir: &DataDir, loader: &super::load::Loader, command: CodeCommand) -> anyhow::Result<ExitCode> {
     match command {
         CodeCommand::Index { dir, json } => {
-            let index = CodeIndex::open(data_dir.path(), &dir)?;
+            let index = CodeIndex::open_with_search_model(data_dir.path(), &dir)?;
             let live = !json && std::io::stderr().is_terminal();
             let report = index.update(|p| {
                 if live {
-                    eprint!(
-                        "\rindexing: {} of {} files ({:.0} files/s)   ",
-                        p.files_done, p.files_total, p.files_per_second
-                    );
+                    show_progress(&p);
                 }
             })?;
             if live {
@@ -34,9 +31,17 @@ pub async fn run(data_dir: &DataDir, loader: &super::load::Loader, command: Code
             }
         }
         CodeCommand::Search { dir, query, limit, json } => {
-            let index = CodeIndex::open(data_dir.path(), &dir)?;
-            index.update(|_| {})?;
+            let index = CodeIndex::open_with_search_model(data_dir.path(), &dir)?;
+            let live = !json && std::io::stderr().is_terminal();
+            index.update(|p| {
+                if live {
+                    show_progress(&p);
+                }
+            })?;
             let hits = index.search(&query, limit)?;
+            if !json {
+                eprintln!("retrieval: {}", index.retrieval());
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&hits)?);
             } else if hits.is_empty() {
@@ -64,7 +69,7 @@ async fn ask(
     greedy: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let index = CodeIndex::open(data_dir.path(), &dir)?;
+    let index = CodeIndex::open_with_search_model(data_dir.path(), &dir)?;
     index.update(|_| {})?;
     let store = Store::open(&data_dir.database_path()).await?;
     let engine = loader.open(&model, LoadOptions { max_parallel_replies: 1, ..loader.options() }).await?;
@@ -137,5 +142,23 @@ fn print_report(index: &CodeIndex, r: &IndexReport) {
     );
     for (reason, count) in &r.skipped {
         println!("  skipped {count} ({reason:?})");
+    }
+    if r.chunks_embedded > 0 {
+        let rate = r.chunks_embedded as f64 / (r.embed_ms.max(1) as f64 / 1000.0);
+        println!("  embedded {} chunks in {:.1} s ({rate:.0} chunks/s)", r.chunks_embedded, r.embed_ms as f64 / 1000.0);
+    }
+    println!("retrieval: {}", index.retrieval());
+}
+
+/// One line of indexing progress on the terminal: files, then the embedding's rate and time left.
+fn show_progress(p: &altiplano_core::codebase::IndexProgress) {
+    if p.chunks_to_embed > 0 {
+        let left = p.embed_seconds_left().map(|s| format!(", about {s:.0} s left")).unwrap_or_default();
+        eprint!(
+            "\rembedding: {} of {} chunks ({:.0} chunks/s{left})        ",
+            p.chunks_embedded, p.chunks_to_embed, p.chunks_per_second
+        );
+    } else {
+        eprint!("\rindexing: {} of {} files ({:.0} files/s)   ", p.files_done, p.files_total, p.files_per_second);
     }
 }

@@ -101,6 +101,8 @@ pub struct AskContext {
     pub excerpts: Vec<Excerpt>,
     /// Candidate chunks left out for lack of room.
     pub left_out: usize,
+    /// Which retrieval chose the excerpts.
+    pub retrieval: super::Retrieval,
 }
 
 /// A finished answer.
@@ -178,7 +180,12 @@ pub async fn build_context(index: &CodeIndex, engine: &Engine, question: &str) -
     if chosen.is_empty() && engine.count_prompt_tokens(&render(question, &map, &[])).await? > budget {
         map.clear();
     }
-    Ok(AskContext { left_out: candidates.len() - chosen.len(), repo_map: map, excerpts: chosen })
+    Ok(AskContext {
+        left_out: candidates.len() - chosen.len(),
+        repo_map: map,
+        excerpts: chosen,
+        retrieval: index.retrieval(),
+    })
 }
 
 /// Answers `question` from the index with `engine`, streaming text to `on_text`.

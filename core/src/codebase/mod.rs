@@ -6,8 +6,13 @@
 //! tantivy index under the data directory: BM25 over the code with identifiers split into words
 //! ([`terms`]), symbol names and paths. Updates are incremental — only files whose size and
 //! modification time changed are read, and only those whose content hash changed are
-//! re-indexed; deleted files leave the index. [`CodeIndex::search`] turns a question into
-//! search words and returns the best chunks as `path:start-end` ranges.
+//! re-indexed; deleted files leave the index. With an embedding model
+//! ([`CodeIndex::with_embedder`]) each chunk also gets a sentence vector, stored in its
+//! document beside the words (so only the chunks of changed files are embedded again), and
+//! [`CodeIndex::search`] fuses the BM25 ranking with the vectors' (reciprocal rank fusion, the
+//! repo map's PageRank as a small prior, at most two chunks of one file in the top results
+//! while other files are relevant); without one it ranks by BM25 alone and
+//! [`CodeIndex::retrieval`] says so. Hits come back as `path:start-end` ranges.
 
 pub mod answer;
 pub mod chunk;
@@ -20,6 +25,7 @@ pub use watch::Watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -34,7 +40,7 @@ use tantivy::{doc, Index, IndexReader, TantivyDocument, Term};
 pub use walk::Skip;
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 const TOKENIZER: &str = "code";
 
 /// Errors from indexing and search.
@@ -47,6 +53,9 @@ pub enum CodeError {
     /// The index could not be read or written.
     #[error("the code index failed: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// The embedding model failed on the chunks.
+    #[error(transparent)]
+    Embed(#[from] crate::engine::embed::EmbedError),
     /// A file of the index could not be read or written.
     #[error("cannot write the code index in {}: {source}", path.display())]
     Io {
@@ -68,8 +77,44 @@ pub struct Hit {
     pub end_line: usize,
     /// The definition's name, empty for a line window.
     pub symbol: String,
-    /// BM25 score.
+    /// The ranking score: BM25's, or the fused score in hybrid search (higher is better).
     pub score: f32,
+}
+
+/// Which retrieval a search used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Retrieval {
+    /// Keywords (BM25) and sentence vectors, fused.
+    Hybrid {
+        /// The embedding model's name.
+        model: String,
+    },
+    /// Keywords (BM25) only.
+    Keywords {
+        /// Why there are no vectors.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Retrieval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hybrid { model } => write!(f, "hybrid: keywords and {model} embeddings"),
+            Self::Keywords { reason } => write!(f, "keywords only ({reason})"),
+        }
+    }
+}
+
+/// How a search ranks, for comparisons (the benchmark); products use [`Ranking::Best`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    /// Hybrid when an embedding model is there, else keywords.
+    Best,
+    /// BM25 alone.
+    Keywords,
+    /// The vectors alone (empty without an embedding model).
+    Dense,
 }
 
 /// What an update did.
@@ -93,6 +138,10 @@ pub struct IndexReport {
     pub bytes_indexed: u64,
     /// Chunks in the whole index.
     pub chunks_total: u64,
+    /// Chunks given a new vector by the embedding model.
+    pub chunks_embedded: u64,
+    /// Milliseconds spent embedding.
+    pub embed_ms: u64,
     /// How long it took.
     pub elapsed_ms: u64,
 }
@@ -113,6 +162,31 @@ pub struct IndexProgress {
     pub files_total: u64,
     /// Files per second so far.
     pub files_per_second: f64,
+    /// Chunks embedded so far (while the embedding model runs; else 0).
+    pub chunks_embedded: u64,
+    /// Chunks to embed in this update.
+    pub chunks_to_embed: u64,
+    /// Chunks embedded per second so far.
+    pub chunks_per_second: f64,
+}
+
+impl IndexProgress {
+    fn files(files_done: u64, files_total: u64, files_per_second: f64) -> Self {
+        Self {
+            files_done,
+            files_total,
+            files_per_second,
+            chunks_embedded: 0,
+            chunks_to_embed: 0,
+            chunks_per_second: 0.0,
+        }
+    }
+
+    /// Seconds left of the embedding, from its rate so far.
+    pub fn embed_seconds_left(&self) -> Option<f64> {
+        (self.chunks_per_second > 0.0 && self.chunks_to_embed > self.chunks_embedded)
+            .then(|| (self.chunks_to_embed - self.chunks_embedded) as f64 / self.chunks_per_second)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -131,6 +205,9 @@ struct FileEntry {
     /// The definitions in the file (name, first line), for the repo map.
     #[serde(default)]
     symbols: Vec<(String, usize)>,
+    /// The embedding model whose vectors the file's chunks carry.
+    #[serde(default)]
+    embedded: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,10 +219,30 @@ struct Fields {
     content: Field,
     start_line: Field,
     end_line: Field,
+    vector: Field,
 }
 
 /// A changed file, read and parsed: its hash, its chunks and its text.
 type Prepared = (String, Vec<chunk::Chunk>, String);
+
+/// A chunk's place and vector, as dense search scans them.
+#[derive(Debug)]
+struct DenseRow {
+    path: String,
+    start_line: usize,
+    end_line: usize,
+    symbol: String,
+    vector: Vec<f32>,
+}
+
+/// Reciprocal rank fusion's constant (the usual 60).
+const RRF_K: f32 = 60.0;
+/// Weight of the repo map's rank of a hit's file, next to the two rankings' weight of 1.
+const PRIOR_WEIGHT: f32 = 0.25;
+/// Candidates each ranking contributes to fusion.
+const FUSION_DEPTH: usize = 60;
+/// Chunks of one file in the top results while other files still have relevant chunks.
+const PER_FILE: usize = 2;
 
 /// A folder's index. See the module documentation.
 pub struct CodeIndex {
@@ -157,6 +254,13 @@ pub struct CodeIndex {
     /// Held for the whole of an update, so updates run one at a time.
     manifest: std::sync::Mutex<Manifest>,
     repo_map: std::sync::Mutex<Option<(usize, String)>>,
+    embedder: Option<Arc<crate::engine::embed::Embedder>>,
+    /// Why there is no embedding model, when it failed to load.
+    no_vectors: Option<String>,
+    /// The vectors of the index, read once after each update.
+    dense: std::sync::Mutex<Option<Arc<Vec<DenseRow>>>>,
+    /// Each file's place in the repo map's PageRank order, computed once after each update.
+    ranks: std::sync::Mutex<Option<Arc<HashMap<String, usize>>>>,
 }
 
 impl std::fmt::Debug for CodeIndex {
@@ -186,6 +290,7 @@ fn schema() -> (Schema, Fields) {
         content: builder.add_text_field("content", text(false)),
         start_line: builder.add_u64_field("start_line", STORED),
         end_line: builder.add_u64_field("end_line", STORED),
+        vector: builder.add_bytes_field("vector", STORED),
     };
     (builder.build(), fields)
 }
@@ -241,7 +346,48 @@ impl CodeIndex {
             fields,
             manifest: std::sync::Mutex::new(manifest),
             repo_map: std::sync::Mutex::new(None),
+            embedder: None,
+            no_vectors: None,
+            dense: std::sync::Mutex::new(None),
+            ranks: std::sync::Mutex::new(None),
         })
+    }
+
+    /// [`CodeIndex::open`] with the embedding model search uses ([`crate::config::embedding_model`]),
+    /// when there is one; one that fails to load leaves keywords only, and
+    /// [`CodeIndex::retrieval`] says why.
+    pub fn open_with_search_model(data_dir: &Path, root: &Path) -> Result<Self, CodeError> {
+        let index = Self::open(data_dir, root)?;
+        Ok(match crate::config::embedding_model() {
+            None => index,
+            Some(dir) => match crate::engine::embed::Embedder::load(&dir) {
+                Ok(embedder) => index.with_embedder(Arc::new(embedder)),
+                Err(e) => {
+                    tracing::warn!("searching code by keywords only: {e}");
+                    Self { no_vectors: Some(e.to_string()), ..index }
+                }
+            },
+        })
+    }
+
+    /// Gives the index an embedding model: the next [`CodeIndex::update`] embeds every chunk
+    /// that has no vector from this model yet, and searches become hybrid.
+    pub fn with_embedder(mut self, embedder: Arc<crate::engine::embed::Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// The retrieval searches use now.
+    pub fn retrieval(&self) -> Retrieval {
+        match &self.embedder {
+            Some(e) => Retrieval::Hybrid { model: e.name().to_owned() },
+            None => Retrieval::Keywords {
+                reason: self
+                    .no_vectors
+                    .clone()
+                    .unwrap_or_else(|| "no embedding model; models/fetch-starter.sh fetches the starter one".into()),
+            },
+        }
     }
 
     fn create(dir: &Path, root: &Path, schema: Schema) -> Result<(Index, Manifest), CodeError> {
@@ -263,6 +409,7 @@ impl CodeIndex {
         let mut manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let mut report = IndexReport::default();
+        let embedder_id = self.embedder.as_deref().map(crate::engine::embed::Embedder::id);
         let (files, walk_skips) = walk::list(&self.root);
         report.skipped = walk_skips;
         report.files_seen = files.len() as u64;
@@ -272,7 +419,11 @@ impl CodeIndex {
         let mut changed = Vec::new();
         for file in &files {
             match manifest.files.get(&file.path) {
-                Some(old) if old.size == file.size && old.mtime_ns == file.mtime_ns => {
+                Some(old)
+                    if old.size == file.size
+                        && old.mtime_ns == file.mtime_ns
+                        && (old.skip.is_some() || embedder_id.is_none() || old.embedded.as_deref() == embedder_id) =>
+                {
                     report.files_unchanged += 1;
                     if let Some(skip) = old.skip {
                         *report.skipped.entry(skip).or_default() += 1;
@@ -282,7 +433,7 @@ impl CodeIndex {
             }
         }
         report.files_read = changed.len() as u64;
-        progress(IndexProgress { files_done: total - changed.len() as u64, files_total: total, files_per_second: 0.0 });
+        progress(IndexProgress::files(total - changed.len() as u64, total, 0.0));
 
         // Reading, hashing and parsing run on every core; the index writer takes the results.
         let prepared: Vec<(&walk::SourceFile, Result<Prepared, Skip>)> = changed
@@ -299,6 +450,8 @@ impl CodeIndex {
 
         let writer: tantivy::IndexWriter = self.index.writer(64 << 20)?;
         let f = self.fields;
+        // Files to (re-)index, written once their chunks have vectors.
+        let mut fresh: Vec<(String, Vec<chunk::Chunk>, String)> = Vec::new();
         for (i, (file, result)) in prepared.into_iter().enumerate() {
             let old = manifest.files.get(&file.path).cloned();
             let entry = match result {
@@ -313,6 +466,7 @@ impl CodeIndex {
                         hash: String::new(),
                         skip: Some(skip),
                         symbols: Vec::new(),
+                        embedded: None,
                     }
                 }
                 Ok((hash, chunks, text)) => {
@@ -321,37 +475,72 @@ impl CodeIndex {
                         .filter(|c| !c.symbol.is_empty())
                         .map(|c| (c.symbol.clone(), c.start_line))
                         .collect();
-                    if old.as_ref().is_some_and(|o| o.hash == hash && o.skip.is_none()) {
+                    let same = old.as_ref().is_some_and(|o| {
+                        o.hash == hash
+                            && o.skip.is_none()
+                            && (embedder_id.is_none() || o.embedded.as_deref() == embedder_id)
+                    });
+                    let embedded = if same {
                         report.files_unchanged += 1;
+                        old.as_ref().and_then(|o| o.embedded.clone())
                     } else {
                         writer.delete_term(Term::from_field_text(f.path_key, &file.path));
-                        let lines: Vec<&str> = text.lines().collect();
-                        let path_words = terms::expand_identifiers(&file.path.replace(['/', '.', '-'], " "));
-                        for c in &chunks {
-                            let body =
-                                lines[(c.start_line - 1).min(lines.len())..c.end_line.min(lines.len())].join("\n");
-                            writer.add_document(doc!(
-                                f.path_key => file.path.clone(),
-                                f.path => path_words.clone(),
-                                f.symbol => terms::expand_identifiers(&c.symbol),
-                                f.symbol_name => c.symbol.clone(),
-                                f.content => terms::expand_identifiers(&body),
-                                f.start_line => c.start_line as u64,
-                                f.end_line => c.end_line as u64,
-                            ))?;
-                        }
                         report.files_indexed += 1;
                         report.chunks_indexed += chunks.len() as u64;
                         report.bytes_indexed += text.len() as u64;
-                    }
-                    FileEntry { size: file.size, mtime_ns: file.mtime_ns, hash, skip: None, symbols }
+                        fresh.push((file.path.clone(), chunks, text));
+                        embedder_id.map(str::to_owned)
+                    };
+                    FileEntry { size: file.size, mtime_ns: file.mtime_ns, hash, skip: None, symbols, embedded }
                 }
             };
             manifest.files.insert(file.path.clone(), entry);
             if i % 64 == 0 {
                 let done = total - report.files_read + i as u64 + 1;
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
-                progress(IndexProgress { files_done: done, files_total: total, files_per_second: done as f64 / secs });
+                progress(IndexProgress::files(done, total, done as f64 / secs));
+            }
+        }
+
+        // The chunks' text, as each is indexed and embedded.
+        let bodies: Vec<Vec<String>> = fresh
+            .iter()
+            .map(|(_, chunks, text)| {
+                let lines: Vec<&str> = text.lines().collect();
+                chunks
+                    .iter()
+                    .map(|c| lines[(c.start_line - 1).min(lines.len())..c.end_line.min(lines.len())].join("\n"))
+                    .collect()
+            })
+            .collect();
+        let vectors = match &self.embedder {
+            Some(embedder) => {
+                let texts: Vec<String> = fresh
+                    .iter()
+                    .zip(&bodies)
+                    .flat_map(|((path, chunks, _), bodies)| {
+                        chunks.iter().zip(bodies).map(move |(c, body)| embedding_text(path, &c.symbol, body))
+                    })
+                    .collect();
+                self.embed_all(embedder, &texts, total, &mut progress, &mut report)?
+            }
+            None => Vec::new(),
+        };
+        let mut vectors = vectors.into_iter();
+        for ((path, chunks, _), bodies) in fresh.iter().zip(&bodies) {
+            let path_words = terms::expand_identifiers(&path.replace(['/', '.', '-'], " "));
+            for (c, body) in chunks.iter().zip(bodies) {
+                let vector: Vec<u8> = vectors.next().map(|v| vector_bytes(&v)).unwrap_or_default();
+                writer.add_document(doc!(
+                    f.path_key => path.clone(),
+                    f.path => path_words.clone(),
+                    f.symbol => terms::expand_identifiers(&c.symbol),
+                    f.symbol_name => c.symbol.clone(),
+                    f.content => terms::expand_identifiers(body),
+                    f.start_line => c.start_line as u64,
+                    f.end_line => c.end_line as u64,
+                    f.vector => vector,
+                ))?;
             }
         }
 
@@ -370,10 +559,12 @@ impl CodeIndex {
         self.save_manifest(&manifest)?;
         drop(manifest);
         *self.repo_map.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.dense.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.ranks.lock().unwrap_or_else(|p| p.into_inner()) = None;
         report.chunks_total = self.reader.searcher().num_docs();
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let secs = started.elapsed().as_secs_f64().max(1e-3);
-        progress(IndexProgress { files_done: total, files_total: total, files_per_second: total as f64 / secs });
+        progress(IndexProgress::files(total, total, total as f64 / secs));
         Ok(report)
     }
 
@@ -383,8 +574,82 @@ impl CodeIndex {
         crate::download::cache::write_atomically(&path, &bytes).map_err(|source| CodeError::Io { path, source })
     }
 
-    /// The best chunks for a question.
+    fn embed_all(
+        &self,
+        embedder: &crate::engine::embed::Embedder,
+        texts: &[String],
+        files_total: u64,
+        progress: &mut impl FnMut(IndexProgress),
+        report: &mut IndexReport,
+    ) -> Result<Vec<Vec<f32>>, CodeError> {
+        let started = Instant::now();
+        let mut out = Vec::with_capacity(texts.len());
+        let to_embed = texts.len() as u64;
+        for batch in texts.chunks(64) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            out.extend(embedder.embed(&refs)?);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            progress(IndexProgress {
+                chunks_embedded: out.len() as u64,
+                chunks_to_embed: to_embed,
+                chunks_per_second: out.len() as f64 / secs,
+                ..IndexProgress::files(files_total, files_total, 0.0)
+            });
+        }
+        report.chunks_embedded = out.len() as u64;
+        report.embed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(out)
+    }
+
+    /// The best chunks for a question: hybrid when the index has an embedding model, else BM25.
     pub fn search(&self, question: &str, limit: usize) -> Result<Vec<Hit>, CodeError> {
+        self.search_ranked(question, limit, Ranking::Best)
+    }
+
+    /// [`CodeIndex::search`] with the ranking chosen, for comparing them.
+    pub fn search_ranked(&self, question: &str, limit: usize, ranking: Ranking) -> Result<Vec<Hit>, CodeError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Tests mention the code they test; unless the question is about tests, prefer the
+        // code itself: weigh test files down.
+        let about_tests = question.to_lowercase().contains("test");
+        let weigh = |hit: &mut Hit| {
+            if !about_tests && is_test_path(&hit.path) {
+                hit.score *= TEST_WEIGHT;
+            }
+        };
+        let by_score = |hits: &mut Vec<Hit>| hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let hybrid = self.embedder.is_some() && ranking == Ranking::Best;
+        let keywords = || -> Result<Vec<Hit>, CodeError> {
+            let mut hits = self.keyword_hits(question, if hybrid { FUSION_DEPTH } else { limit * 3 })?;
+            hits.iter_mut().for_each(weigh);
+            by_score(&mut hits);
+            Ok(hits)
+        };
+        let dense = || -> Result<Vec<Hit>, CodeError> {
+            let mut hits = self.dense_hits(question, FUSION_DEPTH.max(limit * 3))?;
+            hits.iter_mut().for_each(weigh);
+            by_score(&mut hits);
+            Ok(hits)
+        };
+        let mut hits = match ranking {
+            Ranking::Keywords => keywords()?,
+            Ranking::Dense => dense()?,
+            Ranking::Best if !hybrid => keywords()?,
+            Ranking::Best => {
+                let ranks = self.file_ranks();
+                let mut fused = fuse(&[keywords()?, dense()?], &ranks);
+                fused.iter_mut().for_each(weigh);
+                by_score(&mut fused);
+                diversify(fused, limit)
+            }
+        };
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    fn keyword_hits(&self, question: &str, limit: usize) -> Result<Vec<Hit>, CodeError> {
         let f = self.fields;
         let mut analyzer = analyzer();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -401,33 +666,101 @@ impl CodeIndex {
                 }
             }
         }
-        if clauses.is_empty() || limit == 0 {
+        if clauses.is_empty() {
             return Ok(Vec::new());
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        // Tests mention the code they test; unless the question is about tests, prefer the
-        // code itself: take more candidates and weigh test files down.
-        let about_tests = question.to_lowercase().contains("test");
-        let top = searcher.search(&query, &TopDocs::with_limit(limit * 3).order_by_score())?;
+        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
             let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
             let number = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-            let path = text(f.path_key);
-            let score = if !about_tests && is_test_path(&path) { score * TEST_WEIGHT } else { score };
             hits.push(Hit {
-                path,
+                path: text(f.path_key),
                 start_line: number(f.start_line),
                 end_line: number(f.end_line),
                 symbol: text(f.symbol_name),
                 score,
             });
         }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hits.truncate(limit);
         Ok(hits)
+    }
+
+    fn dense_hits(&self, question: &str, limit: usize) -> Result<Vec<Hit>, CodeError> {
+        let Some(embedder) = &self.embedder else { return Ok(Vec::new()) };
+        let rows = self.dense_rows()?;
+        let Some(query) = embedder.embed(&[question])?.pop() else { return Ok(Vec::new()) };
+        let mut scored: Vec<(f32, &DenseRow)> = rows
+            .iter()
+            .filter(|r| r.vector.len() == query.len())
+            .map(|r| (crate::engine::embed::similarity(&query, &r.vector), r))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(scored
+            .into_iter()
+            .take(limit)
+            .map(|(score, r)| Hit {
+                path: r.path.clone(),
+                start_line: r.start_line,
+                end_line: r.end_line,
+                symbol: r.symbol.clone(),
+                score,
+            })
+            .collect())
+    }
+
+    /// Every chunk's vector, read from the index once after each update.
+    fn dense_rows(&self) -> Result<Arc<Vec<DenseRow>>, CodeError> {
+        if let Some(rows) = self.dense.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(rows);
+        }
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let mut rows = Vec::new();
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(64).map_err(tantivy::TantivyError::from)?;
+            let alive = segment.alive_bitset();
+            for doc_id in 0..segment.max_doc() {
+                if alive.is_some_and(|a| !a.is_alive(doc_id)) {
+                    continue;
+                }
+                let doc: TantivyDocument = store.get(doc_id)?;
+                let vector =
+                    doc.get_first(f.vector).and_then(|v| v.as_bytes()).map(vector_from_bytes).unwrap_or_default();
+                if vector.is_empty() {
+                    continue;
+                }
+                let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                let number = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+                rows.push(DenseRow {
+                    path: text(f.path_key),
+                    start_line: number(f.start_line),
+                    end_line: number(f.end_line),
+                    symbol: text(f.symbol_name),
+                    vector,
+                });
+            }
+        }
+        let rows = Arc::new(rows);
+        *self.dense.lock().unwrap_or_else(|p| p.into_inner()) = Some(rows.clone());
+        Ok(rows)
+    }
+
+    /// Each file's place in the repo map's order (0 = most referred to).
+    fn file_ranks(&self) -> Arc<HashMap<String, usize>> {
+        if let Some(ranks) = self.ranks.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return ranks;
+        }
+        let (files, rank) = self.pagerank_files();
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by(|&a, &b| rank[b].total_cmp(&rank[a]).then(a.cmp(&b)));
+        let ranks: HashMap<String, usize> =
+            order.into_iter().enumerate().map(|(place, i)| (files[i].0.clone(), place)).collect();
+        let ranks = Arc::new(ranks);
+        *self.ranks.lock().unwrap_or_else(|p| p.into_inner()) = Some(ranks.clone());
+        ranks
     }
 
     /// A map of the repository for broad questions: files ranked by how much the rest of the
@@ -445,10 +778,12 @@ impl CodeIndex {
         Ok(map)
     }
 
-    fn build_repo_map(&self, max_chars: usize) -> String {
+    /// The indexed files (sorted by path) with their PageRank over cross-file references.
+    fn pagerank_files(&self) -> (Vec<(String, FileEntry)>, Vec<f64>) {
         let manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut files: Vec<(&String, &FileEntry)> = manifest.files.iter().filter(|(_, e)| e.skip.is_none()).collect();
-        files.sort_by(|a, b| a.0.cmp(b.0));
+        let mut files: Vec<(String, FileEntry)> =
+            manifest.files.into_iter().filter(|(_, e)| e.skip.is_none()).collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         let position: HashMap<&str, usize> =
             files.iter().enumerate().map(|(i, (p, _))| (String::as_str(p), i)).collect();
         // Names worth tracking: leaf names of definitions, three characters or more.
@@ -483,11 +818,16 @@ impl CodeIndex {
             })
             .collect();
         let rank = pagerank(&edges, 30, 0.85);
+        (files, rank)
+    }
+
+    fn build_repo_map(&self, max_chars: usize) -> String {
+        let (files, rank) = self.pagerank_files();
         let mut order: Vec<usize> = (0..files.len()).collect();
         order.sort_by(|&a, &b| rank[b].total_cmp(&rank[a]).then(a.cmp(&b)));
         let mut map = String::new();
         for i in order {
-            let (path, entry) = files[i];
+            let (path, entry) = &files[i];
             if entry.symbols.is_empty() {
                 continue;
             }
@@ -504,6 +844,70 @@ impl CodeIndex {
         }
         map
     }
+}
+
+/// What the embedding model reads of a chunk: where it is, what it defines, its code.
+/// The body is cut at [`EMBED_BODY_BYTES`]: a definition's head (doc comment, signature,
+/// first lines) says what it is about, and the model's cost grows with every token.
+fn embedding_text(path: &str, symbol: &str, body: &str) -> String {
+    let words = terms::expand_identifiers(&format!("{path} {symbol}"));
+    let mut cut = body.len().min(EMBED_BODY_BYTES);
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{path} {symbol} ({words})\n{}", &body[..cut])
+}
+
+/// How much of a chunk's code the embedding model reads (about 150 tokens).
+const EMBED_BODY_BYTES: usize = 600;
+
+fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+/// Reciprocal rank fusion of several rankings of chunks, plus the repo map's rank of each
+/// hit's file as a small prior.
+fn fuse(rankings: &[Vec<Hit>], file_ranks: &HashMap<String, usize>) -> Vec<Hit> {
+    let mut fused: Vec<Hit> = Vec::new();
+    let mut place: HashMap<(String, usize), usize> = HashMap::new();
+    for ranking in rankings {
+        for (rank, hit) in ranking.iter().enumerate() {
+            let gain = 1.0 / (RRF_K + rank as f32 + 1.0);
+            let key = (hit.path.clone(), hit.start_line);
+            match place.get(&key) {
+                Some(&i) => fused[i].score += gain,
+                None => {
+                    place.insert(key, fused.len());
+                    let prior = file_ranks.get(&hit.path).map_or(0.0, |&r| PRIOR_WEIGHT / (RRF_K + r as f32 + 1.0));
+                    fused.push(Hit { score: gain + prior, ..hit.clone() });
+                }
+            }
+        }
+    }
+    fused
+}
+
+/// The top `limit` of hits sorted best first, with at most [`PER_FILE`] chunks of one file
+/// while hits from other files remain; the rest fill in after, in order.
+fn diversify(sorted: Vec<Hit>, limit: usize) -> Vec<Hit> {
+    let mut taken: Vec<Hit> = Vec::with_capacity(limit);
+    let mut held: Vec<Hit> = Vec::new();
+    let mut per_file: HashMap<String, usize> = HashMap::new();
+    for hit in sorted {
+        let count = per_file.entry(hit.path.clone()).or_default();
+        if *count < PER_FILE && taken.len() < limit {
+            *count += 1;
+            taken.push(hit);
+        } else {
+            held.push(hit);
+        }
+    }
+    taken.extend(held);
+    taken
 }
 
 /// How much a test file's score counts when the question is not about tests.

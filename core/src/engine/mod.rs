@@ -21,6 +21,7 @@
 //!
 //! Nothing but this module touches mistralrs or llama-cpp-2.
 
+pub mod embed;
 mod error;
 mod generation;
 // The header checks live in `altiplano-formats` (fuzzed there); the engine names them as before.

@@ -46,7 +46,7 @@ impl ProjectSlot {
         let data = self.data_dir.path().to_path_buf();
         let root = root.to_path_buf();
         let (index, report) = tokio::task::spawn_blocking(move || {
-            let index = CodeIndex::open(&data, &root)?;
+            let index = CodeIndex::open_with_search_model(&data, &root)?;
             let report = index.update(progress)?;
             Ok::<_, CodeError>((index, report))
         })

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Code search benchmark: recall@5, MRR and query latency of BM25 alone, vectors alone and
+# hybrid, on question sets written from the sources of real crates the tests never use
+# (bench/retrieval/code-*.json; each names its crate, version and the .crate file's sha256),
+# with the starter embedding model (models/fetch-starter.sh). Crates are fetched from
+# static.crates.io into ${ALTIPLANO_BENCH_CACHE:-$HOME/.cache/altiplano-bench}/crates and
+# checked against the sha256 in the set.
+#
+#   bench/retrieval.sh            all sets; one JSON line per set, then a Markdown table
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+target="${CARGO_TARGET_DIR:-target}"
+cache="${ALTIPLANO_BENCH_CACHE:-$HOME/.cache/altiplano-bench}/crates"
+mkdir -p "$cache"
+models/fetch-starter.sh >/dev/null
+cargo build --workspace --all-targets >/dev/null
+results="$(mktemp)"
+for set in bench/retrieval/code-*.json; do
+  read -r name version url sha < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["source"]; print(s["name"], s["version"], s["url"], s["sha256"])' "$set")
+  crate="$cache/$name-$version.crate"
+  if [ ! -f "$crate" ] || [ "$(sha256sum "$crate" | cut -d' ' -f1)" != "$sha" ]; then
+    curl -fsSL -o "$crate.partial" "$url"
+    [ "$(sha256sum "$crate.partial" | cut -d' ' -f1)" = "$sha" ] || { echo "retrieval.sh: $url has the wrong sha256" >&2; exit 1; }
+    mv "$crate.partial" "$crate"
+  fi
+  src="$cache/$name-$version"
+  [ -d "$src" ] || tar -xzf "$crate" -C "$cache"
+  "$target/debug/examples/retrieval_eval" "$set" "$src" | tee -a "$results"
+done
+python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| set | questions | chunks | embed chunks/s | BM25 R@5 / MRR | dense R@5 / MRR | hybrid R@5 / MRR | hybrid query p50 / p90 ms |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    f = lambda k: f"{r[k]['recall_at_5']:.2f} / {r[k]['mrr']:.2f}"
+    print(f"| {r['set']} {r['version']} | {r['questions']} | {r['chunks']} | {r['chunks_per_second']:.1f} | {f('bm25')} | {f('dense')} | {f('hybrid')} | {r['hybrid']['query_ms_p50']:.1f} / {r['hybrid']['query_ms_p90']:.1f} |")
+PY

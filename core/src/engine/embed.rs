@@ -1,0 +1,178 @@
+//! Sentence embeddings for retrieval: a BERT-family sentence-transformers model (a folder with
+//! `config.json`, `tokenizer.json` and `model.safetensors`) run in-process with candle — the
+//! version mistral.rs already builds on —, mean-pooled over the tokens and L2-normalized, so
+//! the dot product of two vectors is their cosine similarity.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// Texts run through the model together.
+const BATCH: usize = 16;
+/// Longest input in tokens when the model says nothing (sentence-transformers' default).
+const DEFAULT_MAX_TOKENS: usize = 256;
+
+/// Errors from loading or running an embedding model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbedError {
+    /// A file the model needs is missing.
+    #[error("the embedding model in {} has no {file}; fetch it again (models/fetch-starter.sh for the starter one)", dir.display())]
+    Missing {
+        /// The model folder.
+        dir: PathBuf,
+        /// The missing file.
+        file: &'static str,
+    },
+    /// A file is there but unusable.
+    #[error("the embedding model in {} is damaged ({file}: {reason}); fetch it again", dir.display())]
+    Damaged {
+        /// The model folder.
+        dir: PathBuf,
+        /// The damaged file.
+        file: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Running the model failed.
+    #[error("the embedding model failed: {0}")]
+    Run(String),
+}
+
+/// A loaded embedding model. Cheap to share behind an `Arc`; `embed` takes `&self`.
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    id: String,
+    dims: usize,
+    device: Device,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("id", &self.id).field("dims", &self.dims).finish()
+    }
+}
+
+impl Embedder {
+    /// Loads the model in `dir` on the CPU. The weights' header is checked first.
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let file = |name: &'static str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(EmbedError::Missing { dir: dir.to_path_buf(), file: name })
+            }
+        };
+        let damaged = |file: &'static str| {
+            move |e: &dyn std::fmt::Display| EmbedError::Damaged { dir: dir.to_path_buf(), file, reason: e.to_string() }
+        };
+        let config_path = file("config.json")?;
+        let tokenizer_path = file("tokenizer.json")?;
+        let weights_path = file("model.safetensors")?;
+
+        let config_text = std::fs::read_to_string(&config_path).map_err(|e| damaged("config.json")(&e))?;
+        let config: Config = serde_json::from_str(&config_text).map_err(|e| damaged("config.json")(&e))?;
+        if config.hidden_size == 0 || config.num_hidden_layers == 0 || config.hidden_size > 8192 {
+            return Err(damaged("config.json")(&format_args!("hidden size {}", config.hidden_size)));
+        }
+        let spans = crate::engine::safetensors::read(&weights_path).map_err(|e| damaged("model.safetensors")(&e))?;
+        if spans.is_empty() {
+            return Err(damaged("model.safetensors")(&"no tensors"));
+        }
+        let max_tokens = max_tokens(dir, &config);
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| damaged("tokenizer.json")(&e))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+            .map_err(|e| damaged("tokenizer.json")(&e))?;
+        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+
+        let device = Device::Cpu;
+        // Read whole (a small model: tens of megabytes) rather than mapped: no unsafe code.
+        let bytes = std::fs::read(&weights_path).map_err(|e| damaged("model.safetensors")(&e))?;
+        let weights_len = bytes.len();
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
+            .map_err(|e| damaged("model.safetensors")(&e))?;
+        let model = BertModel::load(vb, &config).map_err(|e| damaged("model.safetensors")(&e))?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "embedding".into());
+        Ok(Self { model, tokenizer, id: format!("{name}@{weights_len}"), dims: config.hidden_size, device })
+    }
+
+    /// Names this model and its weights: vectors made by another id are not comparable.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The model's name for people (its folder's name).
+    pub fn name(&self) -> &str {
+        self.id.rsplit_once('@').map_or(&self.id, |(name, _)| name)
+    }
+
+    /// Length of each vector.
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// One normalized vector per text, in order. Long texts are cut at the model's limit.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        // Similar lengths together waste less on padding.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(BATCH) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            for (&i, vector) in batch.iter().zip(self.embed_batch(&inputs)?) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let run = |e: &dyn std::fmt::Display| EmbedError::Run(e.to_string());
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| run(&e))?;
+        let len = encodings.first().map_or(0, |e| e.get_ids().len());
+        if len == 0 {
+            return Ok(vec![vec![0.0; self.dims]; texts.len()]);
+        }
+        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            encodings.iter().flat_map(|e| f(e).iter().copied()).collect()
+        };
+        let shape = (texts.len(), len);
+        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), shape, &self.device).map_err(|e| run(&e))?;
+        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), shape, &self.device).map_err(|e| run(&e))?;
+        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), shape, &self.device).map_err(|e| run(&e))?;
+        let pooled = (|| -> candle_core::Result<Vec<Vec<f32>>> {
+            let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+            // Mean over the real tokens only.
+            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+            let counts = mask.sum(1)?.clamp(1.0, f64::MAX)?;
+            let mean = summed.broadcast_div(&counts)?;
+            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            mean.broadcast_div(&norm)?.to_vec2::<f32>()
+        })()
+        .map_err(|e| run(&e))?;
+        Ok(pooled)
+    }
+}
+
+/// The model's input limit: sentence-transformers' `max_seq_length` when it says, else 256,
+/// never past the position table.
+fn max_tokens(dir: &Path, config: &Config) -> usize {
+    let said = std::fs::read_to_string(dir.join("sentence_bert_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("max_seq_length").and_then(serde_json::Value::as_u64))
+        .map(|n| n as usize);
+    said.unwrap_or(DEFAULT_MAX_TOKENS).clamp(8, config.max_position_embeddings.max(8))
+}
+
+/// The dot product of two vectors of the same length (their cosine, both being normalized).
+pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

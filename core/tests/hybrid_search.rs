@@ -1,0 +1,125 @@
+//! Hybrid code search with the real starter embedding model (all-MiniLM-L6-v2, fetched by
+//! `models/fetch-starter.sh`): a question in other words than the code's finds it, only the
+//! chunks of a changed file are embedded again, and without a model search says it uses
+//! keywords only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use altiplano_core::codebase::{CodeIndex, Ranking, Retrieval};
+use altiplano_core::engine::embed::{similarity, EmbedError, Embedder};
+
+fn starter_embedder() -> Arc<Embedder> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/all-MiniLM-L6-v2");
+    Arc::new(Embedder::load(&dir).unwrap_or_else(|e| panic!("{e} (run models/fetch-starter.sh)")))
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let file = root.join(path);
+    std::fs::create_dir_all(file.parent().expect("a parent")).expect("create the folder");
+    std::fs::write(file, text).expect("write the file");
+}
+
+fn project(root: &Path) {
+    write(
+        root,
+        "src/weather.rs",
+        "/// Estimates the chance of rain for tomorrow from barometric pressure readings.\n\
+         pub fn forecast_precipitation(pressure_hpa: &[f64]) -> f64 {\n    let falling = pressure_hpa.windows(2).filter(|w| w[1] < w[0]).count();\n    falling as f64 / pressure_hpa.len().max(1) as f64\n}\n",
+    );
+    write(
+        root,
+        "src/money.rs",
+        "/// Converts an amount between currencies with the day's exchange rate.\n\
+         pub fn convert_currency(amount_cents: i64, rate: f64) -> i64 {\n    (amount_cents as f64 * rate).round() as i64\n}\n",
+    );
+    write(
+        root,
+        "src/graph.rs",
+        "/// Dijkstra's shortest path over a weighted adjacency list.\n\
+         pub fn shortest_path(edges: &[Vec<(usize, u32)>], from: usize, to: usize) -> Option<u32> {\n    let _ = (edges, from, to);\n    None\n}\n",
+    );
+}
+
+#[test]
+fn sentence_vectors_put_paraphrases_close_and_unrelated_text_far() {
+    let embedder = starter_embedder();
+    assert_eq!(embedder.dims(), 384);
+    let v = embedder
+        .embed(&["How do I reset my password?", "I forgot my login credentials", "The cat sat on the mat"])
+        .unwrap();
+    assert!(v.iter().all(|v| (similarity(v, v) - 1.0).abs() < 1e-4), "vectors are normalized");
+    assert!(
+        similarity(&v[0], &v[1]) > similarity(&v[0], &v[2]) + 0.2,
+        "{} vs {}",
+        similarity(&v[0], &v[1]),
+        similarity(&v[0], &v[2])
+    );
+    // Long input is cut at the model's limit rather than failing.
+    let long = "word ".repeat(5000);
+    assert_eq!(embedder.embed(&[long.as_str(), ""]).unwrap().len(), 2);
+}
+
+#[test]
+fn hybrid_search_finds_code_asked_about_in_other_words_and_reembeds_only_what_changed() {
+    let folder = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    project(folder.path());
+    let question = "should I bring an umbrella when I go out";
+
+    // Keywords alone: none of the question's words is in the code.
+    let plain = CodeIndex::open(data.path(), folder.path()).unwrap();
+    assert!(matches!(plain.retrieval(), Retrieval::Keywords { .. }), "{:?}", plain.retrieval());
+    plain.update(|_| {}).unwrap();
+    assert!(plain.search(question, 3).unwrap().iter().all(|h| h.path != "src/weather.rs"));
+    drop(plain);
+
+    // With the model: every chunk without a vector from it gets one, and the question finds it.
+    let index = CodeIndex::open(data.path(), folder.path()).unwrap().with_embedder(starter_embedder());
+    assert_eq!(index.retrieval(), Retrieval::Hybrid { model: "all-MiniLM-L6-v2".into() });
+    let mut seen_embedding = false;
+    let first = index.update(|p| seen_embedding |= p.chunks_to_embed > 0).unwrap();
+    assert!(seen_embedding, "progress reports the embedding");
+    assert_eq!(first.chunks_embedded, first.chunks_total, "{first:?}");
+    assert!(first.chunks_total >= 3);
+    let hits = index.search(question, 3).unwrap();
+    assert_eq!(hits[0].path, "src/weather.rs", "{hits:?}");
+    assert_eq!(index.search_ranked(question, 1, Ranking::Dense).unwrap()[0].path, "src/weather.rs");
+    assert_eq!(index.search("exchange rate between currencies", 1).unwrap()[0].path, "src/money.rs");
+
+    // Nothing changed: nothing embedded. One file changed: only its chunks.
+    assert_eq!(index.update(|_| {}).unwrap().chunks_embedded, 0);
+    write(
+        folder.path(),
+        "src/money.rs",
+        "/// Splits a bill evenly between friends.\npub fn split_bill(total_cents: i64, people: i64) -> i64 {\n    total_cents / people.max(1)\n}\n\
+         /// Adds a tip to a bill.\npub fn add_tip(total_cents: i64, percent: i64) -> i64 {\n    total_cents + total_cents * percent / 100\n}\n",
+    );
+    let second = index.update(|_| {}).unwrap();
+    assert_eq!(second.files_indexed, 1, "{second:?}");
+    assert_eq!(second.chunks_embedded, second.chunks_indexed, "{second:?}");
+    assert!(second.chunks_embedded < second.chunks_total, "{second:?}");
+    assert_eq!(index.search("dividing the cost of dinner among several people", 1).unwrap()[0].path, "src/money.rs");
+
+    // Reopened later, the vectors are still there: nothing is embedded again.
+    drop(index);
+    let reopened = CodeIndex::open(data.path(), folder.path()).unwrap().with_embedder(starter_embedder());
+    assert_eq!(reopened.update(|_| {}).unwrap().chunks_embedded, 0);
+    assert_eq!(reopened.search(question, 1).unwrap()[0].path, "src/weather.rs");
+}
+
+#[test]
+fn a_damaged_or_incomplete_embedding_model_is_refused_with_what_to_do() {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/all-MiniLM-L6-v2");
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(source.join(name), copy.path().join(name)).unwrap();
+    }
+    let missing = Embedder::load(copy.path()).unwrap_err();
+    assert!(matches!(missing, EmbedError::Missing { file: "model.safetensors", .. }), "{missing}");
+    assert!(missing.to_string().contains("fetch-starter.sh"), "{missing}");
+    let bytes = std::fs::read(source.join("model.safetensors")).unwrap();
+    std::fs::write(copy.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let damaged = Embedder::load(copy.path()).unwrap_err();
+    assert!(matches!(damaged, EmbedError::Damaged { file: "model.safetensors", .. }), "{damaged}");
+}
