@@ -117,8 +117,8 @@ fn failures_exit_non_zero_with_one_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("conversation 42 does not exist"));
 }
 
-/// Reads the newest assistant message straight from the database, without opening the store
-/// (which would mark a streaming reply as interrupted).
+/// Reads the newest assistant message straight from the database, read-only, so that looking
+/// never writes to the database under test.
 fn newest_reply(db: &Path) -> Option<(String, String)> {
     let output = Command::new("python3")
         .arg("-c")

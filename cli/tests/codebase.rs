@@ -124,7 +124,7 @@ fn ask_answers_from_the_best_chunks_and_keeps_only_citations_of_what_the_model_s
                 .arg(&model);
             ask
         },
-        || show(data.path()).last().is_some_and(|m| m["status"] == "complete"),
+        || show(data.path()),
     );
     let messages = show(data.path());
     assert_eq!(messages.len(), 2 + 2 * tries, "{messages:?}");

@@ -4,7 +4,10 @@
 //! `core/migrations` (embedded with `sqlx::migrate!`). Messages are indexed with FTS5 for
 //! search. An assistant reply is written while it streams (see [`crate::chat`]); a reply left in
 //! the `streaming` state by a process that died is marked `interrupted` the next time the store
-//! opens, with everything that had been saved kept.
+//! opens, with everything that had been saved kept. Each process that opens the store holds a
+//! lock file (`writers/` beside the database) for as long as it runs and signs its replies with
+//! it, so a second process (the CLI while the app streams) leaves the replies of a live one
+//! alone: the operating system releases the lock of a process that died, however it died.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), altiplano_core::store::StoreError> {
@@ -16,8 +19,9 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -177,6 +181,72 @@ pub struct SearchHit {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    writer: Arc<Writer>,
+}
+
+/// This process's claim on the replies it streams: an exclusively locked file named after it,
+/// released by the operating system when the process ends, and removed when the store is dropped.
+#[derive(Debug)]
+struct Writer {
+    id: String,
+    path: PathBuf,
+    lock: Option<std::fs::File>,
+}
+
+impl Writer {
+    /// Claims a new writer id in `dir`. Where no lock can be taken (a read-only or odd file
+    /// system) the replies are still signed; others then treat them as a dead process's.
+    fn claim(dir: &Path) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let id = format!("{}-{nanos}", std::process::id());
+        let path = dir.join(format!("{id}.lock"));
+        let lock = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
+            .ok()
+            .filter(|file| file.try_lock().is_ok());
+        if lock.is_none() {
+            tracing::warn!(path = %path.display(), "cannot lock the writer file; another process may mark this one's replies interrupted");
+        }
+        Self { id, path, lock }
+    }
+
+    /// Whether the process that signed `id` is still running: its lock file exists and is held.
+    fn alive(dir: &Path, id: &str) -> bool {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return false;
+        }
+        match std::fs::File::open(dir.join(format!("{id}.lock"))) {
+            Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
+    /// Removes the lock files of processes that ended without removing theirs (killed), once
+    /// they are a minute old (a younger one may belong to a process still taking its lock).
+    fn sweep(dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60));
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if old && path.extension().is_some_and(|e| e == "lock") && !Self::alive(dir, name) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Store {
@@ -200,10 +270,9 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, brings its schema up to date and marks
     /// replies left streaming by a process that died as interrupted.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent() {
-            // A missing parent folder gives SQLite's unhelpful "unable to open database file".
-            let _ = std::fs::create_dir_all(parent);
-        }
+        let parent = path.parent().unwrap_or(Path::new("."));
+        // A missing parent folder gives SQLite's unhelpful "unable to open database file".
+        let _ = std::fs::create_dir_all(parent);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -219,15 +288,28 @@ impl Store {
             .await
             .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let store = Self { pool };
-        store.recover_interrupted().await?;
+        let writers = parent.join("writers");
+        let store = Self { pool, writer: Arc::new(Writer::claim(&writers)) };
+        store.recover_interrupted(&writers).await?;
+        Writer::sweep(&writers);
         Ok(store)
     }
 
-    async fn recover_interrupted(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
-            .execute(&self.pool)
-            .await?;
+    /// Marks interrupted the streaming replies whose writer is no longer running.
+    async fn recover_interrupted(&self, writers: &Path) -> Result<(), StoreError> {
+        let signed: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT DISTINCT writer FROM messages WHERE status = 'streaming'")
+                .fetch_all(&self.pool)
+                .await?;
+        for writer in signed {
+            if writer.as_deref().is_some_and(|id| Writer::alive(writers, id)) {
+                continue;
+            }
+            sqlx::query("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming' AND writer IS ?")
+                .bind(writer)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 
@@ -349,14 +431,15 @@ impl Store {
             return Err(StoreError::ConversationNotFound(conversation_id));
         }
         let id = sqlx::query(
-            "INSERT INTO messages (conversation_id, role, content, status, model, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation_id, role, content, status, model, writer, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(conversation_id)
         .bind(role.as_str())
         .bind(content)
         .bind(status.as_str())
         .bind(model)
+        .bind((status == MessageStatus::Streaming).then_some(self.writer.id.as_str()))
         .bind(now)
         .bind(now)
         .execute(&mut *tx)

@@ -242,6 +242,7 @@ async fn a_database_that_fails_mid_reply_neither_stops_the_reply_nor_leaves_it_s
     assert!(matches!(err, ChatError::Store(_)), "{err:?}");
     assert!(err.to_string().contains("full"), "{err}");
     store.close().await;
+    drop(store); // the process ends: its writer lock goes with it
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
     sqlx::query("DROP TRIGGER refuse_updates").execute(&pool).await.unwrap();
     pool.close().await;

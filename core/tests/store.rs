@@ -99,13 +99,70 @@ async fn a_reply_left_streaming_is_marked_interrupted_on_reopen() {
     let c = store.create_conversation("Story").await.unwrap();
     let reply = store.begin_reply(c.id, "m").await.unwrap();
     store.update_streaming(reply.id, "Once upon a time").await.unwrap();
-    // The process "dies" here: no finish_message.
+
+    // A second process opens the database while the first still streams (the CLI while the app
+    // answers): the reply is the first one's to finish, not interrupted.
+    let other = Store::open(&db).await.unwrap();
+    assert_eq!(other.message(reply.id).await.unwrap().status, MessageStatus::Streaming);
+    store.update_streaming(reply.id, "Once upon a time").await.unwrap();
+
+    // The process "dies" here: no finish_message, and its lock goes with it.
     store.close().await;
+    drop(store);
+    other.close().await;
+    drop(other);
 
     let store = Store::open(&db).await.unwrap();
     let m = store.message(reply.id).await.unwrap();
     assert_eq!(m.status, MessageStatus::Interrupted);
     assert_eq!(m.content, "Once upon a time");
+    store.close().await;
+}
+
+#[test]
+fn a_reply_of_a_killed_process_is_interrupted_and_one_of_a_running_process_is_not() {
+    // Two real processes: this test binary run again as the writer, killed mid-reply.
+    if let Ok(db) = std::env::var("ALTIPLANO_TEST_WRITER_DB") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = Store::open(db.as_ref()).await.unwrap();
+            let c = store.create_conversation("Writer").await.unwrap();
+            let reply = store.begin_reply(c.id, "m").await.unwrap();
+            store.update_streaming(reply.id, "half a").await.unwrap();
+            println!("streaming {}", reply.id);
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        });
+        return;
+    }
+    let dir = common::data_dir();
+    let db = dir.path().join("db.sqlite3");
+    let mut writer = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_reply_of_a_killed_process_is_interrupted_and_one_of_a_running_process_is_not",
+            "--nocapture",
+        ])
+        .env("ALTIPLANO_TEST_WRITER_DB", &db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(writer.stdout.take().unwrap()));
+    let id: i64 = lines
+        .find_map(|l| l.ok()?.strip_prefix("streaming ").map(|id| id.trim().parse().unwrap()))
+        .expect("the writer started a reply");
+    let status = |db: &std::path::Path| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = Store::open(db).await.unwrap();
+            let m = store.message(id).await.unwrap();
+            store.close().await;
+            (m.status, m.content)
+        })
+    };
+    assert_eq!(status(&db), (MessageStatus::Streaming, "half a".to_owned()), "the writer runs: left alone");
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert_eq!(status(&db), (MessageStatus::Interrupted, "half a".to_owned()), "the writer was killed");
 }
 
 #[tokio::test]

@@ -59,27 +59,47 @@ pub fn english_text() -> String {
     std::fs::read_to_string(fixture("gpl-3-excerpt.txt")).expect("fixture")
 }
 
-/// Starts the command `make` builds (a CLI that streams an answer to stdout) and kills it 700 ms
-/// after its first byte of output: past the first save of what it streamed (every 250 ms),
+/// Starts the command `make` builds (a CLI that streams an answer to stdout and saves it in a
+/// conversation, which `messages` reads as `conversations show --json` prints it) and kills it as
+/// soon as part of its answer is saved (the first save comes 250 ms after the first token):
 /// mid-answer. A sampled answer is sometimes shorter than that: a try that ended on its own, or
-/// was killed only after its answer was saved as finished (`answered` says so), is counted and
-/// another is made (up to 5). Returns the number of tries, the last killed mid-answer.
-pub fn kill_mid_answer(make: impl Fn() -> std::process::Command, answered: impl Fn() -> bool) -> usize {
+/// was killed only after its answer was saved as finished, is counted and another is made (up to
+/// 5). Returns the number of tries, the last killed mid-answer.
+pub fn kill_mid_answer(
+    make: impl Fn() -> std::process::Command,
+    messages: impl Fn() -> Vec<serde_json::Value>,
+) -> usize {
     use std::os::unix::process::ExitStatusExt;
+    let last_status = || messages().last().and_then(|m| m["status"].as_str().map(str::to_owned)).unwrap_or_default();
+    let partly_saved = || {
+        messages().last().is_some_and(|m| {
+            m["role"] == "assistant"
+                && m["status"] == "streaming"
+                && m["content"].as_str().is_some_and(|t| !t.is_empty())
+        })
+    };
     for tries in 1..=5 {
         let mut child = make().stdout(std::process::Stdio::piped()).spawn().expect("start");
         let mut first = [0u8; 1];
         std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("the answer starts");
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        let _ = child.kill();
-        let status = child.wait().expect("reaped");
-        if status.signal() != Some(9) {
-            assert!(status.success(), "a try that finished on its own succeeded: {status}");
-        } else if !answered() {
+        let started = std::time::Instant::now();
+        let finished_alone = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "a try that finished on its own succeeded: {status}");
+                break true;
+            }
+            if partly_saved() || started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let status = child.wait().expect("reaped");
+                break status.signal() != Some(9);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        if !finished_alone && last_status() != "complete" {
             return tries;
         }
     }
-    panic!("five answers in a row finished within 700 ms of starting: nothing was killed mid-answer");
+    panic!("five answers in a row finished before their first save: nothing was killed mid-answer");
 }
 
 /// A fresh data folder.
