@@ -57,4 +57,5 @@ pub mod measure;
 pub mod planner;
 pub mod secrets;
 pub mod session;
+pub mod sourcing;
 pub mod store;

@@ -4,7 +4,9 @@
 //! referenced files and their definitions, ranked PageRank-style as aider does) and the best
 //! chunks from the index, each headed by its `path:start-end`. The model is told to cite those
 //! ranges. Afterwards every citation in the answer is checked in code against the excerpts it
-//! was shown: a citation that names no excerpt is removed and counted.
+//! was shown: a citation that names no excerpt is removed and counted. Then every sentence is
+//! checked against the excerpts' code (see [`crate::sourcing`]): it keeps a citation of an
+//! excerpt that supports it, gets the excerpt that does, or is marked `[no source]`.
 
 use std::sync::LazyLock;
 
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 use super::{CodeError, CodeIndex, Hit};
 use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, GenerationStats, PromptMessage, Sampling};
+use crate::sourcing::{Citations, Sources};
 use crate::store::Role;
 
 /// Tokens kept for the answer.
@@ -54,18 +57,95 @@ pub struct Citation {
 /// The answer's citations, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckedAnswer {
-    /// The answer with citations that name no excerpt removed.
+    /// The answer with citations that name no excerpt removed (and, once its sentences are
+    /// checked, sources attached and unsupported sentences marked `[no source]`).
     pub text: String,
     /// Citations that name an excerpt, in order, without repeats.
     pub citations: Vec<Citation>,
     /// Citations removed because no excerpt shown to the model contains them.
     pub removed: Vec<String>,
+    /// Each sentence of the answer with the excerpts that source it (empty until checked).
+    pub sentences: Vec<AnswerSentence>,
+}
+
+impl CheckedAnswer {
+    /// The share of the answer's sentences with a checked source; `None` for none.
+    pub fn coverage(&self) -> Option<f32> {
+        (!self.sentences.is_empty()).then(|| {
+            self.sentences.iter().filter(|s| !s.sources.is_empty()).count() as f32 / self.sentences.len() as f32
+        })
+    }
+}
+
+/// A sentence of an answer about code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnswerSentence {
+    /// Its text, without citations or marks.
+    pub text: String,
+    /// The excerpts that support it (empty: marked `[no source]`).
+    pub sources: Vec<Citation>,
 }
 
 static CITATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?P<path>[A-Za-z0-9_.\-/]*[A-Za-z0-9_\-]\.[A-Za-z0-9]+):(?P<start>\d+)(?:\s*[-–]\s*(?P<end>\d+))?")
         .expect("the citation pattern is valid")
 });
+
+/// A citation with the parentheses it is usually written in, so removing one leaves no `()`.
+static CITED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"\(?{}\)?", CITATION.as_str())).expect("the citation pattern is valid"));
+
+/// Checks each sentence of `checked` (citations already checked) against the code of
+/// `excerpts`: a citation of an excerpt that supports it stays, the excerpt that does is
+/// attached, or the sentence is marked `[no source]`.
+pub fn source_sentences(checked: CheckedAnswer, excerpts: &[Excerpt]) -> CheckedAnswer {
+    let sources = Sources::new(
+        excerpts
+            .iter()
+            .map(|e| format!("{} {} {}", e.path, e.symbol, e.text))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+        true,
+    );
+    let resolve = |citation: &str| -> Vec<usize> {
+        check_citations(citation, excerpts)
+            .citations
+            .iter()
+            .flat_map(|c| {
+                excerpts
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, e)| e.path == c.path && c.start_line >= e.start_line && c.end_line <= e.end_line)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let render = |chosen: &[usize]| -> String {
+        let cited: Vec<String> = chosen
+            .iter()
+            .filter_map(|&i| excerpts.get(i))
+            .map(|e| format!("{}:{}-{}", e.path, e.start_line, e.end_line))
+            .collect();
+        format!("({})", cited.join(", "))
+    };
+    let judged = sources.judge(&checked.text, &Citations { pattern: &CITED, resolve: &resolve, render: &render });
+    let sentences = judged
+        .claims
+        .iter()
+        .map(|claim| AnswerSentence {
+            text: claim.text.clone(),
+            sources: claim
+                .sources
+                .iter()
+                .filter_map(|&i| excerpts.get(i))
+                .map(|e| Citation { path: e.path.clone(), start_line: e.start_line, end_line: e.end_line })
+                .collect(),
+        })
+        .collect();
+    let again = check_citations(&judged.text, excerpts);
+    CheckedAnswer { text: judged.text, citations: again.citations, removed: checked.removed, sentences }
+}
 
 /// Checks every `path:start[-end]` in `answer` against `excerpts`: it must lie inside one of
 /// them. Others are removed from the text and listed.
@@ -89,7 +169,7 @@ pub fn check_citations(answer: &str, excerpts: &[Excerpt]) -> CheckedAnswer {
             String::new()
         }
     });
-    CheckedAnswer { text: text.into_owned(), citations, removed }
+    CheckedAnswer { text: text.into_owned(), citations, removed, sentences: Vec::new() }
 }
 
 /// What was put in front of the model.
@@ -201,7 +281,7 @@ pub async fn ask(
     let messages = render(question, &context.repo_map, &context.excerpts);
     let sampling = Sampling { max_tokens: sampling.max_tokens.min(ANSWER_TOKENS), ..sampling };
     let reply = engine.complete(messages, sampling, cancel, on_text).await?;
-    let answer = check_citations(&reply.text, &context.excerpts);
+    let answer = source_sentences(check_citations(&reply.text, &context.excerpts), &context.excerpts);
     Ok(CodeAnswer { context, answer, stats: reply.stats, reason: reply.reason })
 }
 
@@ -211,6 +291,41 @@ mod tests {
 
     fn ex(path: &str, start: usize, end: usize) -> Excerpt {
         Excerpt { path: path.into(), start_line: start, end_line: end, symbol: String::new(), text: String::new() }
+    }
+
+    #[test]
+    fn each_sentence_of_an_answer_is_sourced_from_the_code_it_describes_or_marked() {
+        let excerpts = [
+            Excerpt {
+                text: "pub fn vat(net: Cents, rate: Rate) -> Cents {\n    net * rate.percent / 100\n}".into(),
+                symbol: "vat".into(),
+                ..ex("src/tax.rs", 1, 3)
+            },
+            Excerpt {
+                text: "pub fn render_invoice(lines: &[Line]) -> String { lines.iter().map(Line::show).collect() }"
+                    .into(),
+                symbol: "render_invoice".into(),
+                ..ex("src/invoice.rs", 10, 12)
+            },
+        ];
+        let answer = "The value added tax is the net amount times the rate percent (src/invoice.rs:10-12). \
+                      Invoices are rendered line by line in render_invoice. \
+                      The tax is refunded to exporters every quarter (src/tax.rs:1-3).\n\n```rust\nvat(net, rate)\n```";
+        let checked = source_sentences(check_citations(answer, &excerpts), &excerpts);
+        let sources: Vec<Vec<String>> = checked
+            .sentences
+            .iter()
+            .map(|s| s.sources.iter().map(|c| format!("{}:{}-{}", c.path, c.start_line, c.end_line)).collect())
+            .collect();
+        assert_eq!(sources, vec![vec!["src/tax.rs:1-3".to_owned()], vec!["src/invoice.rs:10-12".to_owned()], vec![]]);
+        assert_eq!(
+            checked.text,
+            "The value added tax is the net amount times the rate percent (src/tax.rs:1-3). \
+             Invoices are rendered line by line in render_invoice (src/invoice.rs:10-12). \
+             The tax is refunded to exporters every quarter [no source].\n\n```rust\nvat(net, rate)\n```"
+        );
+        assert_eq!(checked.coverage(), Some(2.0 / 3.0));
+        assert_eq!(checked.citations.len(), 2);
     }
 
     #[test]
