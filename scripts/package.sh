@@ -10,7 +10,9 @@
 #   /usr/bin/altiplano                the command line
 #   /usr/lib/altiplano/               llama.cpp's libraries: libllama, libggml and one
 #                                     libggml-cpu-* per CPU family, the best picked at run time
-#   /usr/share/altiplano/models/      the starter model, so the app answers at first start
+#   /usr/share/altiplano/models/      the starter model, so the app answers at first start, and
+#                                     the starter embedding model (all-MiniLM-L6-v2/), so code
+#                                     search is hybrid from the start
 # Features pass through: scripts/package.sh --features cuda (or vulkan) builds for a GPU.
 #
 # Other systems build on their own machines: macOS (.dmg, .app) with Xcode's command line tools
@@ -49,13 +51,14 @@ fi
 for program in altiplano-app altiplano; do
   [ -x "$out/$program" ] || { echo "package.sh: $out/$program is missing; build it first (./run.sh or cargo build --workspace)" >&2; exit 1; }
 done
-[ -f "$starter" ] || models/fetch-starter.sh
+embedder="models/starter/all-MiniLM-L6-v2"
+[ -f "$starter" ] && [ -f "$embedder/model.safetensors" ] || models/fetch-starter.sh
 
 # Every file the packages carry besides the app itself, as Tauri's `files` map (package path →
 # file here). The libraries are copied under their sonames (what the binaries ask for).
-files="$(python3 - "$out" "$PWD/$starter" <<'EOF'
+files="$(python3 - "$out" "$PWD/$starter" "$PWD/$embedder" <<'EOF'
 import json, os, sys
-out, starter = sys.argv[1], sys.argv[2]
+out, starter, embedder = sys.argv[1], sys.argv[2], sys.argv[3]
 files = {"/usr/bin/altiplano": os.path.join(out, "altiplano")}
 names = sorted(os.listdir(out))
 for name in names:
@@ -66,6 +69,8 @@ for name in names:
 if not any(k.startswith("/usr/lib/altiplano/libggml-cpu-") for k in files):
     sys.exit(f"package.sh: no libggml-cpu-* in {out}: llama.cpp was not built with its dynamic backends")
 files["/usr/share/altiplano/models/" + os.path.basename(starter)] = starter
+for name in ("config.json", "tokenizer.json", "model.safetensors", "sentence_bert_config.json"):
+    files["/usr/share/altiplano/models/all-MiniLM-L6-v2/" + name] = os.path.join(embedder, name)
 print(json.dumps({"bundle": {"linux": {"deb": {"files": files}, "rpm": {"files": files}}}}))
 EOF
 )"

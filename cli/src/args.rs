@@ -106,7 +106,7 @@ pub enum DocumentsCommand {
         #[arg(long, value_name = "TOKENS")]
         context: Option<usize>,
         /// Print JSON: { "answer", "citations", "removed_citations", "pages_shown",
-        /// "conversation_id", "stopped", "stats" }.
+        /// "retrieval", "conversation_id", "stopped", "stats" }.
         #[arg(long)]
         json: bool,
     },

@@ -57,7 +57,7 @@ fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
             ask.args(["documents", "ask"]).arg(&file).arg(long);
             ask
         },
-        || saved().last().is_some_and(|m| m["status"] == "complete"),
+        saved,
     );
     let messages = saved();
     assert_eq!(messages.len(), 2 + 2 * tries, "{messages:?}");
@@ -95,6 +95,20 @@ fn the_cli_summarizes_to_json_and_names_a_file_it_cannot_read() {
     assert_eq!(json["page_count"], 1);
     assert!(!json["summary"].as_str().expect("summary").trim().is_empty());
     assert!(json["citations"].as_array().expect("citations").iter().all(|c| c["page"] == 1 && c["text"].is_string()));
+    // Every sentence has its checked page or is marked, and the share is reported.
+    let sentences = json["sentences"].as_array().expect("sentences");
+    let summary_text = json["summary"].as_str().expect("summary");
+    for s in sentences {
+        let sourced = s["sourced"].as_bool().expect("sourced");
+        assert_eq!(s["pages"].as_array().expect("pages").is_empty(), !sourced, "{s}");
+        assert!(!sourced || s["pages"][0] == 1, "{s}");
+    }
+    let unsourced = sentences.iter().filter(|s| s["sourced"] == false).count();
+    assert_eq!(summary_text.matches("[no source]").count(), unsourced, "{summary_text}");
+    if !sentences.is_empty() {
+        let coverage = json["coverage"].as_f64().expect("coverage");
+        assert!((coverage - (sentences.len() - unsourced) as f64 / sentences.len() as f64).abs() < 1e-6);
+    }
     assert!(json["warnings"].is_array());
 
     // Recorded where the app records it: the document's conversation holds the summary, so a

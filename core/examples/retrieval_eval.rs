@@ -1,21 +1,44 @@
-//! Retrieval benchmark: recall@5 and MRR of code search by keywords (BM25) alone, vectors
-//! alone and hybrid, on a question set written from a code base's source, with the
-//! embedding throughput and query latency. `bench/retrieval.sh` runs it on each set.
+//! Retrieval benchmark: recall@5 and MRR of code search (or of a document's follow-up page
+//! search) by keywords (BM25) alone, vectors alone and hybrid, on a question set written from
+//! a code base's source (or a PDF), with the embedding throughput and query latency.
+//! `bench/retrieval.sh` runs it on each set.
 //!
-//!   retrieval_eval SET.json SOURCE_DIR     (prints one JSON object)
+//!   retrieval_eval SET.json SOURCE_DIR     a code set (prints one JSON object)
+//!   retrieval_eval SET.json FILE.pdf       a document set: "expect_pages" per question
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use altiplano_core::codebase::{CodeIndex, Ranking};
+use altiplano_core::documents::followup::{self, Dense};
 use altiplano_core::engine::embed::Embedder;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+const RANKINGS: [(&str, Ranking); 3] =
+    [("bm25", Ranking::Keywords), ("dense", Ranking::Dense), ("hybrid", Ranking::Best)];
+
+fn main() -> std::process::ExitCode {
+    // The document reader's child process is this program again.
+    if let Some(code) = altiplano_core::documents::run_child_if_requested() {
+        return code;
+    }
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("retrieval_eval: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [set, source] = args.as_slice() else {
-        return Err("usage: retrieval_eval SET.json SOURCE_DIR".into());
+        return Err("usage: retrieval_eval SET.json SOURCE_DIR|FILE.pdf".into());
     };
+    if Path::new(source).is_file() {
+        return tokio::runtime::Runtime::new()?.block_on(documents(set, Path::new(source)));
+    }
     let set: serde_json::Value = serde_json::from_slice(&std::fs::read(set)?)?;
     let questions: Vec<(String, Vec<String>)> = set["questions"]
         .as_array()
@@ -39,31 +62,92 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "chunks": report.chunks_total,
         "chunks_per_second": report.chunks_embedded as f64 / (report.embed_ms.max(1) as f64 / 1000.0),
     });
-    for (name, ranking) in [("bm25", Ranking::Keywords), ("dense", Ranking::Dense), ("hybrid", Ranking::Best)] {
-        let (mut found, mut reciprocal, mut latencies) = (0usize, 0.0f64, Vec::new());
-        let mut missed = Vec::new();
-        for (question, expect) in &questions {
-            let started = Instant::now();
+    for (name, ranking) in RANKINGS {
+        out[name] = score(&questions, |question, expect| {
             let hits = index.search_ranked(question, 10, ranking)?;
-            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-            let first = hits.iter().position(|h| expect.contains(&h.path));
-            if first.is_some_and(|r| r < 5) {
-                found += 1;
-            } else {
-                missed.push(question.clone());
-            }
-            reciprocal += first.map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
-        }
-        latencies.sort_by(f64::total_cmp);
-        let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-        out[name] = serde_json::json!({
-            "recall_at_5": found as f64 / questions.len() as f64,
-            "mrr": reciprocal / questions.len() as f64,
-            "query_ms_p50": pick(0.5),
-            "query_ms_p90": pick(0.9),
-            "missed": missed,
-        });
+            Ok(hits.iter().position(|h| expect.contains(&h.path)))
+        })?;
     }
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
+}
+
+/// Follow-up page search on a PDF: the document opened as the app opens it, its pages embedded
+/// as a first summary embeds them, each question ranked as a follow-up ranks (no summary nodes).
+async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use altiplano_core::documents::{saved, vectors};
+    let set: serde_json::Value = serde_json::from_slice(&std::fs::read(set)?)?;
+    let questions: Vec<(String, Vec<u32>)> = set["questions"]
+        .as_array()
+        .ok_or("the set has no questions")?
+        .iter()
+        .map(|q| {
+            let expect =
+                q["expect_pages"].as_array().into_iter().flatten().filter_map(|p| p.as_u64().map(|p| p as u32));
+            (q["q"].as_str().unwrap_or_default().to_owned(), expect.collect())
+        })
+        .collect();
+    let model = altiplano_core::config::embedding_model().ok_or("no embedding model: run models/fetch-starter.sh")?;
+    let embedder = Arc::new(Embedder::load(&model)?);
+    let data = tempfile::tempdir()?;
+    let store = altiplano_core::store::Store::open(&data.path().join("db.sqlite3")).await?;
+    let (doc, _) = altiplano_core::documents::open(&store, None, file).await?;
+    let pages = saved::pages(&store, doc.id).await?;
+    let started = Instant::now();
+    let mut windows = 0;
+    let cancel = altiplano_core::engine::CancellationToken::new();
+    let page_vectors =
+        vectors::ensure(&store, doc.id, &pages, embedder.clone(), &cancel, |done, _| windows = done).await?;
+    let embed_seconds = started.elapsed().as_secs_f64();
+
+    let mut out = serde_json::json!({
+        "set": set["source"]["package"],
+        "version": set["source"]["version"],
+        "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "questions": questions.len(),
+        "pages": pages.len(),
+        "chunks": windows,
+        "chunks_per_second": windows as f64 / embed_seconds.max(1e-3),
+    });
+    for (name, ranking) in RANKINGS {
+        out[name] = score(&questions, |question, expect| {
+            let query = embedder.embed(&[question])?.swap_remove(0);
+            let dense = Some(Dense { query: &query, pages: &page_vectors });
+            let hits = followup::rank_by(question, &pages, &[], 10, dense, ranking)?;
+            Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
+        })?;
+    }
+    println!("{}", serde_json::to_string(&out)?);
+    store.close().await;
+    Ok(())
+}
+
+/// Recall@5, MRR and latency over `questions` of one ranking, `first_hit` giving the place
+/// (0-based) of the first expected hit among a question's results, and timed.
+fn score<E>(
+    questions: &[(String, Vec<E>)],
+    mut first_hit: impl FnMut(&str, &[E]) -> Result<Option<usize>, Box<dyn std::error::Error>>,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let (mut found, mut reciprocal, mut latencies) = (0usize, 0.0f64, Vec::new());
+    let mut missed = Vec::new();
+    for (question, expect) in questions {
+        let started = Instant::now();
+        let first = first_hit(question, expect)?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        if first.is_some_and(|r| r < 5) {
+            found += 1;
+        } else {
+            missed.push(question.clone());
+        }
+        reciprocal += first.map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    Ok(serde_json::json!({
+        "recall_at_5": found as f64 / questions.len().max(1) as f64,
+        "mrr": reciprocal / questions.len().max(1) as f64,
+        "query_ms_p50": pick(0.5),
+        "query_ms_p90": pick(0.9),
+        "missed": missed,
+    }))
 }

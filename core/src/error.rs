@@ -216,6 +216,7 @@ impl FollowUpError {
             Self::Search(_) => ErrorKind::Internal,
             Self::Engine(e) => e.kind(),
             Self::Store(e) => e.kind(),
+            Self::Stopped => ErrorKind::Stopped,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Hybrid code search with the real starter embedding model (all-MiniLM-L6-v2, fetched by
-//! `models/fetch-starter.sh`): a question in other words than the code's finds it, only the
-//! chunks of a changed file are embedded again, and without a model search says it uses
-//! keywords only.
+//! Hybrid search with the real starter embedding model (all-MiniLM-L6-v2, fetched by
+//! `models/fetch-starter.sh`): a question in other words than the code's (or a page's) finds
+//! it, only the chunks of a changed file are embedded again, a document's pages are embedded
+//! once, and without a model search says it uses keywords only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,6 +109,42 @@ fn hybrid_search_finds_code_asked_about_in_other_words_and_reembeds_only_what_ch
 }
 
 #[test]
+fn keywords_work_before_the_vectors_and_a_stopped_embedding_carries_on_where_it_stopped() {
+    use altiplano_core::engine::CancellationToken;
+    let folder = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    project(folder.path());
+    let index = CodeIndex::open(data.path(), folder.path()).unwrap().with_embedder(starter_embedder());
+
+    // The words first (what the app waits for before a question can be asked).
+    let words = index.update_words(|_| {}).unwrap();
+    assert!(words.chunks_indexed >= 3 && words.chunks_embedded == 0, "{words:?}");
+    assert_eq!(index.search("exchange rate currency", 1).unwrap()[0].path, "src/money.rs");
+    assert!(index.search_ranked("exchange rate currency", 3, Ranking::Dense).unwrap().is_empty(), "no vectors yet");
+
+    // Stopped after the first file's chunks: those are kept, searchable by vector at once.
+    let stop = CancellationToken::new();
+    let first = index
+        .embed_pending(
+            |p| {
+                if p.chunks_embedded > 0 {
+                    stop.cancel();
+                }
+            },
+            &stop,
+        )
+        .unwrap();
+    assert!(first.chunks_embedded > 0 && first.chunks_embedded < words.chunks_indexed, "{first:?}");
+    assert_eq!(index.search_ranked("anything", 10, Ranking::Dense).unwrap().len() as u64, first.chunks_embedded);
+
+    // The next run embeds only the rest; then nothing is left.
+    let rest = index.embed_pending(|_| {}, &CancellationToken::new()).unwrap();
+    assert_eq!(first.chunks_embedded + rest.chunks_embedded, words.chunks_indexed);
+    assert_eq!(index.embed_pending(|_| {}, &CancellationToken::new()).unwrap().chunks_embedded, 0);
+    assert_eq!(index.search("should I bring an umbrella when I go out", 1).unwrap()[0].path, "src/weather.rs");
+}
+
+#[test]
 fn a_damaged_or_incomplete_embedding_model_is_refused_with_what_to_do() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/all-MiniLM-L6-v2");
     let copy = tempfile::tempdir().unwrap();
@@ -122,4 +158,56 @@ fn a_damaged_or_incomplete_embedding_model_is_refused_with_what_to_do() {
     std::fs::write(copy.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     let damaged = Embedder::load(copy.path()).unwrap_err();
     assert!(matches!(damaged, EmbedError::Damaged { file: "model.safetensors", .. }), "{damaged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_finds_the_page_that_answers_in_other_words_and_pages_are_embedded_once() {
+    use altiplano_core::documents::followup::{rank, Dense};
+    use altiplano_core::documents::{saved, vectors};
+    use altiplano_core::engine::CancellationToken;
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("minutes.pdf");
+    let mut pdf = pdf_oxide::writer::DocumentBuilder::new();
+    for text in [
+        "The cooperative bought three new tractors for the spring planting.",
+        "Heavy rain in March flooded the storehouses and spoiled much of the grain.",
+        "The board elected a new treasurer at the annual meeting.",
+    ] {
+        pdf.letter_page().at(72.0, 720.0).text(text).done();
+    }
+    std::fs::write(&file, pdf.build().expect("build the PDF")).expect("write");
+    let store = altiplano_core::store::Store::open(&dir.path().join("db.sqlite3")).await.expect("store");
+    let reader = Some(PathBuf::from(env!("CARGO_BIN_EXE_altiplano-reader")));
+    let (doc, _) = altiplano_core::documents::open(&store, reader, &file).await.expect("open");
+    let pages = saved::pages(&store, doc.id).await.expect("pages");
+    let embedder = starter_embedder();
+
+    let cancel = CancellationToken::new();
+    let mut seen = Vec::new();
+    let page_vectors = vectors::ensure(&store, doc.id, &pages, embedder.clone(), &cancel, |done, total| {
+        seen.push((done, total));
+    })
+    .await
+    .expect("embed the pages");
+    assert_eq!(page_vectors.pages(), 3);
+    assert_eq!(seen.last(), Some(&(3, 3)), "one window per short page, progress to the end: {seen:?}");
+
+    // No word of the question is on the page that answers it.
+    let question = "What damage did the bad weather cause?";
+    let query = embedder.embed(&[question]).expect("embed the question").swap_remove(0);
+    let keywords = rank(question, &pages, &[], 5, None).expect("rank");
+    assert!(keywords.iter().all(|s| s.first_page != 2), "BM25 alone cannot find it: {keywords:?}");
+    assert!(keywords.is_empty(), "stop words match nothing: {keywords:?}");
+    let hybrid = rank(question, &pages, &[], 5, Some(Dense { query: &query, pages: &page_vectors })).expect("rank");
+    assert_eq!(hybrid.first().map(|s| s.first_page), Some(2), "{hybrid:?}");
+
+    // Opened again (the same database): nothing is embedded twice.
+    let mut again = Vec::new();
+    let reloaded = vectors::ensure(&store, doc.id, &pages, embedder, &cancel, |done, total| again.push((done, total)))
+        .await
+        .expect("load the vectors");
+    assert!(again.is_empty(), "no page needed embedding: {again:?}");
+    assert_eq!(reloaded.ranked(&query).first().map(|p| p.0), Some(2));
+    store.close().await;
 }

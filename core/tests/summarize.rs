@@ -32,6 +32,52 @@ fn assert_citations_inside(nodes: &[documents::SummaryNode]) {
     }
 }
 
+/// Every sentence of every node either cites pages of that node whose text supports it, or is
+/// marked `[no source]`; the summary's sentences and coverage say the same of the final text.
+fn assert_every_sentence_sourced(summary: &documents::Summary, pages: &[documents::Page]) {
+    use altiplano_core::sourcing::{self, Sources, KEEP, UNSUPPORTED};
+    let pattern = regex::Regex::new(r"\[(?:p|pp)\. [0-9, –]+\]").expect("pattern");
+    for node in &summary.nodes {
+        let step: Vec<&documents::Page> =
+            pages.iter().filter(|p| (node.first_page..=node.last_page).contains(&p.number)).collect();
+        let sources = Sources::new(step.iter().map(|p| p.text.as_str()), false);
+        for (range, claim) in sourcing::claims(&node.text, &pattern, false) {
+            let segment = &node.text[range];
+            if segment.contains(UNSUPPORTED) {
+                assert!(!pattern.is_match(segment), "a marked sentence cites nothing: {segment}");
+                continue;
+            }
+            let cited = check_citations(segment, |_| true).pages;
+            assert!(
+                !cited.is_empty(),
+                "node {}:{}: a sentence without a source or a mark: {segment:?}",
+                node.level,
+                node.position
+            );
+            let support = sources.support(&claim);
+            let best = step
+                .iter()
+                .zip(&support)
+                .filter(|(p, _)| cited.contains(&p.number))
+                .map(|(_, s)| *s)
+                .fold(0.0, f32::max);
+            assert!(best >= KEEP, "{segment:?} cites {cited:?}, which support it only {best:.2}");
+        }
+    }
+    let unsourced = summary.sentences.iter().filter(|s| !s.sourced).count();
+    if let Some(coverage) = summary.coverage {
+        let expected = (summary.sentences.len() - unsourced) as f32 / summary.sentences.len() as f32;
+        assert!((coverage - expected).abs() < 1e-6);
+    }
+    assert!(summary.sentences.iter().all(|s| s.sourced != s.pages.is_empty()));
+    eprintln!(
+        "sentences of the final summary: {}, with a checked source: {}, coverage {:?}",
+        summary.sentences.len(),
+        summary.sentences.len() - unsourced,
+        summary.coverage
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_summary_tree_completes_on_a_300_page_pdf_and_opens_again_instantly() {
     let dir = common::data_dir();
@@ -84,6 +130,7 @@ async fn the_summary_tree_completes_on_a_300_page_pdf_and_opens_again_instantly(
     assert_eq!((roots[0].first_page, roots[0].last_page), (1, 300));
     assert!(roots[0].level >= 1, "merged at least once");
     assert_citations_inside(&summary.nodes);
+    assert_every_sentence_sourced(&summary, &pages);
     assert!(!summary.text.trim().is_empty());
     assert!(summary.citations.iter().all(|c| (1..=300).contains(&c.page)));
     eprintln!(
@@ -106,6 +153,7 @@ async fn the_summary_tree_completes_on_a_300_page_pdf_and_opens_again_instantly(
     let cached = cached.expect("the finished summary comes back");
     assert!(cached.cached);
     assert_eq!(cached.text, summary.text);
+    assert_eq!((cached.sentences, cached.coverage), (summary.sentences, summary.coverage));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +217,11 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
     let asked = session.ask_document(2, doc.id, question, |_| {}).await.expect("answer");
     let (answer, conversation) = (asked.answer, asked.conversation_id);
     assert_eq!((answer.sources[0].first_page, answer.sources[0].summary), (7, false), "{:?}", answer.sources);
+    assert!(
+        matches!(answer.retrieval, altiplano_core::codebase::Retrieval::Hybrid { .. }),
+        "the pages were embedded before the summary: {:?}",
+        answer.retrieval
+    );
     let shown: Vec<u32> = answer.sources.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
     assert!(answer
         .citations
@@ -191,9 +244,11 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
     let cancel = CancellationToken::new();
     cancel.cancel();
     let engine = Engine::load(&common::starter_model(), LoadOptions::default()).await.expect("load");
-    let stopped = documents::desk::ask(session.store(), &engine, doc.id, "And in season 8?", None, cancel, |_| {})
-        .await
-        .expect("a stop is not a failure");
+    let search = documents::desk::Search::keywords();
+    let stopped =
+        documents::desk::ask(session.store(), &engine, doc.id, "And in season 8?", search, None, cancel, |_| {})
+            .await
+            .expect("a stop is not a failure");
     assert_eq!(stopped.reason, altiplano_core::engine::FinishReason::Cancelled);
     let messages = session.store().messages(conversation).await.expect("messages");
     assert_eq!(messages.len(), 6);

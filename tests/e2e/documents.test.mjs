@@ -93,6 +93,16 @@ test('a PDF named on the command line is summarized, and a follow-up opens the p
   assert.ok(summary.replace(/^Summary/, '').trim().length > 0, 'the summary has text');
   const notes = await driver.texts('[data-testid="summary-note"]');
   assert.match(notes[0], /^Written by SmolLM2-135M-Instruct\.Q4_1 in one pass/);
+  // Every sentence was checked against the pages: the note counts those no page supports, and
+  // each of them carries a visible "no source" label.
+  const marks = await driver.execute(
+    'return document.querySelectorAll(\'[data-testid="summary-text"] span.no-source\').length;',
+  );
+  const sourcing = notes.find((n) => /sentence/.test(n));
+  assert.ok(sourcing, `a note on the sentences' sources: ${JSON.stringify(notes)}`);
+  const counted = /^(\d+) of (\d+) sentences/.exec(sourcing);
+  if (marks === 0) assert.match(sourcing, /^Every sentence \(\d+\) cites a page that supports it\.$/);
+  else assert.equal(Number(counted?.[2]) - Number(counted?.[1]), marks, sourcing);
 
   const [question] = await driver.findAll('[data-testid="document-question"]');
   await driver.type(question, 'Where did the llamas carry the harvest?' + KEY_ENTER);

@@ -4,7 +4,7 @@
 // test.sh packages the debug build, installs the .deb, runs this and removes the package.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ const deb = process.env.ALTIPLANO_DEB;
 const rpm = process.env.ALTIPLANO_RPM;
 const installedApp = '/usr/bin/altiplano-app';
 const starter = '/usr/share/altiplano/models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const embedder = '/usr/share/altiplano/models/all-MiniLM-L6-v2';
 const artifacts = join(root, 'tests/artifacts');
 
 const run = (program, args) => execFileSync(program, args, { encoding: 'utf8' });
@@ -23,6 +24,7 @@ const run = (program, args) => execFileSync(program, args, { encoding: 'utf8' })
 function assertCarries(listing, what) {
   for (const path of ['/usr/bin/altiplano-app', '/usr/bin/altiplano', '/usr/lib/altiplano/libllama.so.0',
     '/usr/lib/altiplano/libggml.so.0', '/usr/lib/altiplano/libggml-base.so.0', starter,
+    `${embedder}/model.safetensors`, `${embedder}/tokenizer.json`, `${embedder}/config.json`,
     '/usr/share/applications/Altiplano.desktop']) {
     assert.ok(listing.includes(path), `the ${what} carries ${path}`);
   }
@@ -31,7 +33,7 @@ function assertCarries(listing, what) {
   assert.ok(listing.includes('libggml-cpu-x64.so'), `the ${what} runs on any x86-64 CPU`);
 }
 
-test('the .deb holds the app, the command line, llama.cpp and the starter model, and names its dependencies', () => {
+test('the .deb holds the app, the command line, llama.cpp and the starter models, and names its dependencies', () => {
   assert.ok(deb && existsSync(deb), `ALTIPLANO_DEB must name the package (got ${deb})`);
   assertCarries(run('dpkg-deb', ['-c', deb]).replace(/ (\.\/)?usr\//g, ' /usr/'), '.deb');
   const depends = run('dpkg-deb', ['-f', deb, 'Depends']);
@@ -88,4 +90,17 @@ test('the installed app starts with the starter model it carries and answers', a
   });
   assert.match(stats, /tok\/s/);
   writeFileSync(join(artifacts, 'installed.png'), await driver.screenshot());
+});
+
+test('the installed command line finds the embedding model it carries: code search is hybrid', () => {
+  const folder = join(workDir, 'project');
+  mkdirSync(join(folder, 'src'), { recursive: true });
+  writeFileSync(join(folder, 'src/weather.rs'), '/// Chance of rain tomorrow from pressure readings.\npub fn forecast() -> f64 { 0.3 }\n');
+  const env = { ...process.env, ALTIPLANO_DATA_DIR: join(workDir, 'cli-data'), HOME: workDir };
+  delete env.ALTIPLANO_EMBEDDING_MODEL;
+  delete env.CARGO_TARGET_DIR;
+  const result = spawnSync('/usr/bin/altiplano', ['code', 'search', folder, 'should I take an umbrella'], { env, encoding: 'utf8', cwd: workDir });
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, /retrieval: hybrid: keywords and all-MiniLM-L6-v2 embeddings/);
+  assert.match(result.stdout, /src\/weather\.rs:1-2/);
 });

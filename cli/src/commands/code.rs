@@ -98,6 +98,8 @@ async fn ask(
             "answer": result.answer.text,
             "citations": result.answer.citations,
             "removed_citations": result.answer.removed,
+            "sentences": result.answer.sentences,
+            "coverage": result.answer.coverage(),
             "excerpts": result.context.excerpts.iter().map(|e| serde_json::json!({
                 "path": e.path, "start_line": e.start_line, "end_line": e.end_line, "symbol": e.symbol,
             })).collect::<Vec<_>>(),
@@ -118,6 +120,19 @@ async fn ask(
             result.answer.removed.len(),
             result.answer.removed.join(", ")
         )?;
+    }
+    let unsourced: Vec<&str> =
+        result.answer.sentences.iter().filter(|s| s.sources.is_empty()).map(|s| s.text.as_str()).collect();
+    if !result.answer.sentences.is_empty() {
+        writeln!(
+            stdout,
+            "\nchecked: {} of {} sentence(s) are supported by the code shown",
+            result.answer.sentences.len() - unsourced.len(),
+            result.answer.sentences.len()
+        )?;
+        for sentence in unsourced {
+            writeln!(stdout, "  no source: {sentence}")?;
+        }
     }
     writeln!(stdout, "\nSources shown to the model:")?;
     for e in &result.context.excerpts {

@@ -1,7 +1,7 @@
 //! `altiplano documents ask FILE "question"`: a follow-up on a document, answered from its pages
 //! by the core function the app's document view uses, and saved in the document's conversation.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use altiplano_core::documents::{self, desk};
@@ -27,14 +27,28 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
             on_signal.cancel();
         }
     });
+    let bar = load::embedding_bar();
+    let live = !json && std::io::stderr().is_terminal();
+    let search = desk::Search {
+        embedder: load::search_model(),
+        on_embed: |done: u64, total: u64| {
+            if live && bar.is_hidden() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    };
     let mut stdout = std::io::stdout().lock();
-    let asked = desk::ask(store, &engine, doc.id, &question, context, cancel, |text| {
+    let asked = desk::ask(store, &engine, doc.id, &question, search, context, cancel, |text| {
         if !json {
             let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
         }
     })
-    .await?;
+    .await;
+    bar.finish_and_clear();
+    let asked = asked?;
     drop(stdout);
     let stopped = asked.reason == FinishReason::Cancelled;
     let answer = &asked.answer;
@@ -49,6 +63,7 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
             "citations": answer.citations,
             "removed_citations": answer.removed_citations,
             "pages_shown": shown,
+            "retrieval": answer.retrieval,
             "conversation_id": asked.conversation_id,
             "stopped": stopped,
             "stats": {
@@ -70,6 +85,7 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
             })
             .collect();
         eprintln!("shown to the model: {}", if pages.is_empty() { "nothing".into() } else { pages.join(", ") });
+        eprintln!("retrieval: {}", answer.retrieval);
         if answer.removed_citations > 0 {
             eprintln!("{} citation(s) of pages the model was not shown were removed", answer.removed_citations);
         }

@@ -129,3 +129,25 @@ impl Loader {
         Ok(engine?)
     }
 }
+
+/// The embedding model for hybrid search, when there is one; one that does not load is named
+/// on stderr and search falls back to keywords.
+pub fn search_model() -> Option<std::sync::Arc<altiplano_core::engine::embed::Embedder>> {
+    match altiplano_core::engine::embed::load_search_model() {
+        Ok(model) => model.map(std::sync::Arc::new),
+        Err(e) => {
+            eprintln!("altiplano: searching by keywords only: {e}");
+            None
+        }
+    }
+}
+
+/// A bar on stderr for embedding pages, shown only once there is something to embed.
+pub fn embedding_bar() -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("embedding pages for search [{bar:30}] {pos}/{len} passages {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}

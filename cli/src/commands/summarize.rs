@@ -23,6 +23,8 @@ pub async fn run(store: &Store, loader: &super::load::Loader, args: SummarizeArg
     let options =
         SummaryOptions { context_tokens: args.context, chunk_tokens: args.chunk_tokens, ..Default::default() };
     let mut engine: Option<Engine> = None;
+    // Loaded with the engine, when a summary is to be written: its pages get vectors first.
+    let mut embedder = None;
     let mut failed = false;
     for file in &args.files {
         let (doc, cached) = match documents::open(store, None, file).await {
@@ -52,12 +54,22 @@ pub async fn run(store: &Store, loader: &super::load::Loader, args: SummarizeArg
                     );
                 }
                 let engine = engine.as_ref().expect("loaded above");
+                if embedder.is_none() {
+                    embedder = Some(super::load::search_model());
+                }
                 let bar = progress_bar(&doc.title);
-                let result =
-                    documents::desk::summarize(store, engine, doc.id, args.fresh, options, cancel.clone(), |p| {
-                        show(&bar, &p)
-                    })
-                    .await;
+                let search = embedder.clone().flatten();
+                let result = documents::desk::summarize(
+                    store,
+                    engine,
+                    doc.id,
+                    args.fresh,
+                    options,
+                    search,
+                    cancel.clone(),
+                    |p| show(&bar, &p),
+                )
+                .await;
                 bar.finish_and_clear();
                 match result {
                     Ok(summary) => summary,
@@ -78,11 +90,22 @@ pub async fn run(store: &Store, loader: &super::load::Loader, args: SummarizeArg
                 "page_count": doc.page_count,
                 "summary": summary.text,
                 "citations": summary.citations,
+                "sentences": summary.sentences,
+                "coverage": summary.coverage,
                 "warnings": doc.warnings,
             });
             println!("{}", serde_json::to_string(&out)?);
         } else {
             println!("# {} ({} pages)\n\n{}\n", doc.title, doc.page_count, summary.text);
+            let unsourced = summary.sentences.iter().filter(|s| !s.sourced).count();
+            if !summary.sentences.is_empty() {
+                println!(
+                    "checked: {} of {} sentence(s) cite a page that supports them{}\n",
+                    summary.sentences.len() - unsourced,
+                    summary.sentences.len(),
+                    if unsourced > 0 { "; the others are marked [no source]" } else { "" }
+                );
+            }
             if summary.removed_citations > 0 {
                 println!(
                     "note: {} citation(s) named pages outside the part being summarized and were removed\n",
@@ -110,6 +133,11 @@ fn progress_bar(title: &str) -> ProgressBar {
 
 fn show(bar: &ProgressBar, progress: &SummaryProgress) {
     match progress {
+        SummaryProgress::Embedding { done, total } => {
+            bar.set_length(*total);
+            bar.set_position(*done);
+            bar.set_message("embedding pages for search");
+        }
         SummaryProgress::Counting { done, pages } => {
             bar.set_length(u64::from(*pages));
             bar.set_position(u64::from(*done));

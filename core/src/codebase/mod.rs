@@ -37,6 +37,8 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextO
 use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
 use tantivy::{doc, Index, IndexReader, TantivyDocument, Term};
 
+use crate::engine::embed::{vector_bytes, vector_from_bytes};
+
 pub use walk::Skip;
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
@@ -144,6 +146,15 @@ pub struct IndexReport {
     pub embed_ms: u64,
     /// How long it took.
     pub elapsed_ms: u64,
+}
+
+/// What [`CodeIndex::embed_pending`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EmbedReport {
+    /// Chunks given a vector.
+    pub chunks_embedded: u64,
+    /// Milliseconds it took.
+    pub embed_ms: u64,
 }
 
 impl IndexReport {
@@ -261,6 +272,8 @@ pub struct CodeIndex {
     dense: std::sync::Mutex<Option<Arc<Vec<DenseRow>>>>,
     /// Each file's place in the repo map's PageRank order, computed once after each update.
     ranks: std::sync::Mutex<Option<Arc<HashMap<String, usize>>>>,
+    /// An [`CodeIndex::embed_pending`] is running.
+    embedding: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for CodeIndex {
@@ -350,6 +363,7 @@ impl CodeIndex {
             no_vectors: None,
             dense: std::sync::Mutex::new(None),
             ranks: std::sync::Mutex::new(None),
+            embedding: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -358,15 +372,13 @@ impl CodeIndex {
     /// [`CodeIndex::retrieval`] says why.
     pub fn open_with_search_model(data_dir: &Path, root: &Path) -> Result<Self, CodeError> {
         let index = Self::open(data_dir, root)?;
-        Ok(match crate::config::embedding_model() {
-            None => index,
-            Some(dir) => match crate::engine::embed::Embedder::load(&dir) {
-                Ok(embedder) => index.with_embedder(Arc::new(embedder)),
-                Err(e) => {
-                    tracing::warn!("searching code by keywords only: {e}");
-                    Self { no_vectors: Some(e.to_string()), ..index }
-                }
-            },
+        Ok(match crate::engine::embed::load_search_model() {
+            Ok(None) => index,
+            Ok(Some(embedder)) => index.with_embedder(Arc::new(embedder)),
+            Err(e) => {
+                tracing::warn!("searching code by keywords only: {e}");
+                Self { no_vectors: Some(e.to_string()), ..index }
+            }
         })
     }
 
@@ -403,13 +415,24 @@ impl CodeIndex {
         &self.root
     }
 
-    /// Brings the index up to date with the folder; `progress` is called as files are handled.
-    /// Searches keep working meanwhile; a second update waits for the first.
+    /// Brings the index up to date with the folder, vectors included: [`CodeIndex::update_words`]
+    /// then [`CodeIndex::embed_pending`]; `progress` is called as files are handled and chunks
+    /// embedded. Searches keep working meanwhile; a second update waits for the first.
     pub fn update(&self, mut progress: impl FnMut(IndexProgress)) -> Result<IndexReport, CodeError> {
+        let mut report = self.update_words(&mut progress)?;
+        let embedded = self.embed_pending(&mut progress, &tokio_util::sync::CancellationToken::new())?;
+        report.chunks_embedded = embedded.chunks_embedded;
+        report.embed_ms = embedded.embed_ms;
+        Ok(report)
+    }
+
+    /// Brings the words of the index up to date with the folder (only changed files are read):
+    /// keyword search is complete when this returns. Chunks of new or changed files have no
+    /// vector yet; [`CodeIndex::embed_pending`] gives them one.
+    pub fn update_words(&self, mut progress: impl FnMut(IndexProgress)) -> Result<IndexReport, CodeError> {
         let mut manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let mut report = IndexReport::default();
-        let embedder_id = self.embedder.as_deref().map(crate::engine::embed::Embedder::id);
         let (files, walk_skips) = walk::list(&self.root);
         report.skipped = walk_skips;
         report.files_seen = files.len() as u64;
@@ -419,11 +442,7 @@ impl CodeIndex {
         let mut changed = Vec::new();
         for file in &files {
             match manifest.files.get(&file.path) {
-                Some(old)
-                    if old.size == file.size
-                        && old.mtime_ns == file.mtime_ns
-                        && (old.skip.is_some() || embedder_id.is_none() || old.embedded.as_deref() == embedder_id) =>
-                {
+                Some(old) if old.size == file.size && old.mtime_ns == file.mtime_ns => {
                     report.files_unchanged += 1;
                     if let Some(skip) = old.skip {
                         *report.skipped.entry(skip).or_default() += 1;
@@ -450,7 +469,7 @@ impl CodeIndex {
 
         let writer: tantivy::IndexWriter = self.index.writer(64 << 20)?;
         let f = self.fields;
-        // Files to (re-)index, written once their chunks have vectors.
+        // Files to (re-)index.
         let mut fresh: Vec<(String, Vec<chunk::Chunk>, String)> = Vec::new();
         for (i, (file, result)) in prepared.into_iter().enumerate() {
             let old = manifest.files.get(&file.path).cloned();
@@ -475,11 +494,7 @@ impl CodeIndex {
                         .filter(|c| !c.symbol.is_empty())
                         .map(|c| (c.symbol.clone(), c.start_line))
                         .collect();
-                    let same = old.as_ref().is_some_and(|o| {
-                        o.hash == hash
-                            && o.skip.is_none()
-                            && (embedder_id.is_none() || o.embedded.as_deref() == embedder_id)
-                    });
+                    let same = old.as_ref().is_some_and(|o| o.hash == hash && o.skip.is_none());
                     let embedded = if same {
                         report.files_unchanged += 1;
                         old.as_ref().and_then(|o| o.embedded.clone())
@@ -489,7 +504,7 @@ impl CodeIndex {
                         report.chunks_indexed += chunks.len() as u64;
                         report.bytes_indexed += text.len() as u64;
                         fresh.push((file.path.clone(), chunks, text));
-                        embedder_id.map(str::to_owned)
+                        None
                     };
                     FileEntry { size: file.size, mtime_ns: file.mtime_ns, hash, skip: None, symbols, embedded }
                 }
@@ -502,46 +517,8 @@ impl CodeIndex {
             }
         }
 
-        // The chunks' text, as each is indexed and embedded.
-        let bodies: Vec<Vec<String>> = fresh
-            .iter()
-            .map(|(_, chunks, text)| {
-                let lines: Vec<&str> = text.lines().collect();
-                chunks
-                    .iter()
-                    .map(|c| lines[(c.start_line - 1).min(lines.len())..c.end_line.min(lines.len())].join("\n"))
-                    .collect()
-            })
-            .collect();
-        let vectors = match &self.embedder {
-            Some(embedder) => {
-                let texts: Vec<String> = fresh
-                    .iter()
-                    .zip(&bodies)
-                    .flat_map(|((path, chunks, _), bodies)| {
-                        chunks.iter().zip(bodies).map(move |(c, body)| embedding_text(path, &c.symbol, body))
-                    })
-                    .collect();
-                self.embed_all(embedder, &texts, total, &mut progress, &mut report)?
-            }
-            None => Vec::new(),
-        };
-        let mut vectors = vectors.into_iter();
-        for ((path, chunks, _), bodies) in fresh.iter().zip(&bodies) {
-            let path_words = terms::expand_identifiers(&path.replace(['/', '.', '-'], " "));
-            for (c, body) in chunks.iter().zip(bodies) {
-                let vector: Vec<u8> = vectors.next().map(|v| vector_bytes(&v)).unwrap_or_default();
-                writer.add_document(doc!(
-                    f.path_key => path.clone(),
-                    f.path => path_words.clone(),
-                    f.symbol => terms::expand_identifiers(&c.symbol),
-                    f.symbol_name => c.symbol.clone(),
-                    f.content => terms::expand_identifiers(body),
-                    f.start_line => c.start_line as u64,
-                    f.end_line => c.end_line as u64,
-                    f.vector => vector,
-                ))?;
-            }
+        for (path, chunks, text) in &fresh {
+            self.add_chunks(&writer, path, chunks, &chunk_bodies(chunks, text), &[])?;
         }
 
         let present: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
@@ -574,31 +551,155 @@ impl CodeIndex {
         crate::download::cache::write_atomically(&path, &bytes).map_err(|source| CodeError::Io { path, source })
     }
 
-    fn embed_all(
+    /// Writes the chunks of the file `path` (their `bodies`, and `vectors` when they have them).
+    fn add_chunks(
         &self,
-        embedder: &crate::engine::embed::Embedder,
-        texts: &[String],
-        files_total: u64,
-        progress: &mut impl FnMut(IndexProgress),
-        report: &mut IndexReport,
-    ) -> Result<Vec<Vec<f32>>, CodeError> {
-        let started = Instant::now();
-        let mut out = Vec::with_capacity(texts.len());
-        let to_embed = texts.len() as u64;
-        for batch in texts.chunks(64) {
-            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            out.extend(embedder.embed(&refs)?);
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            progress(IndexProgress {
-                chunks_embedded: out.len() as u64,
-                chunks_to_embed: to_embed,
-                chunks_per_second: out.len() as f64 / secs,
-                ..IndexProgress::files(files_total, files_total, 0.0)
-            });
+        writer: &tantivy::IndexWriter,
+        path: &str,
+        chunks: &[chunk::Chunk],
+        bodies: &[String],
+        vectors: &[Vec<f32>],
+    ) -> Result<(), CodeError> {
+        let f = self.fields;
+        let path_words = terms::expand_identifiers(&path.replace(['/', '.', '-'], " "));
+        for (i, (c, body)) in chunks.iter().zip(bodies).enumerate() {
+            let vector: Vec<u8> = vectors.get(i).map(|v| vector_bytes(v)).unwrap_or_default();
+            writer.add_document(doc!(
+                f.path_key => path.to_owned(),
+                f.path => path_words.clone(),
+                f.symbol => terms::expand_identifiers(&c.symbol),
+                f.symbol_name => c.symbol.clone(),
+                f.content => terms::expand_identifiers(body),
+                f.start_line => c.start_line as u64,
+                f.end_line => c.end_line as u64,
+                f.vector => vector,
+            ))?;
         }
-        report.chunks_embedded = out.len() as u64;
+        Ok(())
+    }
+
+    /// Gives a vector to every chunk that has none from this index's embedding model, file by
+    /// file, committing about every 512 chunks: searches see the vectors as
+    /// they come, and a stop (`cancel`) or a killed process keeps what was embedded. Files that
+    /// change meanwhile are left to the next update. Runs one at a time: a call while another
+    /// runs returns at once (the running one picks up what is pending when it finishes a round).
+    pub fn embed_pending(
+        &self,
+        mut progress: impl FnMut(IndexProgress),
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<EmbedReport, CodeError> {
+        let Some(embedder) = self.embedder.as_deref() else { return Ok(EmbedReport::default()) };
+        if self.embedding.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(EmbedReport::default());
+        }
+        let _running = ClearOnDrop(&self.embedding);
+        let started = Instant::now();
+        let mut report = EmbedReport::default();
+        loop {
+            // Files with text whose chunks lack this model's vectors, read and cut again.
+            let pending: Vec<(String, String)> = {
+                let manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+                let mut pending: Vec<(String, String)> = manifest
+                    .files
+                    .iter()
+                    .filter(|(_, e)| e.skip.is_none() && e.embedded.as_deref() != Some(embedder.id()))
+                    .map(|(path, e)| (path.clone(), e.hash.clone()))
+                    .collect();
+                pending.sort();
+                pending
+            };
+            if pending.is_empty() {
+                break;
+            }
+            let prepared: Vec<(String, String, Vec<chunk::Chunk>, Vec<String>)> = pending
+                .par_iter()
+                .filter_map(|(path, hash)| {
+                    let abs = self.root.join(path);
+                    let size = std::fs::metadata(&abs).ok()?.len();
+                    let file = walk::SourceFile { path: path.clone(), abs, size, mtime_ns: 0 };
+                    let text = walk::read_text(&file).ok()?;
+                    let now = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                    (&now == hash).then(|| {
+                        let chunks = chunk::chunk_file(path, &text);
+                        let bodies = chunk_bodies(&chunks, &text);
+                        (path.clone(), hash.clone(), chunks, bodies)
+                    })
+                })
+                .collect();
+            if prepared.is_empty() {
+                // Every pending file changed on disk since: the next update reads them.
+                break;
+            }
+            let to_embed = report.chunks_embedded + prepared.iter().map(|p| p.2.len() as u64).sum::<u64>();
+            let files_total = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).files.len() as u64;
+            let mut batch: Vec<EmbeddedFile> = Vec::new();
+            let mut batch_chunks = 0;
+            let last = prepared.len() - 1;
+            for (i, (path, hash, chunks, bodies)) in prepared.into_iter().enumerate() {
+                if cancel.is_cancelled() {
+                    report.chunks_embedded += self.commit_vectors(batch, embedder.id())?;
+                    report.embed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    return Ok(report);
+                }
+                let texts: Vec<String> =
+                    chunks.iter().zip(&bodies).map(|(c, body)| embedding_text(&path, &c.symbol, body)).collect();
+                let mut vectors = Vec::with_capacity(texts.len());
+                for part in texts.chunks(16) {
+                    let refs: Vec<&str> = part.iter().map(String::as_str).collect();
+                    vectors.extend(embedder.embed(&refs)?);
+                    let done = report.chunks_embedded + batch_chunks + vectors.len() as u64;
+                    let secs = started.elapsed().as_secs_f64().max(1e-3);
+                    progress(IndexProgress {
+                        chunks_embedded: done,
+                        chunks_to_embed: to_embed,
+                        chunks_per_second: done as f64 / secs,
+                        ..IndexProgress::files(files_total, files_total, 0.0)
+                    });
+                }
+                batch_chunks += vectors.len() as u64;
+                batch.push(EmbeddedFile { path, hash, chunks, bodies, vectors });
+                if batch_chunks >= EMBED_COMMIT_CHUNKS || i == last {
+                    report.chunks_embedded += self.commit_vectors(std::mem::take(&mut batch), embedder.id())?;
+                    batch_chunks = 0;
+                }
+            }
+        }
         report.embed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(out)
+        Ok(report)
+    }
+
+    /// Writes the files of `batch` again with their vectors, each only if it is still as it
+    /// was read (an update may have come between), and records them as embedded by `model`.
+    /// Returns the chunks written.
+    fn commit_vectors(&self, batch: Vec<EmbeddedFile>, model: &str) -> Result<u64, CodeError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut manifest = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let writer: tantivy::IndexWriter = self.index.writer(64 << 20)?;
+        let mut written = 0;
+        let mut done = Vec::new();
+        for EmbeddedFile { path, hash, chunks, bodies, vectors } in &batch {
+            if manifest.files.get(path).is_none_or(|e| &e.hash != hash || e.skip.is_some()) {
+                continue;
+            }
+            writer.delete_term(Term::from_field_text(self.fields.path_key, path));
+            self.add_chunks(&writer, path, chunks, bodies, vectors)?;
+            written += chunks.len() as u64;
+            done.push(path.clone());
+        }
+        let mut writer = writer;
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        for path in done {
+            if let Some(entry) = manifest.files.get_mut(&path) {
+                entry.embedded = Some(model.to_owned());
+            }
+        }
+        self.save_manifest(&manifest)?;
+        self.reader.reload()?;
+        *self.dense.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(written)
     }
 
     /// The best chunks for a question: hybrid when the index has an embedding model, else BM25.
@@ -861,12 +962,32 @@ fn embedding_text(path: &str, symbol: &str, body: &str) -> String {
 /// How much of a chunk's code the embedding model reads (about 150 tokens).
 const EMBED_BODY_BYTES: usize = 600;
 
-fn vector_bytes(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// Chunks embedded between two commits of their vectors (about a minute on two cores).
+const EMBED_COMMIT_CHUNKS: u64 = 512;
+
+/// The lines of each chunk of `text`.
+fn chunk_bodies(chunks: &[chunk::Chunk], text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    chunks.iter().map(|c| lines[(c.start_line - 1).min(lines.len())..c.end_line.min(lines.len())].join("\n")).collect()
 }
 
-fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+/// A file's chunks with their vectors, waiting to be committed.
+struct EmbeddedFile {
+    path: String,
+    /// The text's hash when it was read.
+    hash: String,
+    chunks: Vec<chunk::Chunk>,
+    bodies: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+}
+
+/// Clears a flag when dropped, however the holder returns.
+struct ClearOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Reciprocal rank fusion of several rankings of chunks, plus the repo map's rank of each

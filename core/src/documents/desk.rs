@@ -8,13 +8,19 @@
 //! [`crate::chat::SAVE_INTERVAL`]) and finished with its checked text, so a killed process
 //! loses neither.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::followup::{self, DocumentAnswer, FollowUpError};
+use super::followup::{self, Dense, DocumentAnswer, FollowUpError};
 use super::saved::{self, SavedDocument};
 use super::summary::{self, Summary, SummaryError, SummaryOptions, SummaryProgress};
+use super::vectors::{self, PageVectors, VectorError};
+use super::Page;
 use crate::chat::Answering;
+use crate::codebase::Retrieval;
+use crate::engine::embed::Embedder;
 use crate::engine::{Engine, FinishReason, Role};
 use crate::store::{Store, StoreError};
 
@@ -29,14 +35,33 @@ pub struct Asked {
     pub reason: FinishReason,
 }
 
+/// How follow-up questions find pages: the embedding model for hybrid search (`None`: keywords
+/// only), and who hears about pages being embedded (windows done, windows to do).
+pub struct Search<P: FnMut(u64, u64)> {
+    /// The embedding model.
+    pub embedder: Option<Arc<Embedder>>,
+    /// Progress of embedding pages that have no vectors yet.
+    pub on_embed: P,
+}
+
+impl Search<fn(u64, u64)> {
+    /// Keywords only.
+    pub fn keywords() -> Self {
+        Self { embedder: None, on_embed: |_, _| {} }
+    }
+}
+
 /// Answers `question` about the saved document `document_id` with `engine`, from its pages and
 /// its finished summary (when there is one), streaming text to `on_text`; see the module docs
-/// for what is saved when. `context_tokens` caps the context used (default: the engine's).
+/// for what is saved when. Pages without vectors are embedded first when `search` has a model.
+/// `context_tokens` caps the context used (default: the engine's).
+#[allow(clippy::too_many_arguments, reason = "one user action, each argument a part of it")]
 pub async fn ask(
     store: &Store,
     engine: &Engine,
     document_id: i64,
     question: &str,
+    search: Search<impl FnMut(u64, u64)>,
     context_tokens: Option<usize>,
     cancel: CancellationToken,
     on_text: impl FnMut(&str),
@@ -44,14 +69,61 @@ pub async fn ask(
     let doc = saved::get(store, document_id).await?;
     let pages = saved::pages(store, document_id).await?;
     let nodes = saved::finished_tree(store, document_id).await?.unwrap_or_default();
+    let (dense, retrieval) = page_search(store, document_id, &pages, question, search, &cancel).await?;
     let conversation = conversation_of(store, &doc).await?;
     let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
     let sink = answering.sink(on_text);
-    let writing = followup::ask(engine, &doc.title, &pages, &nodes, question, context_tokens, cancel, sink);
+    let dense_ref = dense.as_ref().map(|(query, pages)| Dense { query, pages });
+    let writing = followup::ask(
+        engine,
+        &doc.title,
+        &pages,
+        &nodes,
+        question,
+        (dense_ref, retrieval),
+        context_tokens,
+        cancel,
+        sink,
+    );
     let result = answering.stream(store, writing).await;
     answering.finish(store, &result, |(answer, reason)| (answer.text.clone(), *reason, answer.stats)).await?;
     let (answer, reason) = result?;
     Ok(Asked { answer, conversation_id: conversation, reason })
+}
+
+/// The question's vector and the pages' (embedding the pages that have none), or why the
+/// search is by keywords only. A model that fails leaves keywords; a stop is a stop.
+async fn page_search(
+    store: &Store,
+    document_id: i64,
+    pages: &[Page],
+    question: &str,
+    search: Search<impl FnMut(u64, u64)>,
+    cancel: &CancellationToken,
+) -> Result<(Option<(Vec<f32>, PageVectors)>, Retrieval), FollowUpError> {
+    let Some(embedder) = search.embedder else {
+        let reason = "no embedding model; models/fetch-starter.sh fetches the starter one".to_owned();
+        return Ok((None, Retrieval::Keywords { reason }));
+    };
+    let keywords = |e: &dyn std::fmt::Display| {
+        tracing::warn!("searching the document by keywords only: {e}");
+        Ok((None, Retrieval::Keywords { reason: e.to_string() }))
+    };
+    let vectors = match vectors::ensure(store, document_id, pages, embedder.clone(), cancel, search.on_embed).await {
+        Ok(v) => v,
+        Err(VectorError::Cancelled) => return Err(FollowUpError::Stopped),
+        Err(VectorError::Store(e)) => return Err(e.into()),
+        Err(e) => return keywords(&e),
+    };
+    let model = embedder.clone();
+    let text = question.to_owned();
+    let query = match tokio::task::spawn_blocking(move || model.embed(&[text.as_str()])).await {
+        Ok(Ok(mut v)) if !v.is_empty() => v.swap_remove(0),
+        Ok(Ok(_)) => return keywords(&"the embedding model returned no vector"),
+        Ok(Err(e)) => return keywords(&e),
+        Err(e) => return keywords(&e),
+    };
+    Ok((Some((query, vectors)), Retrieval::Hybrid { model: embedder.name().to_owned() }))
 }
 
 /// Summarizes the saved document `document_id` with `engine` (`fresh`: drop earlier summaries
@@ -59,20 +131,35 @@ pub async fn ask(
 /// `progress`; `cancel` stops it, keeping finished parts. A newly written summary is recorded
 /// in the document's conversation (as "Summarize TITLE" and the summary), where follow-up
 /// questions go too.
+#[allow(clippy::too_many_arguments, reason = "one user action, each argument a part of it")]
 pub async fn summarize(
     store: &Store,
     engine: &Engine,
     document_id: i64,
     fresh: bool,
     options: SummaryOptions,
+    embedder: Option<Arc<Embedder>>,
     cancel: CancellationToken,
-    progress: impl FnMut(SummaryProgress),
+    mut progress: impl FnMut(SummaryProgress),
 ) -> Result<Summary, SummaryError> {
     let doc = saved::get(store, document_id).await?;
     if fresh {
         saved::clear_summaries(store, document_id).await?;
     }
     let pages = saved::pages(store, document_id).await?;
+    // The pages get their vectors before a first summary, so follow-ups are hybrid at once (a
+    // model that fails only leaves them to keywords).
+    if let Some(embedder) = embedder {
+        if saved::finished_tree(store, document_id).await?.is_none() {
+            let embedding = |done: u64, total: u64| progress(SummaryProgress::Embedding { done, total });
+            match vectors::ensure(store, document_id, &pages, embedder, &cancel, embedding).await {
+                Ok(_) => {}
+                Err(VectorError::Cancelled) => return Err(SummaryError::Cancelled { done: 0, steps: 0 }),
+                Err(VectorError::Store(e)) => return Err(e.into()),
+                Err(e) => tracing::warn!("the pages were not embedded; follow-ups use keywords: {e}"),
+            }
+        }
+    }
     let summary = summary::summarize(store, engine, &doc, &pages, options, cancel, progress).await?;
     if !summary.cached || doc.conversation_id.is_none() {
         let conversation = conversation_of(store, &doc).await?;

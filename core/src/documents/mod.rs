@@ -17,6 +17,7 @@ pub mod desk;
 pub mod followup;
 pub mod saved;
 pub mod summary;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -6,7 +6,10 @@
 //! chunks cut at page boundaries (a page too long for a chunk is cut at headings, then
 //! paragraphs) are summarized with `[p. N]` citations, and the summaries are merged level by
 //! level until one remains. After each step every citation is checked against the pages that
-//! step covered: a page outside them is removed and counted, never shown.
+//! step covered: a page outside them is removed and counted, never shown. Then every sentence
+//! is checked against those pages' text (see [`crate::sourcing`]): it keeps a citation of a
+//! page that supports it, gets the page that does, or is marked `[no source]`; merges do not
+//! build on marked sentences.
 //!
 //! Each finished node is saved at once (see `saved`), so a cancelled or interrupted run keeps
 //! its work and the next run carries on; a finished tree makes the same file open instantly.
@@ -21,6 +24,7 @@ use serde::Serialize;
 use super::saved::{self, SavedDocument, SummaryNode};
 use super::Page;
 use crate::engine::{CancellationToken, Engine, EngineError, FinishReason, PromptMessage, Sampling};
+use crate::sourcing::{self, Citations, Sources, UNSUPPORTED};
 use crate::store::{Role, Store, StoreError};
 
 const LEAF_SYSTEM: &str = "You summarize one part of a longer document for an analyst. Each page of the \
@@ -57,6 +61,13 @@ impl Default for SummaryOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum SummaryProgress {
+    /// Embedding the pages for follow-up search (before the first summary of a document).
+    Embedding {
+        /// Windows of text embedded.
+        done: u64,
+        /// Windows to embed.
+        total: u64,
+    },
     /// Counting tokens, page by page.
     Counting {
         /// Pages counted.
@@ -106,8 +117,23 @@ pub struct Summary {
     pub nodes: Vec<SummaryNode>,
     /// Citations removed anywhere in the tree for naming a page outside their part.
     pub removed_citations: u32,
+    /// Each sentence or bullet point of the final text, with the pages that source it.
+    pub sentences: Vec<SummarySentence>,
+    /// The share of those sentences with a checked source (`None` for a text with none).
+    pub coverage: Option<f32>,
     /// True when the summary came from the database without running the model.
     pub cached: bool,
+}
+
+/// A sentence or bullet point of a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SummarySentence {
+    /// Its text, without citations or marks.
+    pub text: String,
+    /// The pages it cites, each checked to support it.
+    pub pages: Vec<u32>,
+    /// False when no page supports it: the text marks it `[no source]`.
+    pub sourced: bool,
 }
 
 /// A page cited in a summary, and the claim that cites it.
@@ -161,7 +187,7 @@ struct Input {
     text: String,
 }
 
-static CITATION: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static CITATION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\[\s*(?:pp?|pages?)\.?\s*(\d+(?:\s*(?:[-–—,]|and)\s*\d+)*)\s*\]").expect("valid pattern")
 });
 
@@ -295,7 +321,8 @@ pub async fn summarize(
     let chunks = pack(&pieces, chunk_budget);
 
     let mut clock = Clock { started: Instant::now(), written: 0, steps: estimate_steps(chunks.len(), budget, output) };
-    let mut tracker = Tracker { store, engine, doc, plan: &plan, output, cancel: &cancel, done: &mut done_nodes };
+    let mut tracker =
+        Tracker { store, engine, doc, pages, plan: &plan, output, cancel: &cancel, done: &mut done_nodes };
 
     // Level 0: the chunks; then merge until one node is left.
     let mut level = 0u32;
@@ -335,14 +362,50 @@ pub fn finished(document_id: i64, nodes: Vec<SummaryNode>) -> Summary {
 fn finish(document_id: i64, nodes: Vec<SummaryNode>, cached: bool) -> Summary {
     let root = nodes.iter().rev().find(|n| n.is_root).cloned();
     let text = root.map(|r| r.text).unwrap_or_default();
+    let sentences = sentences(&text);
+    let coverage =
+        (!sentences.is_empty()).then(|| sentences.iter().filter(|s| s.sourced).count() as f32 / sentences.len() as f32);
     Summary {
         document_id,
         citations: citations_with_claims(&text),
         removed_citations: nodes.iter().map(|n| n.removed_citations).sum(),
+        sentences,
+        coverage,
         text,
         nodes,
         cached,
     }
+}
+
+/// Checks each sentence of a step's `text` against the text of pages `first..=last`.
+pub fn source_sentences(text: &str, pages: &[Page], first: u32, last: u32) -> sourcing::Judged {
+    let step: Vec<&Page> = pages.iter().filter(|p| (first..=last).contains(&p.number)).collect();
+    let sources = Sources::new(step.iter().map(|p| p.text.as_str()), false);
+    let resolve = |citation: &str| -> Vec<usize> {
+        let named = check_citations(citation, |p| p >= first && p <= last).pages;
+        step.iter().enumerate().filter(|(_, p)| named.contains(&p.number)).map(|(i, _)| i).collect()
+    };
+    let render = |chosen: &[usize]| -> String {
+        let numbers: Vec<String> = chosen.iter().filter_map(|&i| step.get(i)).map(|p| p.number.to_string()).collect();
+        match numbers.as_slice() {
+            [one] => format!("[p. {one}]"),
+            many => format!("[pp. {}]", many.join(", ")),
+        }
+    };
+    sources.judge(text, &Citations { pattern: &CITATION, resolve: &resolve, render: &render })
+}
+
+/// The sentences of a checked summary text, each with the pages it cites.
+fn sentences(text: &str) -> Vec<SummarySentence> {
+    sourcing::claims(text, &CITATION, false)
+        .into_iter()
+        .map(|(range, claim)| {
+            let segment = &text[range];
+            let pages: Vec<u32> = check_citations(segment, |_| true).pages.into_iter().collect();
+            let sourced = !pages.is_empty() && !segment.contains(UNSUPPORTED);
+            SummarySentence { text: sourcing::strip_bullet(&claim), pages, sourced }
+        })
+        .collect()
 }
 
 /// Steps needed for `n` nodes at the bottom: `n`, then merges of about `budget / output` nodes.
@@ -367,6 +430,7 @@ struct Tracker<'a> {
     store: &'a Store,
     engine: &'a Engine,
     doc: &'a SavedDocument,
+    pages: &'a [Page],
     plan: &'a str,
     output: usize,
     cancel: &'a CancellationToken,
@@ -427,17 +491,14 @@ impl Tracker<'_> {
             return Err(SummaryError::Cancelled { done: clock.written, steps: clock.steps });
         }
         let raw = if reason == FinishReason::Length { drop_unfinished_line(&raw) } else { raw };
-        let mut checked = check_citations(&raw, |p| p >= input.first_page && p <= input.last_page);
-        // A one-page part can only speak of that page.
-        if checked.pages.is_empty() && input.first_page == input.last_page && !checked.text.is_empty() {
-            checked.text.push_str(&format!(" [p. {}]", input.first_page));
-        }
+        let checked = check_citations(&raw, |p| p >= input.first_page && p <= input.last_page);
+        let sourced = source_sentences(&checked.text, self.pages, input.first_page, input.last_page);
         let node = SummaryNode {
             level,
             position,
             first_page: input.first_page,
             last_page: input.last_page,
-            text: checked.text,
+            text: sourced.text,
             removed_citations: checked.removed,
             is_root,
             model: self.engine.info().name.clone(),
@@ -583,7 +644,9 @@ async fn group(engine: &Engine, nodes: &[SummaryNode], budget: usize) -> Result<
     let mut members = 0;
     let mut tokens = 0;
     for node in nodes {
-        let text = format!("Summary of {}:\n{}", page_span(node.first_page, node.last_page), node.text);
+        // Sentences no page supports are not passed on as fact.
+        let kept = sourcing::without_unsupported(&node.text, &CITATION);
+        let text = format!("Summary of {}:\n{kept}", page_span(node.first_page, node.last_page));
         let t = engine.count_text_tokens(&text).await? + 2;
         match out.last_mut() {
             Some(group) if members < 2 || tokens + t <= budget => {

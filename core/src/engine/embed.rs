@@ -172,6 +172,22 @@ fn max_tokens(dir: &Path, config: &Config) -> usize {
     said.unwrap_or(DEFAULT_MAX_TOKENS).clamp(8, config.max_position_embeddings.max(8))
 }
 
+/// The embedding model search uses ([`crate::config::embedding_model`]), loaded; `Ok(None)`
+/// when there is none (or it is turned off with `ALTIPLANO_EMBEDDING_MODEL=""`).
+pub fn load_search_model() -> Result<Option<Embedder>, EmbedError> {
+    crate::config::embedding_model().map(|dir| Embedder::load(&dir)).transpose()
+}
+
+/// A vector as stored: little-endian f32s.
+pub fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A stored vector back (a trailing partial value is dropped).
+pub fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
 /// The dot product of two vectors of the same length (their cosine, both being normalized).
 pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()

@@ -156,6 +156,7 @@ pub struct Session {
     library: Library,
     project: ProjectSlot,
     extractor: Mutex<Option<PathBuf>>,
+    search_model: tokio::sync::OnceCell<Option<Arc<crate::engine::embed::Embedder>>>,
 }
 
 impl Session {
@@ -173,6 +174,7 @@ impl Session {
             library: Library::new(store.clone()),
             project: ProjectSlot::new(store.clone(), data_dir.clone()),
             extractor: Mutex::new(None),
+            search_model: tokio::sync::OnceCell::new(),
             downloads,
             slot: ModelSlot::new(store.clone(), data_dir.clone()),
             store,
@@ -427,14 +429,17 @@ impl Session {
         Ok(result?)
     }
 
-    /// Opens a code folder and brings its index up to date (only changed files are read);
-    /// `progress` hears about it as files are handled. It becomes the folder `ask_code` uses.
+    /// Opens a code folder and brings its words up to date (only changed files are read);
+    /// `progress` hears about it as files are handled. It becomes the folder `ask_code` uses
+    /// once keyword search is complete; chunks without vectors are then embedded in the
+    /// background, `on_embed` hearing how far it is; closing the folder stops it.
     pub async fn open_project(
         &self,
         root: &Path,
         progress: impl FnMut(IndexProgress) + Send + 'static,
+        on_embed: impl FnMut(IndexProgress) + Send + 'static,
     ) -> Result<(Arc<CodeIndex>, IndexReport), SessionError> {
-        self.project.open(root, progress).await
+        self.project.open(root, progress, on_embed).await
     }
 
     /// The open code folder, if any.
@@ -535,7 +540,29 @@ impl Session {
         saved::get(&self.store, id).await?;
         let (engine, request) = self.start_request(request_id).await?;
         let cancel = request.cancel.clone();
-        Ok(desk::summarize(&self.store, &engine, id, fresh, options, cancel, progress).await?)
+        let embedder = self.search_model().await;
+        Ok(desk::summarize(&self.store, &engine, id, fresh, options, embedder, cancel, progress).await?)
+    }
+
+    /// The embedding model for hybrid document search, loaded on first use; `None` when there
+    /// is none or it does not load (logged; search then uses keywords and says so).
+    pub async fn search_model(&self) -> Option<Arc<crate::engine::embed::Embedder>> {
+        self.search_model
+            .get_or_init(|| async {
+                match tokio::task::spawn_blocking(crate::engine::embed::load_search_model).await {
+                    Ok(Ok(model)) => model.map(Arc::new),
+                    Ok(Err(e)) => {
+                        tracing::warn!("documents are searched by keywords only: {e}");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("documents are searched by keywords only: {e}");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 
     /// Answers a follow-up question about a document from its relevant pages, under
@@ -549,7 +576,8 @@ impl Session {
     ) -> Result<Asked, SessionError> {
         let (engine, request) = self.start_request(request_id).await?;
         let cancel = request.cancel.clone();
-        let result = desk::ask(&self.store, &engine, id, question, None, cancel, on_text).await;
+        let search = desk::Search { embedder: self.search_model().await, on_embed: |_: u64, _: u64| {} };
+        let result = desk::ask(&self.store, &engine, id, question, search, None, cancel, on_text).await;
         Ok(result?)
     }
 

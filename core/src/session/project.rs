@@ -28,6 +28,8 @@ struct OpenProject {
     index: Arc<CodeIndex>,
     report: IndexReport,
     _watch: Option<Watch>,
+    /// Stops the background embedding when the folder is closed or another one opens.
+    _embedding: tokio_util::sync::DropGuard,
 }
 
 impl ProjectSlot {
@@ -36,23 +38,35 @@ impl ProjectSlot {
         Self { store, data_dir, open: tokio::sync::Mutex::new(None) }
     }
 
-    /// Opens a code folder and brings its index up to date (only changed files are read);
-    /// `progress` hears about it as files are handled. It becomes the folder `ask_code` uses.
+    /// Opens a code folder and brings its words up to date (only changed files are read);
+    /// `progress` hears about it as files are handled. It becomes the folder `ask_code` uses as
+    /// soon as keyword search is complete; the chunks without vectors are then embedded in the
+    /// background (`on_embed` hears how far it is), each batch searchable as it is committed.
     pub async fn open(
         &self,
         root: &Path,
         progress: impl FnMut(IndexProgress) + Send + 'static,
+        mut on_embed: impl FnMut(IndexProgress) + Send + 'static,
     ) -> Result<(Arc<CodeIndex>, IndexReport), SessionError> {
         let data = self.data_dir.path().to_path_buf();
         let root = root.to_path_buf();
         let (index, report) = tokio::task::spawn_blocking(move || {
             let index = CodeIndex::open_with_search_model(&data, &root)?;
-            let report = index.update(progress)?;
+            let report = index.update_words(progress)?;
             Ok::<_, CodeError>((index, report))
         })
         .await
         .map_err(|e| CodeError::Io { path: PathBuf::new(), source: std::io::Error::other(e) })??;
         let index = Arc::new(index);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (embedding, stop) = (Arc::clone(&index), cancel.clone());
+        tokio::task::spawn_blocking(move || match embedding.embed_pending(&mut on_embed, &stop) {
+            Ok(r) if r.chunks_embedded > 0 => {
+                tracing::info!(chunks = r.chunks_embedded, ms = r.embed_ms, "code chunks embedded")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("embedding the code folder failed; search uses keywords for the rest: {e}"),
+        });
         // Kept fresh while open: edits in the folder re-index just the files they touch.
         let watch = match Watch::start(Arc::clone(&index), |result| match result {
             Ok(r) if r.files_indexed + r.files_removed > 0 => {
@@ -67,8 +81,12 @@ impl ProjectSlot {
                 None
             }
         };
-        *self.open.lock().await =
-            Some(OpenProject { index: Arc::clone(&index), report: report.clone(), _watch: watch });
+        *self.open.lock().await = Some(OpenProject {
+            index: Arc::clone(&index),
+            report: report.clone(),
+            _watch: watch,
+            _embedding: cancel.drop_guard(),
+        });
         if let Err(e) = self.store.set_setting(LAST_PROJECT_KEY, &index.root().to_string_lossy()).await {
             tracing::warn!("could not remember the code folder: {e}");
         }

@@ -54,19 +54,19 @@ async fn index(
 ) -> Result<ProjectDto, ApiError> {
     let mut last = Instant::now();
     let (index, report) = session
-        .open_project(&root, move |p| {
-            // A few updates a second are enough for a progress bar.
-            if last.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
-                last = Instant::now();
-                let _ = on_progress.send(IndexProgressDto {
-                    files_done: p.files_done,
-                    files_total: p.files_total,
-                    files_per_second: p.files_per_second,
-                });
-            }
-        })
+        .open_project(
+            &root,
+            move |p| {
+                // A few updates a second are enough for a progress bar.
+                if last.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
+                    last = Instant::now();
+                    let _ = on_progress.send(IndexProgressDto::from(&p));
+                }
+            },
+            embedding_news(app),
+        )
         .await?;
-    let project = ProjectDto::new(index.root(), &report);
+    let project = ProjectDto::new(&index, &report);
     // The latest news for whoever subscribes later (this caller has the result already).
     use tauri::Manager;
     app.state::<ProjectListeners>().latest(ProjectEventDto::Opened { project: project.clone(), dropped: false });
@@ -110,15 +110,30 @@ struct Listeners {
 
 impl ProjectListeners {
     fn send(&self, event: ProjectEventDto) {
+        self.send_news(event.clone());
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).latest = Some(event);
+    }
+
+    /// Sends `event` without keeping it as the latest news (progress of the open folder's
+    /// embedding: a later subscriber needs the folder, not how far that was).
+    fn send_news(&self, event: ProjectEventDto) {
         let mut listeners = self.0.lock().unwrap_or_else(|p| p.into_inner());
         // A listener whose webview is gone fails to send and is dropped.
         listeners.channels.retain(|channel| channel.send(event.clone()).is_ok());
-        listeners.latest = Some(event);
     }
 
     /// Keeps `event` as the latest news without sending it.
     fn latest(&self, event: ProjectEventDto) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).latest = Some(event);
+    }
+}
+
+/// Tells every subscriber how far the open folder's background embedding is.
+fn embedding_news(app: &tauri::AppHandle) -> impl FnMut(altiplano_core::codebase::IndexProgress) + Send + 'static {
+    use tauri::Manager;
+    let app = app.clone();
+    move |p| {
+        app.state::<ProjectListeners>().send_news(ProjectEventDto::Embedding { progress: IndexProgressDto::from(&p) })
     }
 }
 
@@ -156,25 +171,24 @@ pub fn open_in_background(app: &tauri::AppHandle, root: PathBuf, dropped: bool) 
         let progress_app = app.clone();
         let mut last = Instant::now();
         let opened = session
-            .open_project(&root, move |p| {
-                if last.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
-                    last = Instant::now();
-                    progress_app.state::<ProjectListeners>().send(ProjectEventDto::Indexing {
-                        progress: IndexProgressDto {
-                            files_done: p.files_done,
-                            files_total: p.files_total,
-                            files_per_second: p.files_per_second,
-                        },
-                        dropped,
-                    });
-                }
-            })
+            .open_project(
+                &root,
+                move |p| {
+                    if last.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
+                        last = Instant::now();
+                        progress_app
+                            .state::<ProjectListeners>()
+                            .send(ProjectEventDto::Indexing { progress: IndexProgressDto::from(&p), dropped });
+                    }
+                },
+                embedding_news(&app),
+            )
             .await;
         if let Err(e) = &opened {
             tracing::warn!("code folder {} did not open: {e}", root.display());
         }
         listeners.send(match opened {
-            Ok((index, report)) => ProjectEventDto::Opened { project: ProjectDto::new(index.root(), &report), dropped },
+            Ok((index, report)) => ProjectEventDto::Opened { project: ProjectDto::new(&index, &report), dropped },
             Err(e) => ProjectEventDto::Failed { error: e.into(), dropped },
         });
     });

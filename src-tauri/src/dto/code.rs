@@ -1,8 +1,8 @@
 //! A code folder, its indexing and the answers about it.
 
 use altiplano_core::codebase::answer::CodeAnswer;
-use altiplano_core::codebase::IndexReport;
 use altiplano_core::codebase::Skip;
+use altiplano_core::codebase::{CodeIndex, IndexProgress, IndexReport, Retrieval};
 use serde::Serialize;
 
 use super::*;
@@ -21,6 +21,27 @@ pub struct ProjectDto {
     /// Files left out, with why (binary, too_large, minified, generated, not_utf8, …).
     pub skipped: Vec<SkipCountDto>,
     pub elapsed_ms: u64,
+    /// How its search ranks code.
+    pub retrieval: RetrievalDto,
+}
+
+/// How code is found for a question.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum RetrievalDto {
+    /// Keywords (BM25) and sentence embeddings of this model, fused.
+    Hybrid { model: String },
+    /// Keywords (BM25) only, for this reason.
+    Keywords { reason: String },
+}
+
+impl From<&Retrieval> for RetrievalDto {
+    fn from(r: &Retrieval) -> Self {
+        match r {
+            Retrieval::Hybrid { model } => Self::Hybrid { model: model.clone() },
+            Retrieval::Keywords { reason } => Self::Keywords { reason: reason.clone() },
+        }
+    }
 }
 
 /// How many files were left out for one reason.
@@ -63,8 +84,10 @@ impl From<Skip> for SkipReasonDto {
 }
 
 impl ProjectDto {
-    pub fn new(root: &std::path::Path, r: &IndexReport) -> Self {
+    pub fn new(index: &CodeIndex, r: &IndexReport) -> Self {
+        let root = index.root();
         Self {
+            retrieval: (&index.retrieval()).into(),
             root: root.display().to_string(),
             name: root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             files_seen: r.files_seen,
@@ -89,6 +112,27 @@ pub struct IndexProgressDto {
     pub files_done: u64,
     pub files_total: u64,
     pub files_per_second: f64,
+    /// Chunks embedded so far, of `chunks_to_embed` (both 0 before embedding starts or without
+    /// an embedding model).
+    pub chunks_embedded: u64,
+    pub chunks_to_embed: u64,
+    pub chunks_per_second: f64,
+    /// Seconds of embedding left, once a rate is known.
+    pub embed_seconds_left: Option<f64>,
+}
+
+impl From<&IndexProgress> for IndexProgressDto {
+    fn from(p: &IndexProgress) -> Self {
+        Self {
+            files_done: p.files_done,
+            files_total: p.files_total,
+            files_per_second: p.files_per_second,
+            chunks_embedded: p.chunks_embedded,
+            chunks_to_embed: p.chunks_to_embed,
+            chunks_per_second: p.chunks_per_second,
+            embed_seconds_left: p.embed_seconds_left(),
+        }
+    }
 }
 
 /// A chunk of code shown to the model.
@@ -119,6 +163,12 @@ pub struct CodeAnswerDto {
     pub citations: Vec<CitationDto>,
     /// Citations removed because the model was not shown that code.
     pub removed_citations: Vec<String>,
+    /// Sentences of the answer, each checked against the code shown.
+    pub sentences: u32,
+    /// Of those, the ones no excerpt supports (marked `[no source]` in the text).
+    pub unsourced: u32,
+    /// How the excerpts were found.
+    pub retrieval: RetrievalDto,
     pub excerpts: Vec<ExcerptDto>,
     pub conversation_id: i64,
 }
@@ -134,6 +184,9 @@ impl CodeAnswerDto {
                 .map(|c| CitationDto { path: c.path.clone(), start_line: c.start_line, end_line: c.end_line })
                 .collect(),
             removed_citations: a.answer.removed.clone(),
+            retrieval: (&a.context.retrieval).into(),
+            sentences: a.answer.sentences.len() as u32,
+            unsourced: a.answer.sentences.iter().filter(|s| s.sources.is_empty()).count() as u32,
             excerpts: a
                 .context
                 .excerpts
@@ -168,4 +221,7 @@ pub enum ProjectEventDto {
     Opened { project: ProjectDto, dropped: bool },
     /// It could not be opened.
     Failed { error: ApiError, dropped: bool },
+    /// The open folder's chunks are being embedded in the background; search uses vectors
+    /// for those done so far and keywords for all.
+    Embedding { progress: IndexProgressDto },
 }

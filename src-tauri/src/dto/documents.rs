@@ -57,6 +57,10 @@ pub struct SummaryDto {
     pub citations: Vec<PageCitationDto>,
     /// Citations removed in the tree for naming pages outside their part.
     pub removed_citations: u32,
+    /// Sentences and bullet points of the text, each checked against the pages it cites.
+    pub sentences: u32,
+    /// Of those, the ones no page supports (marked `[no source]` in the text).
+    pub unsourced: u32,
     /// Nodes of the summary tree (1 when the document fit in one pass).
     pub parts: u32,
     /// Levels of the tree.
@@ -74,6 +78,8 @@ impl From<&Summary> for SummaryDto {
             text: s.text.clone(),
             citations: page_citations(&s.citations),
             removed_citations: s.removed_citations,
+            sentences: s.sentences.len() as u32,
+            unsourced: s.sentences.iter().filter(|x| !x.sourced).count() as u32,
             parts: s.nodes.len() as u32,
             levels: s.nodes.iter().map(|n| n.level + 1).max().unwrap_or(0),
             model: s.nodes.iter().find(|n| n.is_root).map(|n| n.model.clone()).unwrap_or_default(),
@@ -88,6 +94,8 @@ impl From<&Summary> for SummaryDto {
 pub enum SummaryProgressDto {
     /// Counting tokens page by page.
     Counting { done: u32, pages: u32 },
+    /// Embedding the pages for follow-up search: `done` of `total` passages.
+    Embedding { done: u64, total: u64 },
     /// Writing part `item` of `items` on `level` (0: the text itself; then merges); `step` of
     /// `steps` overall.
     Writing {
@@ -107,6 +115,7 @@ pub enum SummaryProgressDto {
 impl From<&SummaryProgress> for SummaryProgressDto {
     fn from(p: &SummaryProgress) -> Self {
         match p {
+            SummaryProgress::Embedding { done, total } => Self::Embedding { done: *done, total: *total },
             SummaryProgress::Counting { done, pages } => Self::Counting { done: *done, pages: *pages },
             SummaryProgress::Writing { level, item, items, step, steps, first_page, last_page, eta_ms } => {
                 Self::Writing {
@@ -169,6 +178,8 @@ pub struct DocumentAnswerDto {
     pub citations: Vec<PageCitationDto>,
     pub removed_citations: u32,
     pub sources: Vec<PageSourceDto>,
+    /// How the pages were found.
+    pub retrieval: RetrievalDto,
     pub conversation_id: i64,
 }
 
@@ -183,6 +194,7 @@ impl DocumentAnswerDto {
                 .iter()
                 .map(|s| PageSourceDto { first_page: s.first_page, last_page: s.last_page, summary: s.summary })
                 .collect(),
+            retrieval: (&a.retrieval).into(),
             conversation_id,
         }
     }

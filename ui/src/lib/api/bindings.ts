@@ -172,6 +172,12 @@ export type CodeAnswerDto = {
 	citations: CitationDto[],
 	/**  Citations removed because the model was not shown that code. */
 	removedCitations: string[],
+	/**  Sentences of the answer, each checked against the code shown. */
+	sentences: number,
+	/**  Of those, the ones no excerpt supports (marked `[no source]` in the text). */
+	unsourced: number,
+	/**  How the excerpts were found. */
+	retrieval: RetrievalDto,
 	excerpts: ExcerptDto[],
 	conversationId: number,
 };
@@ -194,6 +200,8 @@ export type DocumentAnswerDto = {
 	citations: PageCitationDto[],
 	removedCitations: number,
 	sources: PageSourceDto[],
+	/**  How the pages were found. */
+	retrieval: RetrievalDto,
 	conversationId: number,
 };
 
@@ -330,6 +338,15 @@ export type IndexProgressDto = {
 	filesDone: number,
 	filesTotal: number,
 	filesPerSecond: number | null,
+	/**
+	 *  Chunks embedded so far, of `chunks_to_embed` (both 0 before embedding starts or without
+	 *  an embedding model).
+	 */
+	chunksEmbedded: number,
+	chunksToEmbed: number,
+	chunksPerSecond: number | null,
+	/**  Seconds of embedding left, once a rate is known. */
+	embedSecondsLeft: number | null,
 };
 
 /**  Where a download stands. */
@@ -511,6 +528,8 @@ export type ProjectDto = {
 	/**  Files left out, with why (binary, too_large, minified, generated, not_utf8, …). */
 	skipped: SkipCountDto[],
 	elapsedMs: number,
+	/**  How its search ranks code. */
+	retrieval: RetrievalDto,
 };
 
 /**
@@ -523,7 +542,19 @@ export type ProjectEventDto =
 /**  The folder is open. */
 { kind: "opened"; project: ProjectDto; dropped: boolean } | 
 /**  It could not be opened. */
-{ kind: "failed"; error: ApiError; dropped: boolean };
+{ kind: "failed"; error: ApiError; dropped: boolean } | 
+/**
+ *  The open folder's chunks are being embedded in the background; search uses vectors
+ *  for those done so far and keywords for all.
+ */
+{ kind: "embedding"; progress: IndexProgressDto };
+
+/**  How code is found for a question. */
+export type RetrievalDto = 
+/**  Keywords (BM25) and sentence embeddings of this model, fused. */
+{ kind: "hybrid"; model: string } | 
+/**  Keywords (BM25) only, for this reason. */
+{ kind: "keywords"; reason: string };
 
 /**  Who wrote a message. */
 export type RoleDto = "system" | "user" | "assistant";
@@ -561,6 +592,10 @@ export type SummaryDto = {
 	citations: PageCitationDto[],
 	/**  Citations removed in the tree for naming pages outside their part. */
 	removedCitations: number,
+	/**  Sentences and bullet points of the text, each checked against the pages it cites. */
+	sentences: number,
+	/**  Of those, the ones no page supports (marked `[no source]` in the text). */
+	unsourced: number,
 	/**  Nodes of the summary tree (1 when the document fit in one pass). */
 	parts: number,
 	/**  Levels of the tree. */
@@ -575,6 +610,8 @@ export type SummaryDto = {
 export type SummaryProgressDto = 
 /**  Counting tokens page by page. */
 { kind: "counting"; done: number; pages: number } | 
+/**  Embedding the pages for follow-up search: `done` of `total` passages. */
+{ kind: "embedding"; done: number; total: number } | 
 /**
  *  Writing part `item` of `items` on `level` (0: the text itself; then merges); `step` of
  *  `steps` overall.

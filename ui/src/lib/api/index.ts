@@ -53,7 +53,7 @@ export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
 export type { ProjectDto, ProjectEventDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
 export type { SkipCountDto, SkipReasonDto, TokenSourceDto } from './bindings';
 export type { GpuVendorDto, PlacementDto } from './bindings';
-export type { ExcerptDto } from './bindings';
+export type { ExcerptDto, RetrievalDto } from './bindings';
 export type { CitationDto } from './bindings';
 export type { DocumentDto, DocumentEventDto, DocumentAnswerDto, OpenedDocumentDto, SummaryDto, SummaryProgressDto };
 export type { PageCitationDto } from './bindings';

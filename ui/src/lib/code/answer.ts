@@ -7,7 +7,7 @@
 // create a control.
 import type { MarkedExtension, Tokens } from 'marked';
 import type { ExcerptDto } from '../api';
-import { markdownRenderer } from '../markdown/render';
+import { markdownRenderer, noSourceSyntax } from '../markdown/render';
 import { CITATION_AT_START, citationPattern, formatRange, splitCitations, type LineRange } from './citations';
 
 const CITATION_REF = 'citation-ref';
@@ -32,8 +32,11 @@ function escapeText(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** Renders an answer's Markdown to sanitized HTML, each citation in a `span.citation-ref`. */
-export const renderAnswer: (source: string) => string = markdownRenderer(citationSyntax);
+/**
+ * Renders an answer's Markdown to sanitized HTML, each citation in a `span.citation-ref` and
+ * each `[no source]` mark in a `span.no-source`.
+ */
+export const renderAnswer: (source: string) => string = markdownRenderer(citationSyntax, noSourceSyntax);
 
 /**
  * Turns the citations under `root` that name code the model was shown into buttons that call

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelStateDto, ProjectDto } from '../api';
+import type { IndexProgressDto, ModelStateDto, ProjectDto } from '../api';
 import {
   askBlocker,
   formatElapsed,
@@ -9,7 +9,14 @@ import {
   projectChanges,
   projectTotals,
   removedNote,
+  sourcingNote,
 } from './format';
+import { retrievalLabel } from '../retrieval';
+
+/** Progress of the file stage only: nothing to embed yet. */
+function files(filesDone: number, filesTotal: number, filesPerSecond: number): IndexProgressDto {
+  return { filesDone, filesTotal, filesPerSecond, chunksEmbedded: 0, chunksToEmbed: 0, chunksPerSecond: null, embedSecondsLeft: null };
+}
 
 /** Checks a formatter against [input, expected] pairs, so each case reads as one line. */
 function check<T>(format: (input: T) => string | null, cases: [T, string | null][]) {
@@ -27,6 +34,7 @@ function project(overrides: Partial<ProjectDto>): ProjectDto {
     chunks: 3120,
     skipped: [],
     elapsedMs: 1234,
+    retrieval: { kind: 'hybrid', model: 'all-MiniLM-L6-v2' },
     ...overrides,
   };
 }
@@ -35,11 +43,25 @@ describe('indexing', () => {
   it('words progress with the rate once there is one', () => {
     check(formatIndexing, [
       [null, 'Looking for files…'],
-      [{ filesDone: 0, filesTotal: 0, filesPerSecond: 0 }, 'Looking for files…'],
-      [{ filesDone: 0, filesTotal: 1, filesPerSecond: 0 }, '0 of 1 file'],
-      [{ filesDone: 120, filesTotal: 450, filesPerSecond: 85.4 }, '120 of 450 files · 85 files/s'],
-      [{ filesDone: 3, filesTotal: 450, filesPerSecond: 2.54 }, '3 of 450 files · 2.5 files/s'],
+      [files(0, 0, 0), 'Looking for files…'],
+      [files(0, 1, 0), '0 of 1 file'],
+      [files(120, 450, 85.4), '120 of 450 files · 85 files/s'],
+      [files(3, 450, 2.54), '3 of 450 files · 2.5 files/s'],
     ]);
+  });
+
+  it('words embedding with its rate and the time left', () => {
+    const done = files(450, 450, 85);
+    check(formatIndexing, [
+      [{ ...done, chunksToEmbed: 1200, chunksEmbedded: 0, chunksPerSecond: null, embedSecondsLeft: null }, 'embedding 0 of 1200 chunks'],
+      [{ ...done, chunksToEmbed: 1200, chunksEmbedded: 96, chunksPerSecond: 6.54, embedSecondsLeft: 168.8 }, 'embedding 96 of 1200 chunks · 6.5 chunks/s · about 3 min left'],
+      [{ ...done, chunksToEmbed: 1, chunksEmbedded: 0, chunksPerSecond: 12, embedSecondsLeft: 0.2 }, 'embedding 0 of 1 chunk · 12 chunks/s · about 1 s left'],
+    ]);
+  });
+
+  it('says which retrieval finds the code', () => {
+    expect(retrievalLabel({ kind: 'hybrid', model: 'all-MiniLM-L6-v2' })).toBe('Hybrid search: keywords and all-MiniLM-L6-v2 embeddings');
+    expect(retrievalLabel({ kind: 'keywords', reason: 'no embedding model' })).toBe('Keywords only (no embedding model)');
   });
 
   it('leaves out a rate that is not a rate', () => {
@@ -94,6 +116,13 @@ describe('answers', () => {
       [1, '1 citation named code the model was not shown and was removed'],
       [3, '3 citations named code the model was not shown and were removed'],
     ]);
+  });
+
+  it('says how many sentences the code shown backs', () => {
+    expect(sourcingNote(0, 0)).toBeNull();
+    expect(sourcingNote(4, 0)).toBe('Every sentence (4) is backed by the code shown.');
+    expect(sourcingNote(4, 1)).toBe('3 of 4 sentences are backed by the code shown; the one marked “no source” is not.');
+    expect(sourcingNote(5, 2)).toBe('3 of 5 sentences are backed by the code shown; the 2 marked “no source” are not.');
   });
 
   it('says why a question cannot be asked yet', () => {

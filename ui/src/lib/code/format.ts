@@ -1,6 +1,7 @@
 // How the Code tab words its numbers and states: pure functions of the DTOs, so the components
 // stay declarative and the wording is tested in one place (format.test.ts).
 import type { IndexProgressDto, ModelStateDto, ProjectDto, SkipCountDto, SkipReasonDto } from '../api';
+import { formatEta } from '../documents/format';
 
 const SKIP_REASONS: Record<SkipReasonDto, string> = {
   binary: 'binary',
@@ -38,6 +39,14 @@ export function formatFileRate(filesPerSecond: number | null): string {
 
 /** `120 of 450 files · 85 files/s`; `Looking for files…` before the walk has counted them. */
 export function formatIndexing(progress: IndexProgressDto | null): string {
+  if (progress !== null && progress.chunksToEmbed > 0) {
+    const rate = progress.chunksPerSecond;
+    const parts = [`embedding ${progress.chunksEmbedded} of ${plural(progress.chunksToEmbed, 'chunk')}`];
+    if (rate !== null && Number.isFinite(rate) && rate > 0) parts.push(`${rate < 10 ? rate.toFixed(1) : Math.round(rate)} chunks/s`);
+    const left = formatEta(progress.embedSecondsLeft === null ? null : progress.embedSecondsLeft * 1000);
+    if (left !== '') parts.push(left);
+    return parts.join(' · ');
+  }
   if (progress === null || progress.filesTotal === 0) return 'Looking for files…';
   const rate = formatFileRate(progress.filesPerSecond);
   const done = `${progress.filesDone} of ${plural(progress.filesTotal, 'file')}`;
@@ -84,4 +93,15 @@ export function askBlocker(projectOpen: boolean, model: ModelStateDto | null | u
     default:
       return 'Load a model (in the status bar below) to ask about the code.';
   }
+}
+
+/**
+ * How well the answer's sentences are backed by the code shown: `Every sentence (4) is backed by
+ * the code shown.`, or how many are not; `null` for an answer without sentences.
+ */
+export function sourcingNote(sentences: number, unsourced: number): string | null {
+  if (sentences === 0) return null;
+  if (unsourced === 0) return `Every sentence (${sentences}) is backed by the code shown.`;
+  const marked = unsourced === 1 ? 'the one marked “no source” is' : `the ${unsourced} marked “no source” are`;
+  return `${sentences - unsourced} of ${sentences} sentences are backed by the code shown; ${marked} not.`;
 }

@@ -20,15 +20,19 @@ const project: ProjectDto = {
   chunks: 42,
   skipped: [{ reason: 'binary', count: 2 }],
   elapsedMs: 300,
+  retrieval: { kind: 'hybrid', model: 'all-MiniLM-L6-v2' },
 };
 
 const answer: CodeAnswerDto = {
-  text: 'It is parsed in (src/a.rs:2-3) <img src=x onerror=alert(1)> and set up in pkg/__init__.py:1.',
+  text: 'It is parsed in (src/a.rs:2-3) <img src=x onerror=alert(1)> and set up in pkg/__init__.py:1. It runs on Tuesdays [no source].',
   citations: [
     { path: 'src/a.rs', startLine: 2, endLine: 3 },
     { path: 'pkg/__init__.py', startLine: 1, endLine: 1 },
   ],
   removedCitations: ['src/zz.rs:1-9'],
+  sentences: 2,
+  unsourced: 1,
+  retrieval: { kind: 'keywords', reason: 'no embedding model' },
   excerpts: [
     { path: 'src/a.rs', startLine: 1, endLine: 5, symbol: 'parse' },
     { path: 'pkg/__init__.py', startLine: 1, endLine: 3, symbol: '' },
@@ -141,9 +145,14 @@ describe('the Code tab', () => {
     $('code-open')!.click();
     await settle();
     expect(calls.map((c) => c.cmd)).toEqual(['choose_project']);
-    progress.onmessage({ filesDone: 120, filesTotal: 450, filesPerSecond: 85.4 });
+    const stage = { chunksEmbedded: 0, chunksToEmbed: 0, chunksPerSecond: null, embedSecondsLeft: null };
+    progress.onmessage({ filesDone: 120, filesTotal: 450, filesPerSecond: 85.4, ...stage });
     await settle();
     expect($('code-progress')?.textContent).toContain('120 of 450 files · 85 files/s');
+    progress.onmessage({ filesDone: 450, filesTotal: 450, filesPerSecond: 85.4, ...stage, chunksToEmbed: 900, chunksEmbedded: 300, chunksPerSecond: 6, embedSecondsLeft: 100 });
+    await settle();
+    expect($('code-progress')?.textContent).toContain('embedding 300 of 900 chunks · 6.0 chunks/s · about 2 min left');
+    expect($('code-progress')?.querySelector('progress')?.max).toBe(900);
     expect($<HTMLButtonElement>('code-open')!.disabled).toBe(true);
 
     indexing.resolve(project);
@@ -151,6 +160,7 @@ describe('the Code tab', () => {
     expect($('code-progress')).toBeNull();
     expect($('code-summary')?.textContent).toContain('10 files · 42 chunks');
     expect($('code-summary')?.textContent).toContain('skipped: 2 binary');
+    expect($('code-retrieval')?.textContent).toBe('Hybrid search: keywords and all-MiniLM-L6-v2 embeddings');
     expect(question().disabled).toBe(false);
     expect($('code-hint')).toBeNull();
   });
@@ -187,6 +197,9 @@ describe('the Code tab', () => {
     expect(shown.querySelector('img, script')).toBeNull();
     expect($$('citation').map((b) => b.textContent)).toEqual(['src/a.rs:2-3', 'pkg/__init__.py:1']);
     expect($('removed-citations')?.textContent).toBe('1 citation named code the model was not shown and was removed.');
+    expect($('answer-retrieval')?.textContent).toBe('Keywords only (no embedding model)');
+    expect($('sourcing-note')?.textContent).toBe('1 of 2 sentences are backed by the code shown; the one marked “no source” is not.');
+    expect([...shown.querySelectorAll('span.no-source')].map((m) => m.textContent)).toEqual(['no source']);
     expect($$('source').map((b) => b.textContent)).toEqual(['src/a.rs:1-5', 'pkg/__init__.py:1-3']);
     expect($('code-ask')).not.toBeNull();
     // The answer was saved in the folder's conversation, so the sidebar is refreshed.

@@ -14,13 +14,15 @@ const doc: DocumentDto = { id: 4, title: 'report.pdf', path: '/home/me/report.pd
 
 const summary: SummaryDto = {
   documentId: 4,
-  text: 'Harvests rose [p. 7]. <img src=x onerror=alert(1)> Prices fell [pp. 9–10].',
+  text: 'Harvests rose [p. 7]. <img src=x onerror=alert(1)> Prices fell [pp. 9–10]. Trucks were bought [no source].',
   citations: [
     { page: 7, text: 'Harvests rose' },
     { page: 9, text: 'Prices fell' },
     { page: 10, text: 'Prices fell' },
   ],
   removedCitations: 1,
+  sentences: 3,
+  unsourced: 1,
   parts: 3,
   levels: 2,
   model: 'SmolLM2',
@@ -136,8 +138,10 @@ describe('the Documents tab', () => {
     expect($$('page-citation').map((b) => b.textContent)).toEqual(['[p. 7]', '[pp. 9–10]']);
     expect($$('summary-note').map((n) => n.textContent)).toEqual([
       'Written by SmolLM2 from 3 partial summaries over 2 levels.',
+      '2 of 3 sentences cite a page that supports them; the one marked “no source” is not backed by any page.',
       '1 citation named a page outside the part being summarized and was removed.',
     ]);
+    expect([...shown.querySelectorAll('span.no-source')].map((m) => m.textContent)).toEqual(['no source']);
 
     $$('page-citation')[1]!.click();
     await settle();
@@ -216,6 +220,7 @@ describe('the Documents tab', () => {
       citations: [{ page: 7, text: 'Barley was harvested' }],
       removedCitations: 0,
       sources: [{ firstPage: 7, lastPage: 7, summary: false }],
+      retrieval: { kind: 'hybrid', model: 'all-MiniLM-L6-v2' },
       conversationId: 9,
     });
     await settle();
@@ -223,5 +228,6 @@ describe('the Documents tab', () => {
     const answer = $('document-answer')!;
     expect([...answer.querySelectorAll('[data-testid="page-citation"]')].map((b) => b.textContent)).toEqual(['[p. 7]']);
     expect($$('document-source').map((b) => b.textContent)).toEqual(['p. 7']);
+    expect($('document-retrieval')?.textContent).toBe('Hybrid search: keywords and all-MiniLM-L6-v2 embeddings');
   });
 });

@@ -34,4 +34,13 @@ describe('page citations', () => {
     expect(root.querySelector('code')?.textContent).toBe('[p. 1]');
     expect(root.querySelector('span.page-ref')).toBeNull();
   });
+
+  it('marks a sentence no page supports, as an inert label that a model cannot forge into markup', () => {
+    const root = document.createElement('div');
+    root.innerHTML = renderWithPageCitations('- Rent rose [p. 3].\n- Trucks were bought [no source].\n- <span class="no-source">x</span>');
+    const marks = [...root.querySelectorAll<HTMLElement>('span.no-source')];
+    expect(marks.map((m) => m.textContent)).toEqual(['no source']);
+    expect(marks[0]!.title).toMatch(/No source supports this sentence/);
+    expect(root.textContent).toContain('<span class="no-source">x</span>');
+  });
 });

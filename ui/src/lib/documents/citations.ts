@@ -5,7 +5,7 @@
 // text from the model or the document can never create a control. Pure functions, tested in
 // citations.test.ts.
 import type { MarkedExtension, Tokens } from 'marked';
-import { markdownRenderer } from '../markdown/render';
+import { markdownRenderer, noSourceSyntax } from '../markdown/render';
 
 const PAGE_REF = 'page-ref';
 // The backend's pattern: `[p. 3]`, `[pp. 3-5]`, `[page 3, 7]`, `[pages 3 and 4]`, any case.
@@ -68,8 +68,11 @@ const citationSyntax: MarkedExtension = {
   ],
 };
 
-/** Renders a summary's or answer's Markdown to sanitized HTML, each citation in a `span.page-ref`. */
-export const renderWithPageCitations: (source: string) => string = markdownRenderer(citationSyntax);
+/**
+ * Renders a summary's or answer's Markdown to sanitized HTML, each citation in a `span.page-ref`
+ * and each `[no source]` mark in a `span.no-source`.
+ */
+export const renderWithPageCitations: (source: string) => string = markdownRenderer(citationSyntax, noSourceSyntax);
 
 /**
  * Turns each citation span under `root` whose pages all exist (1..=pageCount) into a button

@@ -77,6 +77,31 @@ export function markdownRenderer(...extensions: MarkedExtension[]): (source: str
     });
 }
 
+/**
+ * The backend's mark after a sentence no source supports (`UNSUPPORTED` in
+ * core/src/sourcing.rs), rendered as an inert `span.no-source` so it stands out from the text.
+ */
+export const NO_SOURCE = '[no source]';
+
+/** Inline syntax for {@link NO_SOURCE}; pass it to {@link markdownRenderer}. */
+export const noSourceSyntax: MarkedExtension = {
+  extensions: [
+    {
+      name: 'noSource',
+      level: 'inline',
+      start: (src: string) => {
+        const at = src.indexOf(NO_SOURCE);
+        return at < 0 ? undefined : at;
+      },
+      tokenizer(src: string): Tokens.Generic | undefined {
+        return src.startsWith(NO_SOURCE) ? { type: 'noSource', raw: NO_SOURCE, text: NO_SOURCE } : undefined;
+      },
+      renderer: () =>
+        '<span class="no-source" title="No source supports this sentence: check it before you rely on it">no source</span>',
+    },
+  ],
+};
+
 /** Renders Markdown from an untrusted source to sanitized HTML. */
 export const renderMarkdown: (source: string) => string = markdownRenderer();
 

@@ -36,6 +36,8 @@ export class CodeState {
   indexing = $state(false);
   /** The latest indexing progress; null before the first report. */
   progress = $state<IndexProgressDto | null>(null);
+  /** How far the open folder's background embedding is; null when nothing is being embedded. */
+  embedding = $state<IndexProgressDto | null>(null);
   indexError = $state<ApiError | null>(null);
   exchanges = $state<CodeExchange[]>([]);
   /** The question box's text; kept when asking fails before anything was written. */
@@ -73,6 +75,9 @@ export class CodeState {
       this.indexing = true;
       this.indexError = null;
       this.progress = event.progress;
+    } else if (event.kind === 'embedding') {
+      const p = event.progress;
+      this.embedding = p.chunksToEmbed > 0 && p.chunksEmbedded < p.chunksToEmbed ? p : null;
     } else if (event.kind === 'opened') {
       this.indexing = false;
       if (this.project?.root !== event.project.root) {

@@ -14,6 +14,7 @@ const project = (root: string): ProjectDto => ({
   chunks: 9,
   skipped: [],
   elapsedMs: 12,
+  retrieval: { kind: 'keywords', reason: 'no embedding model' },
 });
 
 describe('dropped folders', () => {
@@ -22,7 +23,7 @@ describe('dropped folders', () => {
     code.project = project('/old');
     code.exchanges = [{ id: 1, question: 'q', streamed: 'a', answer: null, error: null, stopped: false }];
 
-    code.handleProjectEvent({ kind: 'indexing', progress: { filesDone: 1, filesTotal: 3, filesPerSecond: 10 }, dropped: true });
+    code.handleProjectEvent({ kind: 'indexing', progress: { filesDone: 1, filesTotal: 3, filesPerSecond: 10, chunksEmbedded: 0, chunksToEmbed: 0, chunksPerSecond: null, embedSecondsLeft: null }, dropped: true });
     expect(code.indexing).toBe(true);
     expect(code.progress?.filesDone).toBe(1);
 
@@ -30,6 +31,14 @@ describe('dropped folders', () => {
     expect(code.indexing).toBe(false);
     expect(code.project?.root).toBe('/new');
     expect(code.exchanges).toEqual([]);
+
+    // Then its chunks are embedded in the background: shown, and gone once all are done.
+    const files = { filesDone: 3, filesTotal: 3, filesPerSecond: 0 };
+    code.handleProjectEvent({ kind: 'embedding', progress: { ...files, chunksEmbedded: 16, chunksToEmbed: 40, chunksPerSecond: 8, embedSecondsLeft: 3 } });
+    expect(code.embedding?.chunksEmbedded).toBe(16);
+    expect(code.indexing).toBe(false);
+    code.handleProjectEvent({ kind: 'embedding', progress: { ...files, chunksEmbedded: 40, chunksToEmbed: 40, chunksPerSecond: 8, embedSecondsLeft: null } });
+    expect(code.embedding).toBeNull();
   });
 
   it('keep the answers when the same folder is dropped again, and report failures', () => {
