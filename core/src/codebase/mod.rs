@@ -634,31 +634,44 @@ impl CodeIndex {
             let files_total = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).files.len() as u64;
             let mut batch: Vec<EmbeddedFile> = Vec::new();
             let mut batch_chunks = 0;
-            let last = prepared.len() - 1;
-            for (i, (path, hash, chunks, bodies)) in prepared.into_iter().enumerate() {
+            let mut files = prepared.into_iter().peekable();
+            while files.peek().is_some() {
                 if cancel.is_cancelled() {
                     report.chunks_embedded += self.commit_vectors(batch, embedder.id())?;
                     report.embed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     return Ok(report);
                 }
-                let texts: Vec<String> =
-                    chunks.iter().zip(&bodies).map(|(c, body)| embedding_text(&path, &c.symbol, body)).collect();
-                let mut vectors = Vec::with_capacity(texts.len());
-                for part in texts.chunks(16) {
-                    let refs: Vec<&str> = part.iter().map(String::as_str).collect();
-                    vectors.extend(embedder.embed(&refs)?);
-                    let done = report.chunks_embedded + batch_chunks + vectors.len() as u64;
-                    let secs = started.elapsed().as_secs_f64().max(1e-3);
-                    progress(IndexProgress {
-                        chunks_embedded: done,
-                        chunks_to_embed: to_embed,
-                        chunks_per_second: done as f64 / secs,
-                        ..IndexProgress::files(files_total, files_total, 0.0)
-                    });
+                // A group of files embedded together: the model pads each batch to its longest
+                // text, and texts of many files sorted by length waste least.
+                let mut group: Vec<(String, String, Vec<chunk::Chunk>, Vec<String>)> = Vec::new();
+                let mut group_chunks = 0;
+                while group_chunks < EMBED_GROUP_CHUNKS {
+                    let Some(file) = files.next() else { break };
+                    group_chunks += file.2.len();
+                    group.push(file);
                 }
-                batch_chunks += vectors.len() as u64;
-                batch.push(EmbeddedFile { path, hash, chunks, bodies, vectors });
-                if batch_chunks >= EMBED_COMMIT_CHUNKS || i == last {
+                let texts: Vec<String> = group
+                    .iter()
+                    .flat_map(|(path, _, chunks, bodies)| {
+                        chunks.iter().zip(bodies).map(|(c, body)| embedding_text(path, &c.symbol, body))
+                    })
+                    .collect();
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let mut vectors = embedder.embed(&refs)?.into_iter();
+                for (path, hash, chunks, bodies) in group {
+                    let vectors: Vec<Vec<f32>> = vectors.by_ref().take(chunks.len()).collect();
+                    batch_chunks += vectors.len() as u64;
+                    batch.push(EmbeddedFile { path, hash, chunks, bodies, vectors });
+                }
+                let done = report.chunks_embedded + batch_chunks;
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                progress(IndexProgress {
+                    chunks_embedded: done,
+                    chunks_to_embed: to_embed,
+                    chunks_per_second: done as f64 / secs,
+                    ..IndexProgress::files(files_total, files_total, 0.0)
+                });
+                if batch_chunks >= EMBED_COMMIT_CHUNKS || files.peek().is_none() {
                     report.chunks_embedded += self.commit_vectors(std::mem::take(&mut batch), embedder.id())?;
                     batch_chunks = 0;
                 }
@@ -962,8 +975,10 @@ fn embedding_text(path: &str, symbol: &str, body: &str) -> String {
 /// How much of a chunk's code the embedding model reads (about 150 tokens).
 const EMBED_BODY_BYTES: usize = 600;
 
-/// Chunks embedded between two commits of their vectors (about a minute on two cores).
+/// Chunks embedded between two commits of their vectors (a minute or two on two cores).
 const EMBED_COMMIT_CHUNKS: u64 = 512;
+/// Chunks embedded in one call, between progress reports and looks at the stop.
+const EMBED_GROUP_CHUNKS: usize = 64;
 
 /// The lines of each chunk of `text`.
 fn chunk_bodies(chunks: &[chunk::Chunk], text: &str) -> Vec<String> {
