@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Code search benchmark: recall@5, MRR and query latency of BM25 alone, vectors alone and
+# Retrieval benchmark: recall@5, MRR and query latency of BM25 alone, vectors alone and
 # hybrid, on question sets written from the sources of real crates the tests never use
-# (bench/retrieval/code-*.json; each names its crate, version and the .crate file's sha256),
-# with the starter embedding model (models/fetch-starter.sh). Crates are fetched from
-# static.crates.io into ${ALTIPLANO_BENCH_CACHE:-$HOME/.cache/altiplano-bench}/crates and
-# checked against the sha256 in the set.
+# (bench/retrieval/code-*.json; each names its crate, version and the .crate file's sha256)
+# and from real PDFs (bench/retrieval/pdf-*.json: follow-up page search; each names the Debian
+# package, version, path and sha256 of its PDF), with the starter embedding model
+# (models/fetch-starter.sh). Crates come from static.crates.io, PDFs from Debian's archive
+# (apt-get download), into ${ALTIPLANO_BENCH_CACHE:-$HOME/.cache/altiplano-bench}, checked
+# against the sha256 in the set.
 #
 #   bench/retrieval.sh            all sets; one JSON line per set, then a Markdown table
 set -euo pipefail
@@ -27,12 +29,25 @@ for set in bench/retrieval/code-*.json; do
   [ -d "$src" ] || tar -xzf "$crate" -C "$cache"
   "$target/debug/examples/retrieval_eval" "$set" "$src" | tee -a "$results"
 done
+docs="${ALTIPLANO_BENCH_CACHE:-$HOME/.cache/altiplano-bench}/debs"
+mkdir -p "$docs"
+for set in bench/retrieval/pdf-*.json; do
+  read -r package version path sha < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["source"]; print(s["package"], s["version"], s["path"], s["sha256"])' "$set")
+  pdf="$docs/$package-$version/$path"
+  if [ ! -f "$pdf" ] || [ "$(sha256sum "$pdf" | cut -d' ' -f1)" != "$sha" ]; then
+    (cd "$docs" && apt-get download "$package=$version" >/dev/null)
+    dpkg-deb -x "$docs/${package}_${version}"_*.deb "$docs/$package-$version"
+    [ "$(sha256sum "$pdf" | cut -d' ' -f1)" = "$sha" ] || { echo "retrieval.sh: $path from $package $version has the wrong sha256" >&2; exit 1; }
+  fi
+  "$target/debug/examples/retrieval_eval" "$set" "$pdf" | tee -a "$results"
+done
 python3 - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| set | questions | chunks | embed chunks/s | BM25 R@5 / MRR | dense R@5 / MRR | hybrid R@5 / MRR | hybrid query p50 / p90 ms |")
+print("| set | questions | chunks (passages) | embed chunks/s | BM25 R@5 / MRR | dense R@5 / MRR | hybrid R@5 / MRR | hybrid query p50 / p90 ms |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
     f = lambda k: f"{r[k]['recall_at_5']:.2f} / {r[k]['mrr']:.2f}"
-    print(f"| {r['set']} {r['version']} | {r['questions']} | {r['chunks']} | {r['chunks_per_second']:.1f} | {f('bm25')} | {f('dense')} | {f('hybrid')} | {r['hybrid']['query_ms_p50']:.1f} / {r['hybrid']['query_ms_p90']:.1f} |")
+    name = f"{r['set']} {r['version']}" + (f" ({r['file']}, {r['pages']} pages)" if r.get('file') else "")
+    print(f"| {name} | {r['questions']} | {r['chunks']} | {r['chunks_per_second']:.1f} | {f('bm25')} | {f('dense')} | {f('hybrid')} | {r['hybrid']['query_ms_p50']:.1f} / {r['hybrid']['query_ms_p90']:.1f} |")
 PY

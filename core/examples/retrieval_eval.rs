@@ -117,6 +117,16 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
             Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
         })?;
     }
+    // Tuning: RETRIEVAL_EVAL_WEIGHTS=0.25,0.5 scores the fusion with those keyword weights too.
+    let weights = std::env::var("RETRIEVAL_EVAL_WEIGHTS").unwrap_or_default();
+    for weight in weights.split(',').filter_map(|w| w.trim().parse::<f32>().ok()) {
+        out[format!("hybrid_keywords_{weight}")] = score(&questions, |question, expect| {
+            let query = embedder.embed(&[question])?.swap_remove(0);
+            let dense = Some(Dense { query: &query, pages: &page_vectors });
+            let hits = followup::rank_weighted(question, &pages, &[], 10, dense, Ranking::Best, weight)?;
+            Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
+        })?;
+    }
     println!("{}", serde_json::to_string(&out)?);
     store.close().await;
     Ok(())
