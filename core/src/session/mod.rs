@@ -549,17 +549,15 @@ impl Session {
     pub async fn search_model(&self) -> Option<Arc<crate::engine::embed::Embedder>> {
         self.search_model
             .get_or_init(|| async {
-                match tokio::task::spawn_blocking(crate::engine::embed::load_search_model).await {
-                    Ok(Ok(model)) => model.map(Arc::new),
-                    Ok(Err(e)) => {
-                        tracing::warn!("documents are searched by keywords only: {e}");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::warn!("documents are searched by keywords only: {e}");
-                        None
-                    }
-                }
+                let loaded = tokio::task::spawn_blocking(crate::engine::embed::load_search_model)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                loaded
+                    .inspect_err(|e| tracing::warn!("documents are searched by keywords only: {e}"))
+                    .ok()
+                    .flatten()
+                    .map(Arc::new)
             })
             .await
             .clone()
