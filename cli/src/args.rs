@@ -105,8 +105,9 @@ pub enum DocumentsCommand {
         /// Context to use, in tokens (default: all the model can use well).
         #[arg(long, value_name = "TOKENS")]
         context: Option<usize>,
-        /// Print JSON: { "answer", "citations", "removed_citations", "pages_shown",
-        /// "retrieval", "conversation_id", "stopped", "stats" }.
+        /// Print JSON: { "answer", "citations", "removed_citations", "sentences" (each with
+        /// its checked "pages" and "sourced"), "coverage", "pages_shown", "retrieval",
+        /// "conversation_id", "stopped", "stats" }.
         #[arg(long)]
         json: bool,
     },

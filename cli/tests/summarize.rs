@@ -34,6 +34,18 @@ fn the_cli_answers_a_follow_up_and_a_killed_one_keeps_the_question() {
         assert!(pages.contains(&c["page"].as_u64().expect("page")), "{c} cites a page not shown: {json}");
     }
     assert_eq!(json["stopped"], false);
+    // No embedding model here: the JSON says keywords found the pages, and why.
+    assert_eq!(json["retrieval"], serde_json::json!({ "kind": "keywords", "reason": { "why": "no_model" } }), "{json}");
+    // Each sentence is checked: one that cites a page names a page shown, one marked in the
+    // answer is unsourced.
+    let sentences = json["sentences"].as_array().expect("sentences");
+    let marked = json["answer"].as_str().unwrap_or_default().matches("[no source]").count();
+    assert_eq!(sentences.iter().filter(|s| s["sourced"] == false).count(), marked, "{json}");
+    for s in sentences {
+        for p in s["pages"].as_array().expect("pages") {
+            assert!(pages.contains(&p.as_u64().expect("page")), "{s} is sourced from a page not shown: {json}");
+        }
+    }
     let conversation = json["conversation_id"].as_i64().expect("conversation");
     // The same exchange is in the document's conversation, where the app shows it.
     let show = cli().args(["conversations", "show", "--json", &conversation.to_string()]).output().expect("run");

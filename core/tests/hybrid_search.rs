@@ -172,7 +172,7 @@ fn a_damaged_or_incomplete_embedding_model_is_refused_with_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_finds_the_page_that_answers_in_other_words_and_pages_are_embedded_once() {
-    use altiplano_core::documents::followup::{rank, Dense};
+    use altiplano_core::documents::followup::{Dense, PageIndex};
     use altiplano_core::documents::{saved, vectors};
     use altiplano_core::engine::CancellationToken;
 
@@ -206,10 +206,11 @@ async fn a_follow_up_finds_the_page_that_answers_in_other_words_and_pages_are_em
     // No word of the question is on the page that answers it.
     let question = "What damage did the bad weather cause?";
     let query = embedder.embed(&[question]).expect("embed the question").swap_remove(0);
-    let keywords = rank(question, &pages, &[], 5, None).expect("rank");
+    let index = PageIndex::build(&pages, &[]).expect("index the pages");
+    let keywords = index.rank(question, 5, None).expect("rank");
     assert!(keywords.iter().all(|s| s.first_page != 2), "BM25 alone cannot find it: {keywords:?}");
     assert!(keywords.is_empty(), "stop words match nothing: {keywords:?}");
-    let hybrid = rank(question, &pages, &[], 5, Some(Dense { query: &query, pages: &page_vectors })).expect("rank");
+    let hybrid = index.rank(question, 5, Some(Dense { query: &query, pages: &page_vectors })).expect("rank");
     assert_eq!(hybrid.first().map(|s| s.first_page), Some(2), "{hybrid:?}");
 
     // Opened again (the same database): nothing is embedded twice.

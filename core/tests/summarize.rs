@@ -228,6 +228,12 @@ async fn follow_up_questions_use_the_right_pages_and_stay_in_the_documents_conve
         .iter()
         .all(|c| shown.contains(&c.page) || summary.citations.iter().any(|s| s.page == c.page)));
     eprintln!("answer: {}", answer.text);
+    // Every sentence either cites a page that supports it or is marked as having none.
+    for sentence in &answer.sentences {
+        assert_eq!(sentence.sourced, !sentence.pages.is_empty(), "{sentence:?}");
+    }
+    let marked = answer.text.matches(altiplano_core::sourcing::UNSUPPORTED).count();
+    assert_eq!(marked, answer.sentences.iter().filter(|s| !s.sourced).count(), "{}", answer.text);
 
     let doc = session.documents().await.expect("list").into_iter().find(|d| d.id == doc.id).expect("listed");
     assert_eq!(doc.conversation_id, Some(conversation));

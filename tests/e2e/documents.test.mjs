@@ -112,6 +112,18 @@ test('a PDF named on the command line is summarized, and a follow-up opens the p
     ),
   );
   assert.equal(phase, 'done');
+  // The answer's sentences were checked too: its note counts the ones marked "no source".
+  const answerMarks = await driver.execute(
+    'return document.querySelectorAll(\'[data-testid="document-answer"] span.no-source\').length;',
+  );
+  const [answerNote] = await driver.texts('[data-testid="answer-sourcing"]');
+  if (answerMarks > 0) {
+    assert.ok(answerNote, 'an answer with unsupported sentences says how many');
+    const c = /^(\d+) of (\d+) sentences/.exec(answerNote);
+    assert.equal(Number(c?.[2]) - Number(c?.[1]), answerMarks, answerNote);
+  } else if (answerNote !== undefined) {
+    assert.match(answerNote, /^Every sentence \(\d+\) cites a page that supports it\.$/);
+  }
 
   // The page that answers is shown to the model first; it opens beside the answer.
   await driver.execute('document.querySelector("details.sources").open = true; return true;');

@@ -38,6 +38,8 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
             bar.set_length(total);
             bar.set_position(done);
         },
+        // One question per run: nothing to keep the index for.
+        indexes: None,
     };
     let mut stdout = std::io::stdout().lock();
     let asked = desk::ask(store, &engine, doc.id, &question, search, context, cancel, |text| {
@@ -62,6 +64,8 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
             "answer": answer.text,
             "citations": answer.citations,
             "removed_citations": answer.removed_citations,
+            "sentences": answer.sentences,
+            "coverage": answer.coverage,
             "pages_shown": shown,
             "retrieval": answer.retrieval,
             "conversation_id": asked.conversation_id,
@@ -88,6 +92,14 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
         eprintln!("retrieval: {}", answer.retrieval);
         if answer.removed_citations > 0 {
             eprintln!("{} citation(s) of pages the model was not shown were removed", answer.removed_citations);
+        }
+        let unsourced = answer.sentences.iter().filter(|s| !s.sourced).count();
+        if unsourced > 0 {
+            eprintln!(
+                "{unsourced} of {} sentences are backed by no page shown (marked {})",
+                answer.sentences.len(),
+                altiplano_core::sourcing::UNSUPPORTED
+            );
         }
         if stopped {
             eprintln!("stopped; what was written is saved");

@@ -95,8 +95,37 @@ pub enum Retrieval {
     /// Keywords (BM25) only.
     Keywords {
         /// Why there are no vectors.
-        reason: String,
+        reason: KeywordsOnly,
     },
+}
+
+/// Why a search uses keywords only: each face words it (the app in the user's language).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum KeywordsOnly {
+    /// No embedding model is installed (or it is turned off with `ALTIPLANO_EMBEDDING_MODEL=""`).
+    NoModel,
+    /// The embedding model did not load, or failed on this text.
+    ModelFailed {
+        /// What went wrong, in English (for logs and the CLI).
+        error: String,
+    },
+}
+
+impl KeywordsOnly {
+    /// The model failed with `error`.
+    pub fn failed(error: &dyn std::fmt::Display) -> Self {
+        Self::ModelFailed { error: error.to_string() }
+    }
+}
+
+impl std::fmt::Display for KeywordsOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoModel => write!(f, "no embedding model; models/fetch-starter.sh fetches the starter one"),
+            Self::ModelFailed { error } => write!(f, "the embedding model failed: {error}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Retrieval {
@@ -267,7 +296,7 @@ pub struct CodeIndex {
     repo_map: std::sync::Mutex<Option<(usize, String)>>,
     embedder: Option<Arc<crate::engine::embed::Embedder>>,
     /// Why there is no embedding model, when it failed to load.
-    no_vectors: Option<String>,
+    no_vectors: Option<KeywordsOnly>,
     /// The vectors of the index, read once after each update.
     dense: std::sync::Mutex<Option<Arc<Vec<DenseRow>>>>,
     /// Each file's place in the repo map's PageRank order, computed once after each update.
@@ -377,7 +406,7 @@ impl CodeIndex {
             Ok(Some(embedder)) => index.with_embedder(Arc::new(embedder)),
             Err(e) => {
                 tracing::warn!("searching code by keywords only: {e}");
-                Self { no_vectors: Some(e.to_string()), ..index }
+                Self { no_vectors: Some(KeywordsOnly::failed(&e)), ..index }
             }
         })
     }
@@ -393,12 +422,7 @@ impl CodeIndex {
     pub fn retrieval(&self) -> Retrieval {
         match &self.embedder {
             Some(e) => Retrieval::Hybrid { model: e.name().to_owned() },
-            None => Retrieval::Keywords {
-                reason: self
-                    .no_vectors
-                    .clone()
-                    .unwrap_or_else(|| "no embedding model; models/fetch-starter.sh fetches the starter one".into()),
-            },
+            None => Retrieval::Keywords { reason: self.no_vectors.clone().unwrap_or(KeywordsOnly::NoModel) },
         }
     }
 

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::followup::{self, Dense, DocumentAnswer, FollowUpError};
+use super::followup::{self, Dense, DocumentAnswer, FollowUpError, PageIndex, PageIndexes};
 use super::saved::{self, SavedDocument};
 use super::summary::{self, Summary, SummaryError, SummaryOptions, SummaryProgress};
 use super::vectors::{self, PageVectors, VectorError};
 use super::Page;
 use crate::chat::Answering;
-use crate::codebase::Retrieval;
+use crate::codebase::{KeywordsOnly, Retrieval};
 use crate::engine::embed::Embedder;
 use crate::engine::{Engine, FinishReason, Role};
 use crate::store::{Store, StoreError};
@@ -36,18 +36,21 @@ pub struct Asked {
 }
 
 /// How follow-up questions find pages: the embedding model for hybrid search (`None`: keywords
-/// only), and who hears about pages being embedded (windows done, windows to do).
-pub struct Search<P: FnMut(u64, u64)> {
+/// only), who hears about pages being embedded (windows done, windows to do), and where the
+/// documents' keyword indexes are kept between questions (`None`: built for this one).
+pub struct Search<'a, P: FnMut(u64, u64)> {
     /// The embedding model.
     pub embedder: Option<Arc<Embedder>>,
     /// Progress of embedding pages that have no vectors yet.
     pub on_embed: P,
+    /// The indexes kept from earlier questions.
+    pub indexes: Option<&'a PageIndexes>,
 }
 
-impl Search<fn(u64, u64)> {
-    /// Keywords only.
+impl Search<'static, fn(u64, u64)> {
+    /// Keywords only, nothing kept.
     pub fn keywords() -> Self {
-        Self { embedder: None, on_embed: |_, _| {} }
+        Self { embedder: None, on_embed: |_, _| {}, indexes: None }
     }
 }
 
@@ -61,7 +64,7 @@ pub async fn ask(
     engine: &Engine,
     document_id: i64,
     question: &str,
-    search: Search<impl FnMut(u64, u64)>,
+    search: Search<'_, impl FnMut(u64, u64)>,
     context_tokens: Option<usize>,
     cancel: CancellationToken,
     on_text: impl FnMut(&str),
@@ -69,6 +72,10 @@ pub async fn ask(
     let doc = saved::get(store, document_id).await?;
     let pages = saved::pages(store, document_id).await?;
     let nodes = saved::finished_tree(store, document_id).await?.unwrap_or_default();
+    let index = match search.indexes {
+        Some(kept) => kept.get(document_id, &pages, &nodes)?,
+        None => Arc::new(PageIndex::build(&pages, &nodes)?),
+    };
     let (dense, retrieval) = page_search(store, document_id, &pages, question, search, &cancel).await?;
     let conversation = conversation_of(store, &doc).await?;
     let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
@@ -77,7 +84,7 @@ pub async fn ask(
     let writing = followup::ask(
         engine,
         &doc.title,
-        &pages,
+        &index,
         &nodes,
         question,
         (dense_ref, retrieval),
@@ -98,16 +105,15 @@ async fn page_search(
     document_id: i64,
     pages: &[Page],
     question: &str,
-    search: Search<impl FnMut(u64, u64)>,
+    search: Search<'_, impl FnMut(u64, u64)>,
     cancel: &CancellationToken,
 ) -> Result<(Option<(Vec<f32>, PageVectors)>, Retrieval), FollowUpError> {
     let Some(embedder) = search.embedder else {
-        let reason = "no embedding model; models/fetch-starter.sh fetches the starter one".to_owned();
-        return Ok((None, Retrieval::Keywords { reason }));
+        return Ok((None, Retrieval::Keywords { reason: KeywordsOnly::NoModel }));
     };
     let keywords = |e: &dyn std::fmt::Display| {
         tracing::warn!("searching the document by keywords only: {e}");
-        Ok((None, Retrieval::Keywords { reason: e.to_string() }))
+        Ok((None, Retrieval::Keywords { reason: KeywordsOnly::failed(e) }))
     };
     let vectors = match vectors::ensure(store, document_id, pages, embedder.clone(), cancel, search.on_embed).await {
         Ok(v) => v,

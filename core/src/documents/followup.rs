@@ -8,7 +8,8 @@
 //! answer must name a page the model was shown, or one a shown summary cites; others are
 //! removed and counted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 use tantivy::collector::TopDocs;
@@ -17,7 +18,9 @@ use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 use tantivy::{doc, Index, TantivyDocument};
 
 use super::saved::SummaryNode;
-use super::summary::{check_citations, citations_with_claims, PageCitation};
+use super::summary::{
+    check_citations, citations_with_claims, sentences, source_sentences_in, PageCitation, SummarySentence,
+};
 use super::vectors::PageVectors;
 use super::Page;
 use crate::codebase::{Ranking, Retrieval};
@@ -65,6 +68,10 @@ pub struct DocumentAnswer {
     pub citations: Vec<PageCitation>,
     /// Citations removed because they named a page the model was not shown.
     pub removed_citations: u32,
+    /// Its sentences and bullet points, each checked against the pages it could cite.
+    pub sentences: Vec<SummarySentence>,
+    /// The share of those sentences with a checked source (`None` for a text with none).
+    pub coverage: Option<f32>,
     /// What the model was shown, best first.
     pub sources: Vec<Source>,
     /// How the pages were found.
@@ -100,134 +107,193 @@ pub enum FollowUpError {
     Stopped,
 }
 
-/// Pages and summary nodes ranked against `question`, best first: by BM25, fused with the
-/// pages' similarity to the question when `dense` is given.
-pub fn rank(
-    question: &str,
-    pages: &[Page],
-    nodes: &[SummaryNode],
-    limit: usize,
-    dense: Option<Dense<'_>>,
-) -> Result<Vec<Source>, FollowUpError> {
-    rank_by(question, pages, nodes, limit, dense, Ranking::Best)
+/// Where a candidate is: its first and last page, and whether it is a summary.
+type Key = (u32, u32, bool);
+
+/// A document's pages and its summary tree's nodes (the root aside), indexed for follow-up
+/// questions: built once per document and summary ([`PageIndexes`] keeps the last few), then
+/// ranked against each question in a few milliseconds.
+pub struct PageIndex {
+    /// Every candidate: the pages with text, then the nodes; a tantivy document's `slot`.
+    sources: Vec<Source>,
+    slots: HashMap<Key, usize>,
+    searcher: tantivy::Searcher,
+    parser: QueryParser,
+    slot: tantivy::schema::Field,
 }
 
-/// [`rank`] by one `ranking` (keywords or vectors alone, for comparisons; the benchmark).
-pub fn rank_by(
-    question: &str,
-    pages: &[Page],
-    nodes: &[SummaryNode],
-    limit: usize,
-    dense: Option<Dense<'_>>,
-    ranking: Ranking,
-) -> Result<Vec<Source>, FollowUpError> {
-    rank_weighted(question, pages, nodes, limit, dense, ranking, KEYWORD_WEIGHT)
+impl std::fmt::Debug for PageIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageIndex").field("sources", &self.sources.len()).finish()
+    }
 }
 
-/// [`rank_by`] with the keyword ranking's weight in the fusion given (the benchmark tunes it;
-/// the vectors' weight is 1).
-pub fn rank_weighted(
-    question: &str,
-    pages: &[Page],
-    nodes: &[SummaryNode],
-    limit: usize,
-    dense: Option<Dense<'_>>,
-    ranking: Ranking,
-    keyword_weight: f32,
-) -> Result<Vec<Source>, FollowUpError> {
-    type Key = (u32, u32, bool);
-    let keywords: Vec<Key> = if ranking == Ranking::Dense && dense.is_some() {
-        Vec::new()
-    } else {
-        keyword_ranking(question, pages, nodes, if dense.is_some() { FUSION_DEPTH.max(limit) } else { limit })?
-    };
-    let similar: Vec<Key> = match dense {
-        Some(d) if ranking != Ranking::Keywords => {
-            let has_text = |n: u32| pages.iter().any(|p| p.number == n && !p.text.trim().is_empty());
-            d.pages
+impl PageIndex {
+    /// Indexes `pages` (those with text) and `nodes` (but the root) by BM25 with English
+    /// stemming ("flooding" finds "flooded"; tantivy registers `en_stem` by default).
+    pub fn build(pages: &[Page], nodes: &[SummaryNode]) -> Result<Self, FollowUpError> {
+        let mut builder = Schema::builder();
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer("en_stem")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
+        let slot = builder.add_u64_field("slot", STORED);
+        let index = Index::create_in_ram(builder.build());
+        let mut sources: Vec<Source> = pages
+            .iter()
+            .filter(|p| !p.text.trim().is_empty())
+            .map(|p| Source { first_page: p.number, last_page: p.number, summary: false, text: p.text.clone() })
+            .collect();
+        sources.extend(nodes.iter().filter(|n| !n.is_root).map(|n| Source {
+            first_page: n.first_page,
+            last_page: n.last_page,
+            summary: true,
+            text: n.text.clone(),
+        }));
+        // One thread: the index is small, and a writer's threads outnumber these cores.
+        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15 << 20)?;
+        for (i, source) in sources.iter().enumerate() {
+            writer.add_document(doc!(text => source.text.as_str(), slot => i as u64))?;
+        }
+        writer.commit()?;
+        let searcher = index.reader()?.searcher();
+        let mut slots = HashMap::with_capacity(sources.len());
+        for (i, s) in sources.iter().enumerate() {
+            slots.entry((s.first_page, s.last_page, s.summary)).or_insert(i);
+        }
+        let parser = QueryParser::for_index(&index, vec![text]);
+        Ok(Self { sources, slots, searcher, parser, slot })
+    }
+
+    /// The text of page `number`, when it has any.
+    pub fn page(&self, number: u32) -> Option<&str> {
+        self.slots.get(&(number, number, false)).map(|&i| self.sources[i].text.as_str())
+    }
+
+    /// Pages and summary nodes ranked against `question`, best first: by BM25, fused with the
+    /// pages' similarity to the question when `dense` is given.
+    pub fn rank(&self, question: &str, limit: usize, dense: Option<Dense<'_>>) -> Result<Vec<Source>, FollowUpError> {
+        self.rank_by(question, limit, dense, Ranking::Best)
+    }
+
+    /// [`PageIndex::rank`] by one `ranking` (keywords or vectors alone, for comparisons; the
+    /// benchmark).
+    pub fn rank_by(
+        &self,
+        question: &str,
+        limit: usize,
+        dense: Option<Dense<'_>>,
+        ranking: Ranking,
+    ) -> Result<Vec<Source>, FollowUpError> {
+        self.rank_weighted(question, limit, dense, ranking, KEYWORD_WEIGHT)
+    }
+
+    /// [`PageIndex::rank_by`] with the keyword ranking's weight in the fusion given (the
+    /// benchmark tunes it; the vectors' weight is 1).
+    pub fn rank_weighted(
+        &self,
+        question: &str,
+        limit: usize,
+        dense: Option<Dense<'_>>,
+        ranking: Ranking,
+        keyword_weight: f32,
+    ) -> Result<Vec<Source>, FollowUpError> {
+        let keywords: Vec<usize> = if ranking == Ranking::Dense && dense.is_some() {
+            Vec::new()
+        } else {
+            self.keyword_ranking(question, if dense.is_some() { FUSION_DEPTH.max(limit) } else { limit })?
+        };
+        let similar: Vec<usize> = match dense {
+            Some(d) if ranking != Ranking::Keywords => d
+                .pages
                 .ranked(d.query)
                 .into_iter()
-                .filter(|&(n, _)| has_text(n))
+                .filter_map(|(n, _)| self.slots.get(&(n, n, false)).copied())
                 .take(FUSION_DEPTH)
-                .map(|(n, _)| (n, n, false))
-                .collect()
-        }
-        _ => Vec::new(),
-    };
-    let order: Vec<Key> = if similar.is_empty() {
-        keywords
-    } else if keywords.is_empty() {
-        similar
-    } else {
-        let mut fused: Vec<(Key, f32)> = Vec::new();
-        for (list, weight) in [(&keywords, keyword_weight), (&similar, 1.0)] {
-            for (rank, key) in list.iter().enumerate() {
-                let gain = weight / (RRF_K + rank as f32 + 1.0);
-                match fused.iter_mut().find(|(k, _)| k == key) {
-                    Some((_, score)) => *score += gain,
-                    None => fused.push((*key, gain)),
+                .collect(),
+            _ => Vec::new(),
+        };
+        let order: Vec<usize> = if similar.is_empty() {
+            keywords
+        } else if keywords.is_empty() {
+            similar
+        } else {
+            // In the order first seen (keywords first), which settles ties.
+            let mut fused: Vec<(usize, f32)> = Vec::with_capacity(keywords.len() + similar.len());
+            for (list, weight) in [(&keywords, keyword_weight), (&similar, 1.0)] {
+                for (rank, &slot) in list.iter().enumerate() {
+                    let gain = weight / (RRF_K + rank as f32 + 1.0);
+                    match fused.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, score)) => *score += gain,
+                        None => fused.push((slot, gain)),
+                    }
                 }
             }
-        }
-        fused.sort_by(|a, b| b.1.total_cmp(&a.1));
-        fused.into_iter().map(|(k, _)| k).collect()
-    };
-    let mut out = Vec::with_capacity(limit);
-    for (first_page, last_page, is_summary) in order.into_iter().take(limit) {
-        let body = if is_summary {
-            nodes.iter().find(|n| !n.is_root && n.first_page == first_page && n.last_page == last_page).map(|n| &n.text)
-        } else {
-            pages.iter().find(|p| p.number == first_page).map(|p| &p.text)
+            fused.sort_by(|a, b| b.1.total_cmp(&a.1));
+            fused.into_iter().map(|(slot, _)| slot).collect()
         };
-        if let Some(body) = body {
-            out.push(Source { first_page, last_page, summary: is_summary, text: body.clone() });
-        }
+        Ok(order.into_iter().take(limit).map(|slot| self.sources[slot].clone()).collect())
     }
-    Ok(out)
+
+    /// Candidates by BM25, best first.
+    fn keyword_ranking(&self, question: &str, limit: usize) -> Result<Vec<usize>, FollowUpError> {
+        let (query, _errors) = self.parser.parse_query_lenient(&sanitize(question));
+        let top = self.searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        let mut out = Vec::with_capacity(top.len());
+        for (_score, address) in top {
+            let found: TantivyDocument = self.searcher.doc(address)?;
+            let slot = found.get_first(self.slot).and_then(|v| v.as_u64()).unwrap_or(u64::MAX) as usize;
+            if slot < self.sources.len() {
+                out.push(slot);
+            }
+        }
+        Ok(out)
+    }
 }
 
-/// Pages (`first == last`, not a summary) and summary nodes by BM25, best first.
-fn keyword_ranking(
-    question: &str,
-    pages: &[Page],
-    nodes: &[SummaryNode],
-    limit: usize,
-) -> Result<Vec<(u32, u32, bool)>, FollowUpError> {
-    let mut builder = Schema::builder();
-    // English stemming ("flooding" finds "flooded"): tantivy registers `en_stem` by default.
-    let indexing = TextFieldIndexing::default()
-        .set_tokenizer("en_stem")
-        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
-    let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
-    let first = builder.add_u64_field("first", STORED);
-    let last = builder.add_u64_field("last", STORED);
-    let summary = builder.add_u64_field("summary", STORED);
-    let index = Index::create_in_ram(builder.build());
-    let mut writer: tantivy::IndexWriter = index.writer(15 << 20)?;
-    for page in pages.iter().filter(|p| !p.text.trim().is_empty()) {
-        let n = u64::from(page.number);
-        writer.add_document(doc!(text => page.text.as_str(), first => n, last => n, summary => 0u64))?;
+/// The last few documents' [`PageIndex`]es, so that a document's second question does not
+/// index it again: kept by document and by what its pages and summary say, so a new summary
+/// (or anything else that changes them) builds a new one.
+#[derive(Debug, Default)]
+pub struct PageIndexes {
+    kept: std::sync::Mutex<VecDeque<(u64, Arc<PageIndex>)>>,
+}
+
+/// Documents whose indexes are kept.
+const KEPT_INDEXES: usize = 4;
+
+impl PageIndexes {
+    /// The index of document `document_id`'s `pages` and `nodes`: a kept one, else built (and
+    /// kept, the oldest dropped).
+    pub fn get(
+        &self,
+        document_id: i64,
+        pages: &[Page],
+        nodes: &[SummaryNode],
+    ) -> Result<Arc<PageIndex>, FollowUpError> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        document_id.hash(&mut hasher);
+        for p in pages {
+            (p.number, &p.text).hash(&mut hasher);
+        }
+        for n in nodes {
+            (n.first_page, n.last_page, n.is_root, &n.text).hash(&mut hasher);
+        }
+        let key = hasher.finish();
+        let lock = || self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, index)) = lock().iter().find(|(k, _)| *k == key) {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(PageIndex::build(pages, nodes)?);
+        let mut kept = lock();
+        kept.retain(|(k, _)| *k != key);
+        kept.push_back((key, index.clone()));
+        while kept.len() > KEPT_INDEXES {
+            kept.pop_front();
+        }
+        Ok(index)
     }
-    for node in nodes.iter().filter(|n| !n.is_root) {
-        writer.add_document(doc!(
-            text => node.text.as_str(),
-            first => u64::from(node.first_page),
-            last => u64::from(node.last_page),
-            summary => 1u64
-        ))?;
-    }
-    writer.commit()?;
-    let reader = index.reader()?;
-    let searcher = reader.searcher();
-    let (query, _errors) = QueryParser::for_index(&index, vec![text]).parse_query_lenient(&sanitize(question));
-    let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
-    let mut out = Vec::with_capacity(top.len());
-    for (_score, address) in top {
-        let found: TantivyDocument = searcher.doc(address)?;
-        let number = |field| found.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        out.push((number(first), number(last), number(summary) == 1));
-    }
-    Ok(out)
 }
 
 /// The question as plain words, without English stop words ("the" on every page would match
@@ -271,9 +337,11 @@ fn render(title: &str, question: &str, overview: &str, sources: &[Source]) -> Ve
     vec![PromptMessage::new(Role::System, SYSTEM), PromptMessage::new(Role::User, user)]
 }
 
-/// Answers `question` about the document (`title`, `pages`, summary tree `nodes`) with
-/// `engine`, streaming text to `on_text`; also says how the answer ended (`Cancelled`: what
-/// was written before the stop). [`super::desk::ask`] is this, recorded.
+/// Answers `question` about the document (`title`, its pages and summary nodes in `index`,
+/// the finished tree's `nodes` for its overview) with `engine`, streaming text to `on_text`;
+/// also says how the answer ended (`Cancelled`: what was written before the stop). Then every
+/// sentence is checked against the pages it may cite (see [`crate::sourcing`]).
+/// [`super::desk::ask`] is this, recorded.
 #[allow(
     clippy::too_many_arguments,
     reason = "the document, the question and how to answer it: desk::ask is the one caller"
@@ -281,7 +349,7 @@ fn render(title: &str, question: &str, overview: &str, sources: &[Source]) -> Ve
 pub async fn ask(
     engine: &Engine,
     title: &str,
-    pages: &[Page],
+    index: &PageIndex,
     nodes: &[SummaryNode],
     question: &str,
     search: (Option<Dense<'_>>, Retrieval),
@@ -292,7 +360,7 @@ pub async fn ask(
     let context = context_tokens.unwrap_or(usize::MAX).min(engine.usable_context());
     let budget = context.saturating_sub(ANSWER_TOKENS.min(context / 4)).max(256);
     let (dense, retrieval) = search;
-    let candidates = rank(question, pages, nodes, CANDIDATES, dense)?;
+    let candidates = index.rank(question, CANDIDATES, dense)?;
     let mut overview = nodes.iter().rev().find(|n| n.is_root).map(|n| n.text.clone()).unwrap_or_default();
     if engine.count_prompt_tokens(&render(title, question, &overview, &[])).await? > budget / 3 {
         overview.clear();
@@ -313,22 +381,41 @@ pub async fn ask(
         ..Sampling::default()
     };
     let reply = engine.complete(messages, sampling, cancel, on_text).await?;
-    // Pages shown, and pages the shown summaries (and the overview) cite.
+    Ok((check_answer(&reply.text, index, &chosen, &overview, retrieval, reply.stats), reply.reason))
+}
+
+/// The model's `text` checked: a `[p. N]` must name a page shown (in `chosen`) or one a shown
+/// summary (or the `overview`) cites, else it is removed; then each sentence is matched to the
+/// text of those pages, keeping, moving or adding its citation, or marking it unsupported.
+fn check_answer(
+    text: &str,
+    index: &PageIndex,
+    chosen: &[Source],
+    overview: &str,
+    retrieval: Retrieval,
+    stats: GenerationStats,
+) -> DocumentAnswer {
     let mut allowed: BTreeSet<u32> = chosen.iter().filter(|s| !s.summary).map(|s| s.first_page).collect();
     for s in chosen.iter().filter(|s| s.summary) {
         allowed.extend(check_citations(&s.text, |_| true).pages);
     }
-    allowed.extend(check_citations(&overview, |_| true).pages);
-    let checked = check_citations(&reply.text, |p| allowed.contains(&p));
-    let answer = DocumentAnswer {
-        citations: citations_with_claims(&checked.text),
-        text: checked.text,
+    allowed.extend(check_citations(overview, |_| true).pages);
+    let checked = check_citations(text, |p| allowed.contains(&p));
+    let pages: Vec<(u32, &str)> = allowed.iter().filter_map(|&n| index.page(n).map(|t| (n, t))).collect();
+    let judged = source_sentences_in(&checked.text, &pages);
+    let sentences = sentences(&judged.text);
+    let coverage =
+        (!sentences.is_empty()).then(|| sentences.iter().filter(|s| s.sourced).count() as f32 / sentences.len() as f32);
+    DocumentAnswer {
+        citations: citations_with_claims(&judged.text),
+        text: judged.text,
         removed_citations: checked.removed,
-        sources: chosen,
+        sentences,
+        coverage,
+        sources: chosen.to_vec(),
         retrieval,
-        stats: reply.stats,
-    };
-    Ok((answer, reply.reason))
+        stats,
+    }
 }
 
 #[cfg(test)]
@@ -357,15 +444,13 @@ mod tests {
             is_root: false,
             model: "m".into(),
         }];
-        let ranked = rank("What happened with the flooding of a warehouse?", &pages, &nodes, 5, None).expect("rank");
+        let index = PageIndex::build(&pages, &nodes).expect("index");
+        let ranked = index.rank("What happened with the flooding of a warehouse?", 5, None).expect("rank");
         assert_eq!((ranked[0].first_page, ranked[0].summary), (2, false));
         assert!(ranked.iter().any(|s| s.summary && s.first_page == 1 && s.last_page == 3));
         assert!(ranked.iter().all(|s| s.first_page != 4), "empty pages are not candidates");
         // Query syntax in a question is taken as words.
-        assert!(rank("board: \"terms\" AND (-", &pages, &nodes, 5, None)
-            .expect("rank")
-            .iter()
-            .any(|s| s.first_page == 3));
+        assert!(index.rank("board: \"terms\" AND (-", 5, None).expect("rank").iter().any(|s| s.first_page == 3));
     }
 
     #[test]
@@ -383,12 +468,72 @@ mod tests {
         ]));
         let dense = Some(Dense { query: &[1.0, 0.0], pages: &vectors });
         let question = "What happened with the flooding of a warehouse?";
+        let index = PageIndex::build(&pages, &[]).expect("index");
         let by = |ranking| -> Vec<u32> {
-            rank_by(question, &pages, &[], 5, dense, ranking).expect("rank").iter().map(|s| s.first_page).collect()
+            index.rank_by(question, 5, dense, ranking).expect("rank").iter().map(|s| s.first_page).collect()
         };
         assert_eq!(by(Ranking::Keywords), vec![3], "BM25 only knows the page that shares the words");
         assert_eq!(by(Ranking::Dense), vec![2, 3, 1], "a page's best window counts");
         assert_eq!(by(Ranking::Best), vec![3, 2, 1], "in both lists beats first in one");
-        assert_eq!(rank(question, &pages, &[], 5, None).expect("rank").len(), 1, "no vectors: keywords alone");
+        assert_eq!(index.rank(question, 5, None).expect("rank").len(), 1, "no vectors: keywords alone");
+    }
+
+    #[test]
+    fn a_document_is_indexed_once_until_its_summary_changes() {
+        let pages = vec![page(1, "Harvest figures for the valley."), page(2, "Prices at the market fell.")];
+        let mut nodes = vec![SummaryNode {
+            level: 0,
+            position: 0,
+            first_page: 1,
+            last_page: 2,
+            text: "Harvests and prices [p. 1]".into(),
+            removed_citations: 0,
+            is_root: false,
+            model: "m".into(),
+        }];
+        let kept = PageIndexes::default();
+        let first = kept.get(7, &pages, &nodes).expect("index");
+        assert!(Arc::ptr_eq(&first, &kept.get(7, &pages, &nodes).expect("index")), "the second question reuses it");
+        assert!(!Arc::ptr_eq(&first, &kept.get(8, &pages, &nodes).expect("index")), "another document has its own");
+        nodes[0].text = "Market prices [p. 2]".into();
+        let rebuilt = kept.get(7, &pages, &nodes).expect("index");
+        assert!(!Arc::ptr_eq(&first, &rebuilt), "a new summary is indexed again");
+        assert!(rebuilt
+            .rank("market prices", 5, None)
+            .expect("rank")
+            .iter()
+            .any(|s| s.summary && s.text.contains("Market")));
+        for id in 10..20 {
+            kept.get(id, &pages, &nodes).expect("index");
+        }
+        assert_eq!(kept.kept.lock().expect("lock").len(), KEPT_INDEXES, "only the last few are kept");
+    }
+
+    #[test]
+    fn every_sentence_of_an_answer_is_checked_against_the_pages_it_may_cite() {
+        let pages = vec![
+            page(1, "The cooperative bought three refrigerated trucks in April for the dairy route."),
+            page(2, "Milk deliveries to the northern villages doubled after the new route opened."),
+            page(3, "The auditor's letter is attached."),
+        ];
+        let index = PageIndex::build(&pages, &[]).expect("index");
+        let shown: Vec<Source> = index.rank_by("trucks milk deliveries", 5, None, Ranking::Keywords).expect("rank");
+        assert!(shown.iter().all(|s| s.first_page != 3), "page 3 is not shown");
+        let text = "The cooperative bought three refrigerated trucks in April [p. 1]. \
+Milk deliveries to the northern villages doubled. \
+The board approved a new bakery in the capital [p. 3].";
+        let answer =
+            check_answer(text, &index, &shown, "", Retrieval::Hybrid { model: "m".into() }, GenerationStats::default());
+        assert_eq!(answer.removed_citations, 1, "page 3 was not shown");
+        assert_eq!(answer.sentences.len(), 3);
+        assert_eq!((answer.sentences[0].pages.as_slice(), answer.sentences[0].sourced), (&[1][..], true), "kept");
+        assert_eq!((answer.sentences[1].pages.as_slice(), answer.sentences[1].sourced), (&[2][..], true), "found");
+        assert!(!answer.sentences[2].sourced, "no page says it");
+        assert!(
+            answer.text.contains("doubled [p. 2]") && answer.text.contains("capital [no source]"),
+            "{}",
+            answer.text
+        );
+        assert_eq!(answer.coverage, Some(2.0 / 3.0));
     }
 }

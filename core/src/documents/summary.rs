@@ -379,14 +379,21 @@ fn finish(document_id: i64, nodes: Vec<SummaryNode>, cached: bool) -> Summary {
 
 /// Checks each sentence of a step's `text` against the text of pages `first..=last`.
 pub fn source_sentences(text: &str, pages: &[Page], first: u32, last: u32) -> sourcing::Judged {
-    let step: Vec<&Page> = pages.iter().filter(|p| (first..=last).contains(&p.number)).collect();
-    let sources = Sources::new(step.iter().map(|p| p.text.as_str()), false);
+    let step: Vec<(u32, &str)> =
+        pages.iter().filter(|p| (first..=last).contains(&p.number)).map(|p| (p.number, p.text.as_str())).collect();
+    source_sentences_in(text, &step)
+}
+
+/// Checks each sentence of `text` against `pages` (number and text): a `[p. N]` naming a page
+/// not among them counts as no citation.
+pub(super) fn source_sentences_in(text: &str, pages: &[(u32, &str)]) -> sourcing::Judged {
+    let sources = Sources::new(pages.iter().map(|(_, text)| *text), false);
     let resolve = |citation: &str| -> Vec<usize> {
-        let named = check_citations(citation, |p| p >= first && p <= last).pages;
-        step.iter().enumerate().filter(|(_, p)| named.contains(&p.number)).map(|(i, _)| i).collect()
+        let named = check_citations(citation, |p| pages.iter().any(|(n, _)| *n == p)).pages;
+        pages.iter().enumerate().filter(|(_, (n, _))| named.contains(n)).map(|(i, _)| i).collect()
     };
     let render = |chosen: &[usize]| -> String {
-        let numbers: Vec<String> = chosen.iter().filter_map(|&i| step.get(i)).map(|p| p.number.to_string()).collect();
+        let numbers: Vec<String> = chosen.iter().filter_map(|&i| pages.get(i)).map(|(n, _)| n.to_string()).collect();
         match numbers.as_slice() {
             [one] => format!("[p. {one}]"),
             many => format!("[pp. {}]", many.join(", ")),
@@ -395,8 +402,8 @@ pub fn source_sentences(text: &str, pages: &[Page], first: u32, last: u32) -> so
     sources.judge(text, &Citations { pattern: &CITATION, resolve: &resolve, render: &render })
 }
 
-/// The sentences of a checked summary text, each with the pages it cites.
-fn sentences(text: &str) -> Vec<SummarySentence> {
+/// The sentences of a checked summary (or answer) text, each with the pages it cites.
+pub(super) fn sentences(text: &str) -> Vec<SummarySentence> {
     sourcing::claims(text, &CITATION, false)
         .into_iter()
         .map(|(range, claim)| {

@@ -157,6 +157,8 @@ pub struct Session {
     project: ProjectSlot,
     extractor: Mutex<Option<PathBuf>>,
     search_model: tokio::sync::OnceCell<Option<Arc<crate::engine::embed::Embedder>>>,
+    /// The last few documents' keyword indexes, kept between follow-up questions.
+    page_indexes: crate::documents::followup::PageIndexes,
 }
 
 impl Session {
@@ -175,6 +177,7 @@ impl Session {
             project: ProjectSlot::new(store.clone(), data_dir.clone()),
             extractor: Mutex::new(None),
             search_model: tokio::sync::OnceCell::new(),
+            page_indexes: Default::default(),
             downloads,
             slot: ModelSlot::new(store.clone(), data_dir.clone()),
             store,
@@ -574,7 +577,11 @@ impl Session {
     ) -> Result<Asked, SessionError> {
         let (engine, request) = self.start_request(request_id).await?;
         let cancel = request.cancel.clone();
-        let search = desk::Search { embedder: self.search_model().await, on_embed: |_: u64, _: u64| {} };
+        let search = desk::Search {
+            embedder: self.search_model().await,
+            on_embed: |_: u64, _: u64| {},
+            indexes: Some(&self.page_indexes),
+        };
         let result = desk::ask(&self.store, &engine, id, question, search, None, cancel, on_text).await;
         Ok(result?)
     }

@@ -2,7 +2,7 @@
 
 use altiplano_core::codebase::answer::CodeAnswer;
 use altiplano_core::codebase::Skip;
-use altiplano_core::codebase::{CodeIndex, IndexProgress, IndexReport, Retrieval};
+use altiplano_core::codebase::{CodeIndex, IndexProgress, IndexReport, KeywordsOnly, Retrieval};
 use serde::Serialize;
 
 use super::*;
@@ -32,14 +32,29 @@ pub enum RetrievalDto {
     /// Keywords (BM25) and sentence embeddings of this model, fused.
     Hybrid { model: String },
     /// Keywords (BM25) only, for this reason.
-    Keywords { reason: String },
+    Keywords { reason: KeywordsOnlyDto },
+}
+
+/// Why a search uses keywords only; the UI words it.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+#[serde(tag = "why", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum KeywordsOnlyDto {
+    /// No embedding model is installed.
+    NoModel,
+    /// The embedding model did not load or failed; `error` says how (in English).
+    ModelFailed { error: String },
 }
 
 impl From<&Retrieval> for RetrievalDto {
     fn from(r: &Retrieval) -> Self {
         match r {
             Retrieval::Hybrid { model } => Self::Hybrid { model: model.clone() },
-            Retrieval::Keywords { reason } => Self::Keywords { reason: reason.clone() },
+            Retrieval::Keywords { reason } => Self::Keywords {
+                reason: match reason {
+                    KeywordsOnly::NoModel => KeywordsOnlyDto::NoModel,
+                    KeywordsOnly::ModelFailed { error } => KeywordsOnlyDto::ModelFailed { error: error.clone() },
+                },
+            },
         }
     }
 }

@@ -177,6 +177,10 @@ pub struct DocumentAnswerDto {
     pub text: String,
     pub citations: Vec<PageCitationDto>,
     pub removed_citations: u32,
+    /// Sentences and bullet points of the answer, each checked against the pages it may cite.
+    pub sentences: u32,
+    /// Of those, the ones no page supports (marked `[no source]` in the text).
+    pub unsourced: u32,
     pub sources: Vec<PageSourceDto>,
     /// How the pages were found.
     pub retrieval: RetrievalDto,
@@ -189,6 +193,8 @@ impl DocumentAnswerDto {
             text: a.text.clone(),
             citations: page_citations(&a.citations),
             removed_citations: a.removed_citations,
+            sentences: a.sentences.len() as u32,
+            unsourced: a.sentences.iter().filter(|s| !s.sourced).count() as u32,
             sources: a
                 .sources
                 .iter()

@@ -199,6 +199,10 @@ export type DocumentAnswerDto = {
 	text: string,
 	citations: PageCitationDto[],
 	removedCitations: number,
+	/**  Sentences and bullet points of the answer, each checked against the pages it may cite. */
+	sentences: number,
+	/**  Of those, the ones no page supports (marked `[no source]` in the text). */
+	unsourced: number,
 	sources: PageSourceDto[],
 	/**  How the pages were found. */
 	retrieval: RetrievalDto,
@@ -361,6 +365,13 @@ export type JobStateDto =
 "failed" | 
 /**  Stopped by the user; bytes deleted. */
 "cancelled";
+
+/**  Why a search uses keywords only; the UI words it. */
+export type KeywordsOnlyDto = 
+/**  No embedding model is installed. */
+{ why: "noModel" } | 
+/**  The embedding model did not load or failed; `error` says how (in English). */
+{ why: "modelFailed"; error: string };
 
 /**  How far a model load has got. */
 export type LoadProgressDto = {
@@ -554,7 +565,7 @@ export type RetrievalDto =
 /**  Keywords (BM25) and sentence embeddings of this model, fused. */
 { kind: "hybrid"; model: string } | 
 /**  Keywords (BM25) only, for this reason. */
-{ kind: "keywords"; reason: string };
+{ kind: "keywords"; reason: KeywordsOnlyDto };
 
 /**  Who wrote a message. */
 export type RoleDto = "system" | "user" | "assistant";

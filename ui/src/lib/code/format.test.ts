@@ -61,7 +61,10 @@ describe('indexing', () => {
 
   it('says which retrieval finds the code', () => {
     expect(retrievalLabel({ kind: 'hybrid', model: 'all-MiniLM-L6-v2' })).toBe('Hybrid search: keywords and all-MiniLM-L6-v2 embeddings');
-    expect(retrievalLabel({ kind: 'keywords', reason: 'no embedding model' })).toBe('Keywords only (no embedding model)');
+    expect(retrievalLabel({ kind: 'keywords', reason: { why: 'noModel' } })).toBe('Keywords only (no embedding model is installed)');
+    expect(retrievalLabel({ kind: 'keywords', reason: { why: 'modelFailed', error: 'config.json is damaged' } })).toBe(
+      'Keywords only (the embedding model failed: config.json is damaged)',
+    );
   });
 
   it('leaves out a rate that is not a rate', () => {

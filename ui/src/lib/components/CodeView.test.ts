@@ -32,7 +32,7 @@ const answer: CodeAnswerDto = {
   removedCitations: ['src/zz.rs:1-9'],
   sentences: 2,
   unsourced: 1,
-  retrieval: { kind: 'keywords', reason: 'no embedding model' },
+  retrieval: { kind: 'keywords', reason: { why: 'noModel' } },
   excerpts: [
     { path: 'src/a.rs', startLine: 1, endLine: 5, symbol: 'parse' },
     { path: 'pkg/__init__.py', startLine: 1, endLine: 3, symbol: '' },
@@ -197,7 +197,7 @@ describe('the Code tab', () => {
     expect(shown.querySelector('img, script')).toBeNull();
     expect($$('citation').map((b) => b.textContent)).toEqual(['src/a.rs:2-3', 'pkg/__init__.py:1']);
     expect($('removed-citations')?.textContent).toBe('1 citation named code the model was not shown and was removed.');
-    expect($('answer-retrieval')?.textContent).toBe('Keywords only (no embedding model)');
+    expect($('answer-retrieval')?.textContent).toBe('Keywords only (no embedding model is installed)');
     expect($('sourcing-note')?.textContent).toBe('1 of 2 sentences are backed by the code shown; the one marked “no source” is not.');
     expect([...shown.querySelectorAll('span.no-source')].map((m) => m.textContent)).toEqual(['no source']);
     expect($$('source').map((b) => b.textContent)).toEqual(['src/a.rs:1-5', 'pkg/__init__.py:1-3']);

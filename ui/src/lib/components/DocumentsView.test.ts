@@ -216,9 +216,11 @@ describe('the Documents tab', () => {
     await settle();
     expect($('document-answer')?.dataset.state).toBe('streaming');
     answering.resolve({
-      text: 'Barley was harvested [p. 7].',
+      text: 'Barley was harvested [p. 7]. Wheat failed [no source].',
       citations: [{ page: 7, text: 'Barley was harvested' }],
       removedCitations: 0,
+      sentences: 2,
+      unsourced: 1,
       sources: [{ firstPage: 7, lastPage: 7, summary: false }],
       retrieval: { kind: 'hybrid', model: 'all-MiniLM-L6-v2' },
       conversationId: 9,
@@ -229,5 +231,9 @@ describe('the Documents tab', () => {
     expect([...answer.querySelectorAll('[data-testid="page-citation"]')].map((b) => b.textContent)).toEqual(['[p. 7]']);
     expect($$('document-source').map((b) => b.textContent)).toEqual(['p. 7']);
     expect($('document-retrieval')?.textContent).toBe('Hybrid search: keywords and all-MiniLM-L6-v2 embeddings');
+    expect($('answer-sourcing')?.textContent).toBe(
+      '1 of 2 sentences cite a page that supports them; the one marked “no source” is not backed by any page.',
+    );
+    expect([...answer.querySelectorAll('span.no-source')].map((m) => m.textContent)).toEqual(['no source']);
   });
 });

@@ -37,19 +37,24 @@ export function summaryFraction(p: SummaryProgressDto | null): number | null {
   return null;
 }
 
+/**
+ * How many of a summary's or an answer's sentences cite a page that supports them, and how
+ * many are marked unsupported; `null` for a text without sentences.
+ */
+export function pageSourcingNote(sentences: number, unsourced: number): string | null {
+  if (sentences === 0) return null;
+  if (unsourced === 0) return `Every sentence (${sentences}) cites a page that supports it.`;
+  const marked = unsourced === 1 ? 'the one marked “no source” is' : `the ${unsourced} marked “no source” are`;
+  return `${sentences - unsourced} of ${sentences} sentences cite a page that supports them; ${marked} not backed by any page.`;
+}
+
 /** Notes under a summary: how it was made, and citations removed for naming other pages. */
 export function summaryNotes(s: SummaryDto): string[] {
   const notes: string[] = [];
   const parts = s.parts === 1 ? 'in one pass' : `from ${s.parts} partial summaries over ${s.levels} levels`;
   notes.push(`Written by ${s.model} ${parts}${s.cached ? ' (saved earlier)' : ''}.`);
-  if (s.sentences > 0) {
-    const sourced = s.sentences - s.unsourced;
-    notes.push(
-      s.unsourced === 0
-        ? `Every sentence (${s.sentences}) cites a page that supports it.`
-        : `${sourced} of ${s.sentences} sentences cite a page that supports them; ${s.unsourced === 1 ? 'the one marked “no source” is' : `the ${s.unsourced} marked “no source” are`} not backed by any page.`,
-    );
-  }
+  const sourcing = pageSourcingNote(s.sentences, s.unsourced);
+  if (sourcing !== null) notes.push(sourcing);
   if (s.removedCitations > 0) {
     notes.push(
       `${s.removedCitations} citation${s.removedCitations === 1 ? '' : 's'} named a page outside the part being summarized and ${s.removedCitations === 1 ? 'was' : 'were'} removed.`,

@@ -14,7 +14,7 @@ const project = (root: string): ProjectDto => ({
   chunks: 9,
   skipped: [],
   elapsedMs: 12,
-  retrieval: { kind: 'keywords', reason: 'no embedding model' },
+  retrieval: { kind: 'keywords', reason: { why: 'noModel' } },
 });
 
 describe('dropped folders', () => {
