@@ -263,6 +263,22 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The embedding models search can use (the catalog's), whether each is on disk, and
+    /// which search uses for documents and for code.
+    Search {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an embedding model (one of `models search`, on disk: `models pull ID` fetches it)
+    /// the one search uses for documents, for code, or both.
+    UseSearch {
+        /// Embedding model id (e.g. multilingual-e5-small).
+        id: String,
+        /// What for: documents, code or both.
+        #[arg(long = "for", value_enum, default_value = "both")]
+        purpose: SearchPurposeArg,
+    },
     /// Register a GGUF file or a safetensors folder already on disk, after checking it.
     Import {
         /// The file or folder.
@@ -287,9 +303,21 @@ pub enum ModelsCommand {
     },
 }
 
+/// What a search model is chosen for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchPurposeArg {
+    /// Document pages and follow-up questions.
+    Documents,
+    /// Code chunks and code questions.
+    Code,
+    /// Both.
+    Both,
+}
+
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// A catalog variant id (see `altiplano plan`) or a repo id (org/name).
+    /// A catalog variant id (see `altiplano plan`), an embedding model id (see
+    /// `altiplano models search`) or a repo id (org/name).
     pub target: String,
     /// A file of the repo to fetch (repeatable); default: the repo's model files.
     #[arg(long = "file", value_name = "NAME")]

@@ -49,8 +49,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             (q["q"].as_str().unwrap_or_default().to_owned(), expect.collect())
         })
         .collect();
-    let model = altiplano_core::config::embedding_model().ok_or("no embedding model: run models/fetch-starter.sh")?;
-    let embedder = Arc::new(Embedder::load(&model)?);
+    let embedder = Arc::new(embedder()?);
     let data = tempfile::tempdir()?;
     let index = CodeIndex::open(data.path(), &PathBuf::from(source))?.with_embedder(embedder);
     let report = index.update(|_| {})?;
@@ -87,8 +86,7 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
             (q["q"].as_str().unwrap_or_default().to_owned(), expect.collect())
         })
         .collect();
-    let model = altiplano_core::config::embedding_model().ok_or("no embedding model: run models/fetch-starter.sh")?;
-    let embedder = Arc::new(Embedder::load(&model)?);
+    let embedder = Arc::new(embedder()?);
     let data = tempfile::tempdir()?;
     let store = altiplano_core::store::Store::open(&data.path().join("db.sqlite3")).await?;
     let (doc, _) = altiplano_core::documents::open(&store, None, file).await?;
@@ -117,8 +115,7 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
     for (name, ranking) in RANKINGS {
         out[name] = score(&questions, |question, expect| {
             // Keywords alone do not wait for the question's vector.
-            let query =
-                if ranking == Ranking::Keywords { Vec::new() } else { embedder.embed(&[question])?.swap_remove(0) };
+            let query = if ranking == Ranking::Keywords { Vec::new() } else { embedder.embed_query(question)? };
             let dense = (ranking != Ranking::Keywords).then_some(Dense { query: &query, pages: &page_vectors });
             let hits = index.rank_by(question, 10, dense, ranking)?;
             Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
@@ -128,7 +125,7 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
     let weights = std::env::var("RETRIEVAL_EVAL_WEIGHTS").unwrap_or_default();
     for weight in weights.split(',').filter_map(|w| w.trim().parse::<f32>().ok()) {
         out[format!("hybrid_keywords_{weight}")] = score(&questions, |question, expect| {
-            let query = embedder.embed(&[question])?.swap_remove(0);
+            let query = embedder.embed_query(question)?;
             let dense = Some(Dense { query: &query, pages: &page_vectors });
             let hits = index.rank_weighted(question, 10, dense, Ranking::Best, weight)?;
             Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
@@ -167,4 +164,22 @@ fn score<E>(
         "query_ms_p90": pick(0.9),
         "missed": missed,
     }))
+}
+
+/// The model to score: `ALTIPLANO_EMBEDDING_MODEL`'s folder, else the starter; run as the
+/// catalog's entry `RETRIEVAL_EVAL_RECIPE` says (its pooling and prefixes) when that is set.
+fn embedder() -> Result<Embedder, Box<dyn std::error::Error>> {
+    let dir = altiplano_core::config::embedding_override()
+        .flatten()
+        .or_else(altiplano_core::config::starter_embedding_dir)
+        .ok_or("no embedding model: run models/fetch-starter.sh")?;
+    let recipe = match std::env::var("RETRIEVAL_EVAL_RECIPE") {
+        Ok(id) if !id.is_empty() => {
+            let catalog = altiplano_core::catalog::Catalog::builtin()?;
+            let model = catalog.embedding(&id).ok_or_else(|| format!("{id} is not a catalog embedding model"))?;
+            altiplano_core::engine::embed::Recipe::of(model)
+        }
+        _ => altiplano_core::engine::embed::Recipe::from_folder(&dir),
+    };
+    Ok(Embedder::load_with(&dir, recipe)?)
 }

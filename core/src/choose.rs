@@ -86,6 +86,9 @@ pub enum ChooseError {
          (`altiplano plan` lists them, e.g. llama-3.1-8b-instruct:q4_k_m)"
     )]
     UnknownTarget(String),
+    /// The target is an embedding model, which search uses, not chat.
+    #[error("{0} is an embedding model for search, not a chat model; `altiplano models use-search {0}` (or Search models on the Models page) makes search use it")]
+    EmbeddingModel(String),
     /// In-situ quantization asked for a GGUF file.
     #[error("{} is a GGUF file, quantized already; in-situ quantization (--isq) applies to safetensors folders", .0.display())]
     IsqOnGguf(PathBuf),
@@ -137,6 +140,9 @@ impl Target {
         if let Ok(id) = text.parse::<i64>() {
             return Ok(Self::Library(id));
         }
+        if let Some(embedding) = catalog.embedding(text) {
+            return Err(ChooseError::EmbeddingModel(embedding.id.clone()));
+        }
         match catalog.find_variant(text) {
             Some((model, variant)) => Ok(Self::Variant(Catalog::variant_id(model, variant))),
             None => Err(ChooseError::UnknownTarget(text.to_owned())),
@@ -180,7 +186,10 @@ pub enum Resolution {
 /// Finds `target` on disk (a path is imported into the library, so it is listed from then on)
 /// or says what to download.
 pub async fn resolve(library: &Library, catalog: &Catalog, target: &Target) -> Result<Resolution, ChooseError> {
-    let on_disk = |model: LocalModel| Ok(Resolution::OnDisk(OnDisk::new(model, catalog)));
+    let on_disk = |model: LocalModel| match model.variant.as_deref().and_then(|v| catalog.embedding(v)) {
+        Some(embedding) => Err(ChooseError::EmbeddingModel(embedding.id.clone())),
+        None => Ok(Resolution::OnDisk(OnDisk::new(model, catalog))),
+    };
     match target {
         Target::Path(path) => {
             // A model already listed (a download, say) keeps its entry; others are imported.

@@ -67,19 +67,19 @@ pub const EMBEDDING_MODEL_ENV: &str = "ALTIPLANO_EMBEDDING_MODEL";
 /// The starter embedding model's folder name (`models/fetch-starter.sh` fetches it).
 pub const STARTER_EMBEDDING_DIR: &str = "all-MiniLM-L6-v2";
 
-/// The embedding model search uses: `ALTIPLANO_EMBEDDING_MODEL` when set (an empty value
-/// turns vectors off), otherwise the starter one an installed package carries, otherwise the
-/// one `models/fetch-starter.sh` puts in the source tree. `None` when there is none.
-pub fn embedding_model() -> Option<PathBuf> {
-    match std::env::var_os(EMBEDDING_MODEL_ENV) {
-        Some(path) if path.is_empty() => None,
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            let installed = program_dir().map(|dir| dir.join(INSTALLED_MODELS_DIR).join(STARTER_EMBEDDING_DIR));
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_EMBEDDING_DIR);
-            installed.into_iter().chain([source]).find(|dir| dir.join("model.safetensors").is_file())
-        }
-    }
+/// What `ALTIPLANO_EMBEDDING_MODEL` says: `None` when it is not set (the user's choice of
+/// search model applies), `Some(None)` when it is empty (vectors off), else `Some(folder)`,
+/// which search uses for documents and code alike.
+pub fn embedding_override() -> Option<Option<PathBuf>> {
+    std::env::var_os(EMBEDDING_MODEL_ENV).map(|path| (!path.is_empty()).then(|| PathBuf::from(path)))
+}
+
+/// The starter embedding model's folder: the one an installed package carries, otherwise the
+/// one `models/fetch-starter.sh` puts in the source tree; `None` when neither is there.
+pub fn starter_embedding_dir() -> Option<PathBuf> {
+    let installed = program_dir().map(|dir| dir.join(INSTALLED_MODELS_DIR).join(STARTER_EMBEDDING_DIR));
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/starter").join(STARTER_EMBEDDING_DIR);
+    installed.into_iter().chain([source]).find(|dir| dir.join("model.safetensors").is_file())
 }
 
 /// Errors about configuration and paths.

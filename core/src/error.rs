@@ -171,7 +171,7 @@ impl ChooseError {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnknownTarget(_) | Self::IsqOnGguf(_) => ErrorKind::Invalid,
+            Self::UnknownTarget(_) | Self::EmbeddingModel(_) | Self::IsqOnGguf(_) => ErrorKind::Invalid,
             Self::NoStarter(_) => ErrorKind::ModelNotFound,
             Self::Library(e) => e.kind(),
             Self::Download(e) => e.kind(),
@@ -229,6 +229,20 @@ impl crate::engine::embed::EmbedError {
             EmbedError::Missing { .. } => ErrorKind::ModelNotFound,
             EmbedError::Damaged { .. } => ErrorKind::InvalidModel,
             EmbedError::Run(_) => ErrorKind::GenerationFailed,
+        }
+    }
+}
+
+impl crate::search_models::SearchModelError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::search_models::SearchModelError;
+        match self {
+            SearchModelError::Unknown { .. } => ErrorKind::Invalid,
+            SearchModelError::NotDownloaded { .. } => ErrorKind::ModelNotFound,
+            SearchModelError::Load(e) => e.kind(),
+            SearchModelError::Store(e) => e.kind(),
+            SearchModelError::Library(e) => e.kind(),
         }
     }
 }
@@ -291,6 +305,7 @@ impl SessionError {
             Self::Summary(e) => e.kind(),
             Self::FollowUp(e) => e.kind(),
             Self::Choose(e) => e.kind(),
+            Self::SearchModel(e) => e.kind(),
         }
     }
 }

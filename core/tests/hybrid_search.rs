@@ -170,6 +170,49 @@ fn a_damaged_or_incomplete_embedding_model_is_refused_with_what_to_do() {
     assert!(matches!(damaged, EmbedError::Damaged { file: "model.safetensors", .. }), "{damaged}");
 }
 
+#[test]
+fn a_models_prefixes_and_pooling_shape_its_vectors_and_name_them_apart() {
+    use altiplano_core::catalog::Pooling;
+    use altiplano_core::engine::embed::Recipe;
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/all-MiniLM-L6-v2");
+    let plain = starter_embedder();
+    let recipe = Recipe::from_folder(&source);
+    assert_eq!((recipe.pooling, recipe.query_prefix.as_str()), (Pooling::Mean, ""), "{recipe:?}");
+
+    // e5-style: "query: " before questions, "passage: " before passages.
+    let prefixed = Recipe { query_prefix: "query: ".into(), passage_prefix: "passage: ".into(), ..recipe.clone() };
+    let prefixed = Embedder::load_with(&source, prefixed).unwrap();
+    assert_ne!(prefixed.id(), plain.id(), "vectors of another recipe are not mixed with these");
+    let text = "Shipping costs depend on the parcel's weight.";
+    assert_eq!(prefixed.embed(&[text]).unwrap(), plain.embed(&[&format!("passage: {text}")]).unwrap());
+    assert_eq!(prefixed.embed_query(text).unwrap(), plain.embed(&[&format!("query: {text}")]).unwrap()[0]);
+    assert_ne!(prefixed.embed_query(text).unwrap(), plain.embed_query(text).unwrap());
+
+    // First-token pooling: another vector, still of length 1.
+    let cls = Embedder::load_with(&source, Recipe { pooling: Pooling::Cls, ..recipe }).unwrap();
+    let (c, m) = (cls.embed(&[text]).unwrap().remove(0), plain.embed(&[text]).unwrap().remove(0));
+    assert!(similarity(&c, &c) > 0.999 && similarity(&c, &m) < 0.99, "{} {}", similarity(&c, &c), similarity(&c, &m));
+    assert_ne!(cls.id(), plain.id());
+
+    // A folder that says how it pools and what it prefixes (sentence-transformers' own files).
+    let copy = tempfile::tempdir().unwrap();
+    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(source.join(name), copy.path().join(name)).unwrap();
+    }
+    std::fs::create_dir_all(copy.path().join("1_Pooling")).unwrap();
+    std::fs::write(copy.path().join("1_Pooling/config.json"), r#"{"pooling_mode_cls_token": true}"#).unwrap();
+    std::fs::write(
+        copy.path().join("config_sentence_transformers.json"),
+        r#"{"prompts": {"query": "Represent this question: ", "document": ""}}"#,
+    )
+    .unwrap();
+    let said = Recipe::from_folder(copy.path());
+    assert_eq!(
+        (said.pooling, said.query_prefix.as_str(), said.passage_prefix.as_str()),
+        (Pooling::Cls, "Represent this question: ", "")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_finds_the_page_that_answers_in_other_words_and_pages_are_embedded_once() {
     use altiplano_core::documents::followup::{Dense, PageIndex};
@@ -205,7 +248,7 @@ async fn a_follow_up_finds_the_page_that_answers_in_other_words_and_pages_are_em
 
     // No word of the question is on the page that answers it.
     let question = "What damage did the bad weather cause?";
-    let query = embedder.embed(&[question]).expect("embed the question").swap_remove(0);
+    let query = embedder.embed_query(question).expect("embed the question");
     let index = PageIndex::build(&pages, &[]).expect("index the pages");
     let keywords = index.rank(question, 5, None).expect("rank");
     assert!(keywords.iter().all(|s| s.first_page != 2), "BM25 alone cannot find it: {keywords:?}");

@@ -14,7 +14,7 @@ use crate::args::CodeCommand;
 pub async fn run(data_dir: &DataDir, loader: &super::load::Loader, command: CodeCommand) -> anyhow::Result<ExitCode> {
     match command {
         CodeCommand::Index { dir, json } => {
-            let index = CodeIndex::open_with_search_model(data_dir.path(), &dir)?;
+            let index = open_index(data_dir, &dir).await?;
             let live = !json && std::io::stderr().is_terminal();
             let report = index.update(|p| {
                 if live {
@@ -31,7 +31,7 @@ pub async fn run(data_dir: &DataDir, loader: &super::load::Loader, command: Code
             }
         }
         CodeCommand::Search { dir, query, limit, json } => {
-            let index = CodeIndex::open_with_search_model(data_dir.path(), &dir)?;
+            let index = open_index(data_dir, &dir).await?;
             let live = !json && std::io::stderr().is_terminal();
             index.update(|p| {
                 if live {
@@ -60,6 +60,14 @@ pub async fn run(data_dir: &DataDir, loader: &super::load::Loader, command: Code
     Ok(ExitCode::SUCCESS)
 }
 
+/// The folder's index with the search model chosen for code (the store holds the choice).
+async fn open_index(data_dir: &DataDir, dir: &std::path::Path) -> anyhow::Result<CodeIndex> {
+    let store = Store::open(&data_dir.database_path()).await?;
+    let model = super::load::code_search_model(&store, altiplano_core::catalog::Purpose::Code).await;
+    store.close().await;
+    Ok(CodeIndex::open_with_model(data_dir.path(), dir, model)?)
+}
+
 async fn ask(
     data_dir: &DataDir,
     loader: &super::load::Loader,
@@ -69,7 +77,7 @@ async fn ask(
     greedy: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let index = CodeIndex::open_with_search_model(data_dir.path(), &dir)?;
+    let index = open_index(data_dir, &dir).await?;
     index.update(|_| {})?;
     let store = Store::open(&data_dir.database_path()).await?;
     let engine = loader.open(&model, LoadOptions { max_parallel_replies: 1, ..loader.options() }).await?;

@@ -30,7 +30,7 @@ pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand
     let bar = load::embedding_bar();
     let live = !json && std::io::stderr().is_terminal();
     let search = desk::Search {
-        embedder: load::search_model(),
+        embedder: load::search_model(store, altiplano_core::catalog::Purpose::Documents).await,
         on_embed: |done: u64, total: u64| {
             if live && bar.is_hidden() {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());

@@ -130,15 +130,29 @@ impl Loader {
     }
 }
 
-/// The embedding model for hybrid search, when there is one; one that does not load is named
-/// on stderr and search falls back to keywords.
-pub fn search_model() -> Option<std::sync::Arc<altiplano_core::engine::embed::Embedder>> {
-    match altiplano_core::engine::embed::load_search_model() {
-        Ok(model) => model.map(std::sync::Arc::new),
-        Err(e) => {
-            eprintln!("altiplano: searching by keywords only: {e}");
-            None
-        }
+/// The embedding model hybrid search uses for `purpose` (the user's choice, else the
+/// starter), when there is one; one that does not load is named on stderr and search falls
+/// back to keywords.
+pub async fn search_model(
+    store: &altiplano_core::store::Store,
+    purpose: altiplano_core::catalog::Purpose,
+) -> Option<std::sync::Arc<altiplano_core::engine::embed::Embedder>> {
+    code_search_model(store, purpose)
+        .await
+        .inspect_err(|e| eprintln!("altiplano: searching by keywords only: {e}"))
+        .ok()
+        .flatten()
+}
+
+/// [`search_model`] with its error kept, for a code index to say why it uses keywords.
+pub async fn code_search_model(
+    store: &altiplano_core::store::Store,
+    purpose: altiplano_core::catalog::Purpose,
+) -> Result<Option<std::sync::Arc<altiplano_core::engine::embed::Embedder>>, String> {
+    let catalog = altiplano_core::catalog::Catalog::builtin().map_err(|e| e.to_string())?;
+    match altiplano_core::search_models::load(store, &catalog, purpose).await {
+        Ok(model) => Ok(model.map(std::sync::Arc::new)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

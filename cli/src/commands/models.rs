@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use altiplano_core::catalog::Catalog;
+use altiplano_core::catalog::{Catalog, Purpose};
 use altiplano_core::choose::{self, OnDisk, Resolution, Target};
 use altiplano_core::config::DataDir;
 use altiplano_core::download::queue::{DownloadManager, JobState};
@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
 use super::load;
-use crate::args::{ModelsCommand, PullArgs, TokenCommand};
+use crate::args::{ModelsCommand, PullArgs, SearchPurposeArg, TokenCommand};
 
 pub async fn run(
     store: &Store,
@@ -49,6 +49,8 @@ pub async fn run(
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Token(command) => token(store, command).await,
+        ModelsCommand::Search { json } => search_models(store, json).await,
+        ModelsCommand::UseSearch { id, purpose } => use_search_model(store, &id, purpose).await,
         ModelsCommand::Use { target, isq, json } => {
             use_model(store, data_dir, loader, &target, isq.map(Into::into), json).await
         }
@@ -120,6 +122,64 @@ async fn list(store: &Store, library: &Library, json: bool) -> anyhow::Result<Ex
                 human_bytes(j.bytes_total)
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `models search`: the catalog's embedding models, on disk or not, and what search uses.
+async fn search_models(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::builtin()?;
+    let models = altiplano_core::search_models::list(store, &catalog).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "searchModels": models }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if altiplano_core::config::embedding_override().is_some() {
+        println!("(ALTIPLANO_EMBEDDING_MODEL is set: search uses that folder, or no vectors when it is empty)\n");
+    }
+    for s in &models {
+        let m = &s.model;
+        let names = |ps: &[Purpose]| ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" and ");
+        let state = match (&s.path, s.used_for.is_empty()) {
+            (Some(_), false) => format!("in use for {}", names(&s.used_for)),
+            (Some(_), true) => "on disk".to_owned(),
+            (None, _) => format!("not downloaded (about {})", human_bytes(m.download_bytes())),
+        };
+        let missing = s.chosen_for.iter().filter(|p| !s.used_for.contains(p)).copied().collect::<Vec<_>>();
+        let missing = if missing.is_empty() || s.path.is_some() {
+            String::new()
+        } else {
+            format!(" — chosen for {}, the starter stands in until it is downloaded", names(&missing))
+        };
+        println!(
+            "{:<24} {:>4} dims  {:<22} good for {:<19} {state}{missing}",
+            m.id,
+            m.dims,
+            m.languages.join(","),
+            names(&m.good_for),
+        );
+    }
+    println!(
+        "\n`altiplano models pull ID` downloads one; `altiplano models use-search ID --for documents|code` chooses it"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `models use-search`: the embedding model search uses for documents, code or both.
+async fn use_search_model(store: &Store, id: &str, purpose: SearchPurposeArg) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::builtin()?;
+    let purposes: &[Purpose] = match purpose {
+        SearchPurposeArg::Documents => &[Purpose::Documents],
+        SearchPurposeArg::Code => &[Purpose::Code],
+        SearchPurposeArg::Both => &Purpose::ALL,
+    };
+    for &p in purposes {
+        let chosen = altiplano_core::search_models::choose(store, &catalog, p, id).await?;
+        println!("search uses {} for {} ({})", chosen.recipe.name, p.as_str(), chosen.dir.display());
+    }
+    // Load it once now, so a broken download shows here rather than as keywords-only search.
+    if let Some(first) = purposes.first() {
+        altiplano_core::search_models::load(store, &catalog, *first).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -55,7 +55,8 @@ pub async fn run(store: &Store, loader: &super::load::Loader, args: SummarizeArg
                 }
                 let engine = engine.as_ref().expect("loaded above");
                 if embedder.is_none() {
-                    embedder = Some(super::load::search_model());
+                    embedder =
+                        Some(super::load::search_model(store, altiplano_core::catalog::Purpose::Documents).await);
                 }
                 let bar = progress_bar(&doc.title);
                 let search = embedder.clone().flatten();

@@ -396,14 +396,18 @@ impl CodeIndex {
         })
     }
 
-    /// [`CodeIndex::open`] with the embedding model search uses ([`crate::config::embedding_model`]),
-    /// when there is one; one that fails to load leaves keywords only, and
-    /// [`CodeIndex::retrieval`] says why.
-    pub fn open_with_search_model(data_dir: &Path, root: &Path) -> Result<Self, CodeError> {
+    /// [`CodeIndex::open`] with the embedding model search uses for code
+    /// ([`crate::search_models::load`]'s outcome): with one, searches are hybrid; one that
+    /// failed to load leaves keywords only, and [`CodeIndex::retrieval`] says why.
+    pub fn open_with_model(
+        data_dir: &Path,
+        root: &Path,
+        model: Result<Option<Arc<crate::engine::embed::Embedder>>, String>,
+    ) -> Result<Self, CodeError> {
         let index = Self::open(data_dir, root)?;
-        Ok(match crate::engine::embed::load_search_model() {
+        Ok(match model {
             Ok(None) => index,
-            Ok(Some(embedder)) => index.with_embedder(Arc::new(embedder)),
+            Ok(Some(embedder)) => index.with_embedder(embedder),
             Err(e) => {
                 tracing::warn!("searching code by keywords only: {e}");
                 Self { no_vectors: Some(KeywordsOnly::failed(&e)), ..index }
@@ -829,7 +833,10 @@ impl CodeIndex {
     fn dense_hits(&self, question: &str, limit: usize) -> Result<Vec<Hit>, CodeError> {
         let Some(embedder) = &self.embedder else { return Ok(Vec::new()) };
         let rows = self.dense_rows()?;
-        let Some(query) = embedder.embed(&[question])?.pop() else { return Ok(Vec::new()) };
+        let query = embedder.embed_query(question)?;
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut scored: Vec<(f32, &DenseRow)> = rows
             .iter()
             .filter(|r| r.vector.len() == query.len())

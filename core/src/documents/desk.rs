@@ -123,8 +123,8 @@ async fn page_search(
     };
     let model = embedder.clone();
     let text = question.to_owned();
-    let query = match tokio::task::spawn_blocking(move || model.embed(&[text.as_str()])).await {
-        Ok(Ok(mut v)) if !v.is_empty() => v.swap_remove(0),
+    let query = match tokio::task::spawn_blocking(move || model.embed_query(&text)).await {
+        Ok(Ok(v)) if !v.is_empty() => v,
         Ok(Ok(_)) => return keywords(&"the embedding model returned no vector"),
         Ok(Err(e)) => return keywords(&e),
         Err(e) => return keywords(&e),

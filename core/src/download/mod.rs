@@ -373,7 +373,8 @@ impl Pulled {
 }
 
 /// What `pull` means for a target the user typed: a catalog variant id
-/// (`llama-3.1-8b-instruct:q4_k_m`) or a repo id (`org/name`, with `files` to pick files).
+/// (`llama-3.1-8b-instruct:q4_k_m`), a catalog embedding model's id (`multilingual-e5-small`:
+/// the files search needs) or a repo id (`org/name`, with `files` to pick files).
 /// Returns the spec and, for a variant, its id.
 pub fn spec_for_target(
     catalog: &crate::catalog::Catalog,
@@ -392,6 +393,11 @@ pub fn spec_for_target(
         })?;
         let files = if files.is_empty() { variant.files.clone() } else { files.to_vec() };
         return Ok((PullSpec { repo, revision: revision.to_owned(), files }, Some(id)));
+    }
+    if let Some(model) = catalog.embedding(target) {
+        let files = if files.is_empty() { model.files.clone() } else { files.to_vec() };
+        let spec = PullSpec { repo: model.repo.clone(), revision: revision.to_owned(), files };
+        return Ok((spec, Some(model.id.clone())));
     }
     if target.contains(':') {
         return Err(DownloadError::NotFound(format!(

@@ -1,12 +1,14 @@
 //! Sentence embeddings for retrieval: a BERT-family sentence-transformers model (a folder with
 //! `config.json`, `tokenizer.json` and `model.safetensors`) run in-process with candle — the
 //! version mistral.rs already builds on —, mean-pooled over the tokens and L2-normalized, so
-//! the dot product of two vectors is their cosine similarity.
+//! the dot product of two vectors is their cosine similarity (or pooled from the first token,
+//! and with the prefixes its training used before questions and passages: a [`Recipe`], from
+//! the catalog's entry or the folder's own sentence-transformers files).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
@@ -43,6 +45,59 @@ pub enum EmbedError {
     Run(String),
 }
 
+/// How to run a model folder: its name, pooling and prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipe {
+    /// The name vectors are stored under (with the weights' size).
+    pub name: String,
+    /// Mean or first-token pooling.
+    pub pooling: crate::catalog::Pooling,
+    /// Put before a question.
+    pub query_prefix: String,
+    /// Put before each passage.
+    pub passage_prefix: String,
+    /// Longest input in tokens; `None`: as the folder says (else 256).
+    pub max_tokens: Option<usize>,
+}
+
+impl Recipe {
+    /// The recipe of a catalog entry.
+    pub fn of(model: &crate::catalog::EmbeddingModel) -> Self {
+        Self {
+            name: model.name.clone(),
+            pooling: model.pooling,
+            query_prefix: model.query_prefix.clone(),
+            passage_prefix: model.passage_prefix.clone(),
+            max_tokens: Some(model.max_tokens as usize),
+        }
+    }
+
+    /// What a folder says of itself: named after the folder, pooled as its
+    /// `1_Pooling/config.json` says (mean when it says nothing), with the `query` and
+    /// `passage` (or `document`) prompts of its `config_sentence_transformers.json`.
+    pub fn from_folder(dir: &Path) -> Self {
+        let json = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        };
+        let cls = json("1_Pooling/config.json")
+            .and_then(|v| v.get("pooling_mode_cls_token").and_then(serde_json::Value::as_bool))
+            .unwrap_or(false);
+        let prompts = json("config_sentence_transformers.json").and_then(|v| v.get("prompts").cloned());
+        let prompt = |keys: &[&str]| {
+            keys.iter().find_map(|k| prompts.as_ref()?.get(k)?.as_str().map(str::to_owned)).unwrap_or_default()
+        };
+        Self {
+            name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "embedding".into()),
+            pooling: if cls { crate::catalog::Pooling::Cls } else { crate::catalog::Pooling::Mean },
+            query_prefix: prompt(&["query"]),
+            passage_prefix: prompt(&["passage", "document"]),
+            max_tokens: None,
+        }
+    }
+}
+
 /// A loaded embedding model. Cheap to share behind an `Arc`; `embed` takes `&self`.
 pub struct Embedder {
     model: BertModel,
@@ -50,6 +105,7 @@ pub struct Embedder {
     id: String,
     dims: usize,
     device: Device,
+    recipe: Recipe,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -59,8 +115,14 @@ impl std::fmt::Debug for Embedder {
 }
 
 impl Embedder {
-    /// Loads the model in `dir` on the CPU. The weights' header is checked first.
+    /// Loads the model in `dir` on the CPU as the folder describes itself
+    /// ([`Recipe::from_folder`]). The weights' header is checked first.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_with(dir, Recipe::from_folder(dir))
+    }
+
+    /// Loads the model in `dir` on the CPU, run as `recipe` says.
+    pub fn load_with(dir: &Path, recipe: Recipe) -> Result<Self, EmbedError> {
         let file = |name: &'static str| {
             let path = dir.join(name);
             if path.is_file() {
@@ -85,7 +147,10 @@ impl Embedder {
         if spans.is_empty() {
             return Err(damaged("model.safetensors")(&"no tensors"));
         }
-        let max_tokens = max_tokens(dir, &config);
+        let max_tokens = match recipe.max_tokens {
+            Some(n) => n.clamp(8, config.max_position_embeddings.max(8)),
+            None => max_tokens(dir, &config),
+        };
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| damaged("tokenizer.json")(&e))?;
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
@@ -100,8 +165,16 @@ impl Embedder {
         drop(bytes);
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| damaged("model.safetensors")(&e))?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "embedding".into());
-        Ok(Self { model, tokenizer, id: format!("{name}@{weights_len}"), dims: config.hidden_size, device })
+        // Vectors are compared only with vectors of the same id: another pooling or prefix
+        // makes other vectors from the same weights.
+        let mut id = format!("{}@{weights_len}", recipe.name);
+        if recipe.pooling == crate::catalog::Pooling::Cls {
+            id.push_str("+cls");
+        }
+        if !recipe.query_prefix.is_empty() || !recipe.passage_prefix.is_empty() {
+            id.push_str(&format!("+{:?}{:?}", recipe.query_prefix, recipe.passage_prefix));
+        }
+        Ok(Self { model, tokenizer, id, dims: config.hidden_size, device, recipe })
     }
 
     /// Names this model and its weights: vectors made by another id are not comparable.
@@ -109,9 +182,9 @@ impl Embedder {
         &self.id
     }
 
-    /// The model's name for people (its folder's name).
+    /// The model's name for people.
     pub fn name(&self) -> &str {
-        self.id.rsplit_once('@').map_or(&self.id, |(name, _)| name)
+        &self.recipe.name
     }
 
     /// Length of each vector.
@@ -119,8 +192,23 @@ impl Embedder {
         self.dims
     }
 
-    /// One normalized vector per text, in order. Long texts are cut at the model's limit.
+    /// One normalized vector per passage (a page, a chunk), in order, with the model's passage
+    /// prefix. Long texts are cut at the model's limit.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if self.recipe.passage_prefix.is_empty() {
+            return self.embed_raw(texts);
+        }
+        let prefixed: Vec<String> = texts.iter().map(|t| format!("{}{t}", self.recipe.passage_prefix)).collect();
+        self.embed_raw(&prefixed.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The vector of a question, with the model's query prefix.
+    pub fn embed_query(&self, question: &str) -> Result<Vec<f32>, EmbedError> {
+        let text = format!("{}{question}", self.recipe.query_prefix);
+        Ok(self.embed_raw(&[text.as_str()])?.pop().unwrap_or_default())
+    }
+
+    fn embed_raw(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         // Similar lengths together waste less on padding.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
@@ -150,13 +238,18 @@ impl Embedder {
         let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), shape, &self.device).map_err(|e| run(&e))?;
         let pooled = (|| -> candle_core::Result<Vec<Vec<f32>>> {
             let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-            // Mean over the real tokens only.
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counts = mask.sum(1)?.clamp(1.0, f64::MAX)?;
-            let mean = summed.broadcast_div(&counts)?;
-            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-            mean.broadcast_div(&norm)?.to_vec2::<f32>()
+            let pooled = match self.recipe.pooling {
+                crate::catalog::Pooling::Cls => hidden.i((.., 0))?.contiguous()?,
+                crate::catalog::Pooling::Mean => {
+                    // Mean over the real tokens only.
+                    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+                    let counts = mask.sum(1)?.clamp(1.0, f64::MAX)?;
+                    summed.broadcast_div(&counts)?
+                }
+            };
+            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            pooled.broadcast_div(&norm)?.to_vec2::<f32>()
         })()
         .map_err(|e| run(&e))?;
         Ok(pooled)
@@ -191,12 +284,6 @@ fn max_tokens(dir: &Path, config: &Config) -> usize {
         .and_then(|v| v.get("max_seq_length").and_then(serde_json::Value::as_u64))
         .map(|n| n as usize);
     said.unwrap_or(DEFAULT_MAX_TOKENS).clamp(8, config.max_position_embeddings.max(8))
-}
-
-/// The embedding model search uses ([`crate::config::embedding_model`]), loaded; `Ok(None)`
-/// when there is none (or it is turned off with `ALTIPLANO_EMBEDDING_MODEL=""`).
-pub fn load_search_model() -> Result<Option<Embedder>, EmbedError> {
-    crate::config::embedding_model().map(|dir| Embedder::load(&dir)).transpose()
 }
 
 /// A vector as stored: little-endian f32s.

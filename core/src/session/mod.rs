@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, Purpose};
 use crate::chat::{self, ChatError, ChatEvent, Turn, TurnOutcome};
 use crate::choose::{self, ChooseError, OnDisk, Resolution, Target};
 use crate::codebase::answer::{AskError, CodeAnswer};
@@ -124,6 +124,9 @@ pub enum SessionError {
     /// A model could not be chosen.
     #[error(transparent)]
     Choose(#[from] ChooseError),
+    /// Choosing or loading a search model failed.
+    #[error(transparent)]
+    SearchModel(#[from] crate::search_models::SearchModelError),
 }
 
 /// What [`Session::use_model`] set going.
@@ -156,7 +159,9 @@ pub struct Session {
     library: Library,
     project: ProjectSlot,
     extractor: Mutex<Option<PathBuf>>,
-    search_model: tokio::sync::OnceCell<Option<Arc<crate::engine::embed::Embedder>>>,
+    /// Loaded search models with what they were loaded as (at most one per purpose; documents
+    /// and code share one when they resolve to the same).
+    search_models: tokio::sync::Mutex<Vec<(crate::search_models::Resolved, Arc<crate::engine::embed::Embedder>)>>,
     /// The last few documents' keyword indexes, kept between follow-up questions.
     page_indexes: crate::documents::followup::PageIndexes,
 }
@@ -176,7 +181,7 @@ impl Session {
             library: Library::new(store.clone()),
             project: ProjectSlot::new(store.clone(), data_dir.clone()),
             extractor: Mutex::new(None),
-            search_model: tokio::sync::OnceCell::new(),
+            search_models: tokio::sync::Mutex::default(),
             page_indexes: Default::default(),
             downloads,
             slot: ModelSlot::new(store.clone(), data_dir.clone()),
@@ -442,7 +447,8 @@ impl Session {
         progress: impl FnMut(IndexProgress) + Send + 'static,
         on_embed: impl FnMut(IndexProgress) + Send + 'static,
     ) -> Result<(Arc<CodeIndex>, IndexReport), SessionError> {
-        self.project.open(root, progress, on_embed).await
+        let model = self.search_model_for(Purpose::Code).await;
+        self.project.open(root, model, progress, on_embed).await
     }
 
     /// The open code folder, if any.
@@ -547,23 +553,63 @@ impl Session {
         Ok(desk::summarize(&self.store, &engine, id, fresh, options, embedder, cancel, progress).await?)
     }
 
-    /// The embedding model for hybrid document search, loaded on first use; `None` when there
-    /// is none or it does not load (logged; search then uses keywords and says so).
+    /// The embedding model for hybrid document search; `None` when there is none or it does
+    /// not load (logged; search then uses keywords and says so).
     pub async fn search_model(&self) -> Option<Arc<crate::engine::embed::Embedder>> {
-        self.search_model
-            .get_or_init(|| async {
-                let loaded = tokio::task::spawn_blocking(crate::engine::embed::load_search_model)
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
-                loaded
-                    .inspect_err(|e| tracing::warn!("documents are searched by keywords only: {e}"))
-                    .ok()
-                    .flatten()
-                    .map(Arc::new)
-            })
+        self.search_model_for(Purpose::Documents)
             .await
-            .clone()
+            .inspect_err(|e| tracing::warn!("documents are searched by keywords only: {e}"))
+            .ok()
+            .flatten()
+    }
+
+    /// The embedding model search uses for `purpose` ([`crate::search_models::resolve`]),
+    /// loaded on first use and kept while it stays the one chosen.
+    pub async fn search_model_for(
+        &self,
+        purpose: Purpose,
+    ) -> Result<Option<Arc<crate::engine::embed::Embedder>>, crate::search_models::SearchModelError> {
+        let catalog = Catalog::builtin().map_err(|e| crate::engine::embed::EmbedError::Run(e.to_string()))?;
+        let Some(resolved) = crate::search_models::resolve(&self.store, &catalog, purpose).await? else {
+            return Ok(None);
+        };
+        // Held while loading, so two first searches load the model once.
+        let mut loaded = self.search_models.lock().await;
+        if let Some((_, embedder)) = loaded.iter().find(|(r, _)| *r == resolved) {
+            return Ok(Some(Arc::clone(embedder)));
+        }
+        let (dir, recipe) = (resolved.dir.clone(), resolved.recipe.clone());
+        let embedder = tokio::task::spawn_blocking(move || crate::engine::embed::Embedder::load_with(&dir, recipe))
+            .await
+            .map_err(|e| {
+                crate::engine::embed::EmbedError::Run(format!("the embedding model's loader stopped: {e}"))
+            })??;
+        let embedder = Arc::new(embedder);
+        // Keep the other purpose's model, drop any older one.
+        let mut keep = Vec::new();
+        for other in Purpose::ALL.into_iter().filter(|p| *p != purpose) {
+            if let Ok(Some(r)) = crate::search_models::resolve(&self.store, &catalog, other).await {
+                keep.push(r);
+            }
+        }
+        loaded.retain(|(r, _)| keep.contains(r));
+        loaded.push((resolved, Arc::clone(&embedder)));
+        Ok(Some(embedder))
+    }
+
+    /// Every catalog embedding model: on disk or not, and what search uses it for.
+    pub async fn search_models(&self) -> Result<Vec<crate::search_models::SearchModelStatus>, SessionError> {
+        Ok(crate::search_models::list(&self.store, &Catalog::builtin()?).await?)
+    }
+
+    /// Makes catalog embedding model `id` the one search uses for `purpose` (it must be on
+    /// disk). Documents use it from the next question; an open code folder is opened again
+    /// with it by the caller (its chunks are embedded again by the new model, in the background).
+    pub async fn choose_search_model(&self, purpose: Purpose, id: &str) -> Result<(), SessionError> {
+        let catalog = Catalog::builtin()?;
+        crate::search_models::choose(&self.store, &catalog, purpose, id).await?;
+        self.search_model_for(purpose).await?;
+        Ok(())
     }
 
     /// Answers a follow-up question about a document from its relevant pages, under

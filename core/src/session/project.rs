@@ -45,13 +45,15 @@ impl ProjectSlot {
     pub async fn open(
         &self,
         root: &Path,
+        search_model: Result<Option<Arc<crate::engine::embed::Embedder>>, crate::search_models::SearchModelError>,
         progress: impl FnMut(IndexProgress) + Send + 'static,
         mut on_embed: impl FnMut(IndexProgress) + Send + 'static,
     ) -> Result<(Arc<CodeIndex>, IndexReport), SessionError> {
         let data = self.data_dir.path().to_path_buf();
         let root = root.to_path_buf();
+        let model = search_model.map_err(|e| e.to_string());
         let (index, report) = tokio::task::spawn_blocking(move || {
-            let index = CodeIndex::open_with_search_model(&data, &root)?;
+            let index = CodeIndex::open_with_model(&data, &root, model)?;
             let report = index.update_words(progress)?;
             Ok::<_, CodeError>((index, report))
         })
