@@ -54,6 +54,8 @@ pub fn wire() -> tauri_specta::Builder<tauri::Wry> {
             commands::model::choose_model_file,
             commands::model::plan_models,
             commands::model::use_model,
+            commands::model::list_search_models,
+            commands::model::use_search_model,
             commands::conversations::list_conversations,
             commands::conversations::get_messages,
             commands::conversations::search_messages,

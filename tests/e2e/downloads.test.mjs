@@ -4,7 +4,8 @@
 // form, lists it under "Models on disk" and loads it for chat. Then "Use" on a catalog variant
 // (served by the fake Hub under the catalog's own repo and file name, with the starter model's
 // bytes) downloads it, loads it, makes it the chat model and shows what it measured here. Last,
-// the offline switch: on, a download is refused and says why; off, it goes.
+// the offline switch: on, a download is refused and says why; off, it goes. And a search model:
+// downloaded from "Search models" and chosen for documents, the starter keeping code.
 // Saves tests/artifacts/downloads.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,6 +42,13 @@ before(async () => {
   copyFileSync(starterModel, join(hubRoot, 'acme/tiny-GGUF/second.Q4_1.gguf'));
   mkdirSync(join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF'), { recursive: true });
   copyFileSync(starterModel, join(hubRoot, 'bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf'));
+  // The multilingual search model's repo, with the starter embedding model's bytes (the path
+  // is what is tested here; Hugging Face itself cannot be reached).
+  const e5 = join(hubRoot, 'intfloat/multilingual-e5-small');
+  mkdirSync(e5, { recursive: true });
+  for (const name of ['config.json', 'tokenizer.json', 'model.safetensors']) {
+    copyFileSync(join(root, 'models/starter/all-MiniLM-L6-v2', name), join(e5, name));
+  }
   cacheDir = join(workDir, 'cache');
   mkdirSync(cacheDir);
   const hub = await startHub(hubRoot);
@@ -223,4 +231,39 @@ test('the offline switch refuses downloads while on, and lets them go when turne
   });
   assert.equal(done.state, 'completed', done.text);
   assert.equal((await driver.texts('[data-testid="offline-status"]')).length, 0, 'the Offline mark is gone');
+});
+
+test('a search model is downloaded from "Search models" and chosen for documents', async () => {
+  // Still on the Models page.
+  const row = (id) =>
+    driver.execute(
+      `const e = document.querySelector('[data-testid="search-model"][data-id="${id}"]');
+       return e && { state: e.querySelector('[data-testid="search-model-state"]').textContent, text: e.textContent };`,
+    );
+  const starter = await driver.until('the Search models list', () => row('all-minilm-l6-v2'));
+  assert.equal(starter.state, 'Used for documents and code');
+  const before = await row('multilingual-e5-small');
+  assert.equal(before.state, 'Not downloaded');
+  assert.match(before.text, /Llama 3\.1's eight languages/);
+
+  await driver.execute(
+    'document.querySelector(\'[data-testid="search-model"][data-id="multilingual-e5-small"] [data-testid="search-model-download"]\').click();',
+  );
+  await driver.until('the search model on disk', async () => (await row('multilingual-e5-small'))?.state === 'On disk');
+  // Listed with the models on disk, but as a search model: no "Use for chat".
+  const listed = await driver.execute(`
+    const e = [...document.querySelectorAll('[data-testid="local-model"]')].find((m) => m.textContent.includes('multilingual-e5-small'));
+    return e && { search: !!e.querySelector('[data-testid="for-search"]'), chat: !!e.querySelector('[data-testid="use-for-chat"]') };
+  `);
+  assert.deepEqual(listed, { search: true, chat: false });
+
+  await driver.execute(
+    'document.querySelector(\'[data-testid="search-model"][data-id="multilingual-e5-small"] [data-testid="search-model-use-documents"]\').click();',
+  );
+  const chosen = await driver.until('the model used for documents', async () => {
+    const r = await row('multilingual-e5-small');
+    return r?.state === 'Used for documents' ? r : null;
+  });
+  assert.doesNotMatch(chosen.text, /starter model searches/);
+  assert.equal((await row('all-minilm-l6-v2')).state, 'Used for code');
 });

@@ -10,7 +10,8 @@ use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
 use crate::dto::{
-    ApiError, EngineDto, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, StatusDto, UseStartedDto,
+    ApiError, EngineDto, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, PurposeDto, SearchModelDto, StatusDto,
+    UseStartedDto,
 };
 
 fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
@@ -97,4 +98,24 @@ pub async fn use_model(
     engine: Option<EngineDto>,
 ) -> Result<UseStartedDto, ApiError> {
     Ok(session.inner().use_model(&target, None, engine.map(Into::into)).await?.into())
+}
+
+/// The catalog's embedding models: on disk or not, and what search uses each for.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_search_models(session: SessionState<'_>) -> Result<Vec<SearchModelDto>, ApiError> {
+    Ok(session.search_models().await?.into_iter().map(Into::into).collect())
+}
+
+/// Makes embedding model `id` (on disk) the one search uses for `purpose`; it is loaded here,
+/// so a broken download is reported now. Returns the list as it stands after.
+#[tauri::command]
+#[specta::specta]
+pub async fn use_search_model(
+    session: SessionState<'_>,
+    purpose: PurposeDto,
+    id: String,
+) -> Result<Vec<SearchModelDto>, ApiError> {
+    session.choose_search_model(purpose.into(), &id).await?;
+    list_search_models(session).await
 }

@@ -162,11 +162,16 @@ pub struct LocalModelDto {
     pub source: ModelSourceDto,
     pub variant: Option<String>,
     pub size_bytes: u64,
+    /// An embedding model, which search uses (chosen under "Search models"), not chat.
+    pub for_search: bool,
 }
 
 impl From<LocalModel> for LocalModelDto {
     fn from(m: LocalModel) -> Self {
+        let catalog = altiplano_core::catalog::Catalog::builtin().ok();
+        let for_search = m.variant.as_deref().is_some_and(|v| catalog.is_some_and(|c| c.embedding(v).is_some()));
         Self {
+            for_search,
             id: m.id,
             name: m.name,
             format: match m.format {

@@ -14,6 +14,7 @@ mod downloads;
 mod error;
 mod model;
 mod plan;
+mod search;
 
 pub use chat::*;
 pub use code::*;
@@ -23,3 +24,4 @@ pub use downloads::*;
 pub use error::*;
 pub use model::*;
 pub use plan::*;
+pub use search::*;

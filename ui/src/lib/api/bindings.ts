@@ -29,6 +29,13 @@ export const commands = {
 	 *  chat model.
 	 */
 	useModel: (target: string, engine: EngineDto | null) => __TAURI_INVOKE<UseStartedDto>("use_model", { target, engine }),
+	/**  The catalog's embedding models: on disk or not, and what search uses each for. */
+	listSearchModels: () => __TAURI_INVOKE<SearchModelDto[]>("list_search_models"),
+	/**
+	 *  Makes embedding model `id` (on disk) the one search uses for `purpose`; it is loaded here,
+	 *  so a broken download is reported now. Returns the list as it stands after.
+	 */
+	useSearchModel: (purpose: PurposeDto, id: string) => __TAURI_INVOKE<SearchModelDto[]>("use_search_model", { purpose, id }),
 	listConversations: () => __TAURI_INVOKE<ConversationDto[]>("list_conversations"),
 	getMessages: (conversationId: number) => __TAURI_INVOKE<MessageDto[]>("get_messages", { conversationId }),
 	searchMessages: (query: string) => __TAURI_INVOKE<SearchHitDto[]>("search_messages", { query }),
@@ -404,6 +411,8 @@ export type LocalModelDto = {
 	source: ModelSourceDto,
 	variant: string | null,
 	sizeBytes: number,
+	/**  An embedding model, which search uses (chosen under "Search models"), not chat. */
+	forSearch: boolean,
 };
 
 /**  A candidate's figures measured on this computer. */
@@ -560,6 +569,13 @@ export type ProjectEventDto =
  */
 { kind: "embedding"; progress: IndexProgressDto };
 
+/**  What a search model serves. */
+export type PurposeDto = 
+/**  Document pages and follow-up questions. */
+"documents" | 
+/**  Code chunks and code questions. */
+"code";
+
 /**  How code is found for a question. */
 export type RetrievalDto = 
 /**  Keywords (BM25) and sentence embeddings of this model, fused. */
@@ -577,6 +593,29 @@ export type SearchHitDto = {
 	messageId: number,
 	role: RoleDto,
 	snippet: string,
+};
+
+/**  One catalog embedding model. */
+export type SearchModelDto = {
+	/**  Catalog id: what Download and Use send. */
+	id: string,
+	name: string,
+	/**  Of Llama 3.1's eight languages, the ones it was trained on (ISO 639-1). */
+	languages: string[],
+	/**  What it is good for, best first. */
+	goodFor: PurposeDto[],
+	dims: number,
+	parameters: number,
+	/**  About what a download takes. */
+	downloadBytes: number,
+	starter: boolean,
+	/**  On disk (shipped or downloaded). */
+	onDisk: boolean,
+	/**  What search uses it for now. */
+	usedFor: PurposeDto[],
+	/**  What the user chose it for (the starter stands in while it is not on disk). */
+	chosenFor: PurposeDto[],
+	licenceUrl: string,
 };
 
 /**  How many files were left out for one reason. */

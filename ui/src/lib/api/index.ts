@@ -32,6 +32,8 @@ import type {
   SummaryDto,
   SummaryProgressDto,
   UseStartedDto,
+  PurposeDto,
+  SearchModelDto,
 } from './bindings';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, EngineDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
@@ -49,6 +51,7 @@ export type { BackendDto } from './bindings';
 export type { MeasurementDto } from './bindings';
 export type { MeasuredDto } from './bindings';
 export type { UseStartedDto };
+export type { PurposeDto, SearchModelDto };
 export type { DownloadsDto, DownloadJobDto, FileProgressDto, LocalModelDto };
 export type { ProjectDto, ProjectEventDto, IndexProgressDto, CodeAnswerDto, CodeStreamEvent };
 export type { SkipCountDto, SkipReasonDto, TokenSourceDto } from './bindings';
@@ -79,6 +82,9 @@ export function watchStatus(onUpdate: (status: StatusDto) => void): Promise<null
 }
 export const useStarterModel = (): Promise<ModelDto> => commands.useStarterModel();
 export const chooseModelFile = (): Promise<ModelDto | null> => commands.chooseModelFile();
+export const listSearchModels = (): Promise<SearchModelDto[]> => commands.listSearchModels();
+export const useSearchModel = (purpose: PurposeDto, id: string): Promise<SearchModelDto[]> =>
+  commands.useSearchModel(purpose, id);
 export const planModels = (contextTokens: number | null, prefer: PreferenceDto): Promise<ModelsPageDto> =>
   commands.planModels(contextTokens, prefer);
 
