@@ -116,7 +116,8 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
         out[name] = score(&questions, |question, expect| {
             // Keywords alone do not wait for the question's vector.
             let query = if ranking == Ranking::Keywords { Vec::new() } else { embedder.embed_query(question)? };
-            let dense = (ranking != Ranking::Keywords).then_some(Dense { query: &query, pages: &page_vectors });
+            let dense =
+                (ranking != Ranking::Keywords).then_some(Dense { query: &query, pages: &page_vectors, nodes: None });
             let hits = index.rank_by(question, 10, dense, ranking)?;
             Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
         })?;
@@ -126,7 +127,7 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
     for weight in weights.split(',').filter_map(|w| w.trim().parse::<f32>().ok()) {
         out[format!("hybrid_keywords_{weight}")] = score(&questions, |question, expect| {
             let query = embedder.embed_query(question)?;
-            let dense = Some(Dense { query: &query, pages: &page_vectors });
+            let dense = Some(Dense { query: &query, pages: &page_vectors, nodes: None });
             let hits = index.rank_weighted(question, 10, dense, Ranking::Best, weight)?;
             Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
         })?;

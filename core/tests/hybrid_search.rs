@@ -253,8 +253,37 @@ async fn a_follow_up_finds_the_page_that_answers_in_other_words_and_pages_are_em
     let keywords = index.rank(question, 5, None).expect("rank");
     assert!(keywords.iter().all(|s| s.first_page != 2), "BM25 alone cannot find it: {keywords:?}");
     assert!(keywords.is_empty(), "stop words match nothing: {keywords:?}");
-    let hybrid = index.rank(question, 5, Some(Dense { query: &query, pages: &page_vectors })).expect("rank");
+    let hybrid =
+        index.rank(question, 5, Some(Dense { query: &query, pages: &page_vectors, nodes: None })).expect("rank");
     assert_eq!(hybrid.first().map(|s| s.first_page), Some(2), "{hybrid:?}");
+
+    // A summary's part, in other words again: found by its own vector, made once per model.
+    let node = altiplano_core::documents::saved::SummaryNode {
+        level: 0,
+        position: 0,
+        first_page: 1,
+        last_page: 3,
+        text: "Storms ruined part of the harvest kept in the barns [p. 2].".into(),
+        removed_citations: 0,
+        is_root: false,
+        model: "test".into(),
+    };
+    let index = PageIndex::build(&pages, std::slice::from_ref(&node)).expect("index pages and summary");
+    let node_vectors = index.node_vectors(&embedder).expect("embed the summary's parts");
+    assert_eq!(node_vectors.len(), 1);
+    assert!(Arc::ptr_eq(&node_vectors, &index.node_vectors(&embedder).expect("kept")), "embedded once");
+    let rank_of = |ranked: &[altiplano_core::documents::followup::Source], summary: bool, page: u32| {
+        ranked.iter().position(|s| s.summary == summary && s.first_page == page)
+    };
+    let pages_only =
+        index.rank(question, 5, Some(Dense { query: &query, pages: &page_vectors, nodes: None })).expect("rank");
+    assert_eq!(rank_of(&pages_only, true, 1), None, "without its vector the part is not found: {pages_only:?}");
+    let with_nodes = index
+        .rank(question, 5, Some(Dense { query: &query, pages: &page_vectors, nodes: Some(&node_vectors) }))
+        .expect("rank");
+    let part = rank_of(&with_nodes, true, 1).expect("the part is found");
+    assert!(part < rank_of(&with_nodes, false, 1).unwrap_or(usize::MAX), "{with_nodes:?}");
+    assert!(part < rank_of(&with_nodes, false, 3).unwrap_or(usize::MAX), "{with_nodes:?}");
 
     // Opened again (the same database): nothing is embedded twice.
     let mut again = Vec::new();

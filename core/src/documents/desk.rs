@@ -76,11 +76,30 @@ pub async fn ask(
         Some(kept) => kept.get(document_id, &pages, &nodes)?,
         None => Arc::new(PageIndex::build(&pages, &nodes)?),
     };
+    let embedder = search.embedder.clone();
     let (dense, retrieval) = page_search(store, document_id, &pages, question, search, &cancel).await?;
+    // The summary's nodes by the same model, when the pages have vectors.
+    let node_vectors = match (&dense, embedder) {
+        (Some(_), Some(model)) if nodes.iter().any(|n| !n.is_root) => {
+            let index = Arc::clone(&index);
+            match tokio::task::spawn_blocking(move || index.node_vectors(&model)).await {
+                Ok(Ok(v)) => Some(v),
+                Ok(Err(e)) => {
+                    tracing::warn!("the summary's parts are searched by keywords only: {e}");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!("the summary's parts are searched by keywords only: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let conversation = conversation_of(store, &doc).await?;
     let answering = Answering::begin(store, conversation, question, &engine.info().name).await?;
     let sink = answering.sink(on_text);
-    let dense_ref = dense.as_ref().map(|(query, pages)| Dense { query, pages });
+    let dense_ref = dense.as_ref().map(|(query, pages)| Dense { query, pages, nodes: node_vectors.as_deref() });
     let writing = followup::ask(
         engine,
         &doc.title,

@@ -80,13 +80,36 @@ pub struct DocumentAnswer {
     pub stats: GenerationStats,
 }
 
-/// The question's vector and the document's page vectors, for hybrid ranking.
+/// The question's vector and the document's page vectors (and its summary nodes', when they
+/// are embedded: [`PageIndex::node_vectors`]), for hybrid ranking.
 #[derive(Debug, Clone, Copy)]
 pub struct Dense<'a> {
     /// The question, embedded by the model that embedded the pages.
     pub query: &'a [f32],
     /// The pages.
     pub pages: &'a PageVectors,
+    /// The summary nodes, by the same model.
+    pub nodes: Option<&'a NodeVectors>,
+}
+
+/// The summary nodes' vectors (each node's text as one passage), by one embedding model.
+#[derive(Debug, Clone, Default)]
+pub struct NodeVectors {
+    model: String,
+    /// The candidate slot of each node and its vector.
+    vectors: Vec<(usize, Vec<f32>)>,
+}
+
+impl NodeVectors {
+    /// Nodes with vectors.
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// Whether no node has a vector.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
 }
 
 /// Errors while answering.
@@ -116,6 +139,8 @@ type Key = (u32, u32, bool);
 pub struct PageIndex {
     /// Every candidate: the pages with text, then the nodes; a tantivy document's `slot`.
     sources: Vec<Source>,
+    /// The nodes' vectors, made on first use by a model (again for another model).
+    node_vectors: std::sync::Mutex<Option<Arc<NodeVectors>>>,
     slots: HashMap<Key, usize>,
     searcher: tantivy::Searcher,
     parser: QueryParser,
@@ -162,7 +187,28 @@ impl PageIndex {
             slots.entry((s.first_page, s.last_page, s.summary)).or_insert(i);
         }
         let parser = QueryParser::for_index(&index, vec![text]);
-        Ok(Self { sources, slots, searcher, parser, slot })
+        Ok(Self { sources, slots, searcher, parser, slot, node_vectors: std::sync::Mutex::new(None) })
+    }
+
+    /// The summary nodes' vectors by `embedder`: made once per index and model (a summary of a
+    /// few dozen nodes takes a second or so on a laptop CPU), then kept with the index.
+    pub fn node_vectors(
+        &self,
+        embedder: &crate::engine::embed::Embedder,
+    ) -> Result<Arc<NodeVectors>, crate::engine::embed::EmbedError> {
+        let lock = || self.node_vectors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = lock().as_ref().filter(|v| v.model == embedder.id()) {
+            return Ok(Arc::clone(kept));
+        }
+        let slots: Vec<usize> = (0..self.sources.len()).filter(|&i| self.sources[i].summary).collect();
+        let texts: Vec<&str> = slots.iter().map(|&i| self.sources[i].text.as_str()).collect();
+        let vectors = embedder.embed(&texts)?;
+        let made = Arc::new(NodeVectors {
+            model: embedder.id().to_owned(),
+            vectors: slots.into_iter().zip(vectors).collect(),
+        });
+        *lock() = Some(Arc::clone(&made));
+        Ok(made)
     }
 
     /// The text of page `number`, when it has any.
@@ -204,13 +250,24 @@ impl PageIndex {
             self.keyword_ranking(question, if dense.is_some() { FUSION_DEPTH.max(limit) } else { limit })?
         };
         let similar: Vec<usize> = match dense {
-            Some(d) if ranking != Ranking::Keywords => d
-                .pages
-                .ranked(d.query)
-                .into_iter()
-                .filter_map(|(n, _)| self.slots.get(&(n, n, false)).copied())
-                .take(FUSION_DEPTH)
-                .collect(),
+            Some(d) if ranking != Ranking::Keywords => {
+                // Pages and summary nodes in one list, by their similarity to the question.
+                let mut scored: Vec<(usize, f32)> = d
+                    .pages
+                    .ranked(d.query)
+                    .into_iter()
+                    .filter_map(|(n, score)| self.slots.get(&(n, n, false)).map(|&slot| (slot, score)))
+                    .collect();
+                let nodes = d.nodes.map(|n| n.vectors.as_slice()).unwrap_or_default();
+                scored.extend(
+                    nodes
+                        .iter()
+                        .filter(|(slot, v)| *slot < self.sources.len() && v.len() == d.query.len())
+                        .map(|(slot, v)| (*slot, crate::engine::embed::similarity(d.query, v))),
+                );
+                scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+                scored.into_iter().map(|(slot, _)| slot).take(FUSION_DEPTH).collect()
+            }
             _ => Vec::new(),
         };
         let order: Vec<usize> = if similar.is_empty() {
@@ -466,7 +523,7 @@ mod tests {
             (2, vec![vec![0.2, 0.98], vec![1.0, 0.0]]),
             (3, vec![vec![0.7, 0.7]]),
         ]));
-        let dense = Some(Dense { query: &[1.0, 0.0], pages: &vectors });
+        let dense = Some(Dense { query: &[1.0, 0.0], pages: &vectors, nodes: None });
         let question = "What happened with the flooding of a warehouse?";
         let index = PageIndex::build(&pages, &[]).expect("index");
         let by = |ranking| -> Vec<u32> {
