@@ -461,8 +461,7 @@ fn check_answer(
     let pages: Vec<(u32, &str)> = allowed.iter().filter_map(|&n| index.page(n).map(|t| (n, t))).collect();
     let judged = source_sentences_in(&checked.text, &pages);
     let sentences = sentences(&judged.text);
-    let coverage =
-        (!sentences.is_empty()).then(|| sentences.iter().filter(|s| s.sourced).count() as f32 / sentences.len() as f32);
+    let coverage = super::summary::coverage(&sentences);
     DocumentAnswer {
         citations: citations_with_claims(&judged.text),
         text: judged.text,

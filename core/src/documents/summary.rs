@@ -363,8 +363,7 @@ fn finish(document_id: i64, nodes: Vec<SummaryNode>, cached: bool) -> Summary {
     let root = nodes.iter().rev().find(|n| n.is_root).cloned();
     let text = root.map(|r| r.text).unwrap_or_default();
     let sentences = sentences(&text);
-    let coverage =
-        (!sentences.is_empty()).then(|| sentences.iter().filter(|s| s.sourced).count() as f32 / sentences.len() as f32);
+    let coverage = coverage(&sentences);
     Summary {
         document_id,
         citations: citations_with_claims(&text),
@@ -400,6 +399,11 @@ pub(super) fn source_sentences_in(text: &str, pages: &[(u32, &str)]) -> sourcing
         }
     };
     sources.judge(text, &Citations { pattern: &CITATION, resolve: &resolve, render: &render })
+}
+
+/// The share of `sentences` with a checked source; `None` when there are none.
+pub(super) fn coverage(sentences: &[SummarySentence]) -> Option<f32> {
+    (!sentences.is_empty()).then(|| sentences.iter().filter(|s| s.sourced).count() as f32 / sentences.len() as f32)
 }
 
 /// The sentences of a checked summary (or answer) text, each with the pages it cites.
