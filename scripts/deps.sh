@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 want="${1:-app}"
 app_packages=(build-essential pkg-config curl wget file cmake libclang-dev libwebkit2gtk-4.1-dev libxdo-dev libssl-dev
   libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev python3 python3-pip)
-test_packages=(webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring imagemagick fonts-wqy-microhei rpm strace)
+test_packages=(webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring imagemagick fonts-wqy-microhei rpm strace python3-venv)
 
 packages=("${app_packages[@]}")
 [ "$want" = test ] && packages+=("${test_packages[@]}")
@@ -23,6 +23,7 @@ if command -v dpkg-query >/dev/null; then
     case "$p" in
       python3) command -v python3 >/dev/null && continue ;;
       python3-pip) python3 -m pip --version >/dev/null 2>&1 && continue ;;
+      python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && continue ;;
     esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
@@ -49,4 +50,13 @@ models/fetch-starter.sh
 if [ "$want" = test ] && ! command -v tauri-driver >/dev/null; then
   say "installing tauri-driver"
   cargo install tauri-driver --version 2.1.0 --locked
+fi
+
+# The official OpenAI Python client, which cli/tests/serve.rs points at `altiplano serve`.
+openai_version=3.60.0
+venv="${ALTIPLANO_TEST_VENV:-$HOME/.cache/altiplano-test-venv}"
+if [ "$want" = test ] && ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
+  say "test venv with openai==$openai_version in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$openai_version"
 fi

@@ -59,12 +59,32 @@ pub enum Command {
     /// Index a code folder and search it.
     #[command(subcommand)]
     Code(CodeCommand),
+    /// Serve the chosen model over an OpenAI-compatible HTTP API (/v1/chat/completions,
+    /// /v1/models), for editors, notebooks and scripts. Ctrl+C stops it.
+    Serve(ServeArgs),
     /// Show what this machine has: CPU, memory, free disk, GPUs.
     Hardware {
         /// Print the hardware profile as JSON (the format `plan --hardware` reads).
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The model: a GGUF file, or a safetensors folder (default: the model chosen with
+    /// `altiplano models use` or in the app, else the starter model).
+    #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The address to listen on; anything but a loopback address needs --api-key.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// The port (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The key clients must send (`Authorization: Bearer KEY`).
+    #[arg(long, env = "ALTIPLANO_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

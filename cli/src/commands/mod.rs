@@ -10,6 +10,7 @@ mod hardware;
 mod load;
 mod models;
 mod plan;
+mod serve;
 mod summarize;
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(command) => models::run(&store, &data_dir, &loader, command).await,
         Command::Summarize(args) => summarize::run(&store, &loader, args).await,
         Command::Documents(command) => documents::run(&store, &loader, command).await,
+        Command::Serve(args) => serve::run(&store, &loader, args).await,
         Command::Hardware { .. } | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
             unreachable!("handled above, without opening the store")
         }
