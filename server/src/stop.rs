@@ -72,8 +72,8 @@ mod tests {
 
     #[test]
     fn a_false_start_is_passed_on_and_the_earliest_stop_wins() {
-        let (out, stopped) = run(&["END", "STOP"], &["a E", "N", "D? no: ST", "OP b END"]);
-        assert_eq!(out.concat(), "a E");
+        let (out, stopped) = run(&["END", "STOP"], &["a E", "n", "D? no: ST", "OP b END"]);
+        assert_eq!(out.concat(), "a EnD? no: ");
         assert!(stopped);
         let (out, stopped) = run(&["END"], &["EN", "d of it, é"]);
         assert_eq!(out.concat(), "ENd of it, é");
