@@ -243,6 +243,7 @@ impl crate::search_models::SearchModelError {
             SearchModelError::Load(e) => e.kind(),
             SearchModelError::Store(e) => e.kind(),
             SearchModelError::Library(e) => e.kind(),
+            SearchModelError::Catalog(e) => e.kind(),
         }
     }
 }

@@ -48,6 +48,9 @@ pub enum SearchModelError {
     /// The library could not be read.
     #[error(transparent)]
     Library(#[from] crate::library::LibraryError),
+    /// The built-in catalog is malformed.
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// A search model ready to load: its folder and how to run it.

@@ -82,17 +82,12 @@ pub async fn ask(
     let node_vectors = match (&dense, embedder) {
         (Some(_), Some(model)) if nodes.iter().any(|n| !n.is_root) => {
             let index = Arc::clone(&index);
-            match tokio::task::spawn_blocking(move || index.node_vectors(&model)).await {
-                Ok(Ok(v)) => Some(v),
-                Ok(Err(e)) => {
-                    tracing::warn!("the summary's parts are searched by keywords only: {e}");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!("the summary's parts are searched by keywords only: {e}");
-                    None
-                }
-            }
+            tokio::task::spawn_blocking(move || index.node_vectors(&model))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|made| made.map_err(|e| e.to_string()))
+                .inspect_err(|e| tracing::warn!("the summary's parts are searched by keywords only: {e}"))
+                .ok()
         }
         _ => None,
     };

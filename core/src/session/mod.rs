@@ -569,7 +569,7 @@ impl Session {
         &self,
         purpose: Purpose,
     ) -> Result<Option<Arc<crate::engine::embed::Embedder>>, crate::search_models::SearchModelError> {
-        let catalog = Catalog::builtin().map_err(|e| crate::engine::embed::EmbedError::Run(e.to_string()))?;
+        let catalog = Catalog::builtin().map_err(crate::search_models::SearchModelError::from)?;
         let Some(resolved) = crate::search_models::resolve(&self.store, &catalog, purpose).await? else {
             return Ok(None);
         };
