@@ -14,7 +14,7 @@
 //! wait for the worker), and the worker stops at its next token or prompt batch.
 
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -119,8 +119,52 @@ fn load_kernels() {
             .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().contains("ggml-cpu-")))
     });
     match found.as_deref().filter(|d| d.to_str().is_some()) {
+        Some(dir) if cpu_has_amx() && std::env::var(AMX_ENV).ok().as_deref() != Some("1") => match without_amx(dir) {
+            Ok(filtered) => {
+                tracing::info!(
+                    "llama.cpp's AMX kernels left out ({AMX_ENV}=1 uses them where the machine keeps AMX state)"
+                );
+                llama_cpp_2::llama_backend::load_backends_from_path(&filtered);
+                // Loaded libraries stay mapped; the links are not needed any more.
+                let _ = std::fs::remove_dir_all(&filtered);
+            }
+            Err(e) => {
+                tracing::warn!("could not leave llama.cpp's AMX kernels out ({e}); loading them all");
+                llama_cpp_2::llama_backend::load_backends_from_path(dir);
+            }
+        },
         Some(dir) => llama_cpp_2::llama_backend::load_backends_from_path(dir),
         None => llama_cpp_2::llama_backend::load_backends(),
+    }
+}
+
+/// Set to `1` to let llama.cpp use its AMX kernels where the CPU has AMX (see [`without_amx`]).
+const AMX_ENV: &str = "ALTIPLANO_AMX";
+
+/// A folder of links to `dir`'s kernel libraries but the AMX one (`sapphirerapids`, the only
+/// variant built with AMX tiles), for llama.cpp to choose from. Its AMX kernels keep weights in
+/// tile registers, and some virtual machines do not keep AMX state (a Firecracker guest with AMX
+/// in its CPU flags: SIGILL at the first `tilezero`, the whole process gone); the next best
+/// variant (AVX-512 with VNNI and BF16) runs everything else as fast.
+fn without_amx(dir: &Path) -> std::io::Result<PathBuf> {
+    #[cfg(unix)]
+    {
+        let filtered = std::env::temp_dir().join(format!("altiplano-kernels-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&filtered);
+        std::fs::create_dir_all(&filtered)?;
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name();
+            let text = name.to_string_lossy();
+            if text.starts_with("libggml-") && !text.contains("sapphirerapids") && entry.path().is_file() {
+                std::os::unix::fs::symlink(entry.path(), filtered.join(&name))?;
+            }
+        }
+        Ok(filtered)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Err(std::io::Error::other("links to the kernel libraries are made on Unix only"))
     }
 }
 
@@ -357,6 +401,19 @@ fn worker(mut config: WorkerConfig, ready: oneshot::Sender<Ready>, jobs: std_mps
                 let _ = reply.send(result);
             }
         }
+    }
+}
+
+/// Whether the CPU says it has AMX tiles (CPUID leaf 7, EDX bit 24).
+fn cpu_has_amx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Leaf 7 is asked only where leaf 0 says it exists.
+        std::arch::x86_64::__cpuid(0).eax >= 7 && std::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 24) != 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
