@@ -52,11 +52,13 @@ if [ "$want" = test ] && ! command -v tauri-driver >/dev/null; then
   cargo install tauri-driver --version 2.1.0 --locked
 fi
 
-# The official OpenAI Python client, which cli/tests/serve.rs points at `altiplano serve`.
+# The official OpenAI and Anthropic Python clients, which cli/tests/serve.rs points at
+# `altiplano serve`.
 openai_version=3.60.0
+anthropic_version=2.16.0
 venv="${ALTIPLANO_TEST_VENV:-$HOME/.cache/altiplano-test-venv}"
-if [ "$want" = test ] && ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
-  say "test venv with openai==$openai_version in $venv"
+if [ "$want" = test ] && ! "$venv/bin/python" -c "import openai, anthropic, sys; sys.exit(openai.__version__ != '$openai_version' or anthropic.__version__ != '$anthropic_version')" 2>/dev/null; then
+  say "test venv with openai==$openai_version and anthropic==$anthropic_version in $venv"
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$openai_version"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$openai_version" "anthropic==$anthropic_version"
 fi

@@ -225,8 +225,13 @@ pub async fn run(
         }
         Err(e) => {
             let message = e.to_string();
-            finish_reply(store, reply.id, &content, MessageStatus::Failed, ReplyStats::default(), Some(&message))
-                .await?;
+            // A remote server's connection that broke leaves a reply cut off, not a wrong one.
+            let status = if matches!(e, EngineError::RemoteDropped { .. }) {
+                MessageStatus::Interrupted
+            } else {
+                MessageStatus::Failed
+            };
+            finish_reply(store, reply.id, &content, status, ReplyStats::default(), Some(&message)).await?;
             Err(e.into())
         }
     }
@@ -353,6 +358,45 @@ async fn finish_reply(
             },
         }
     }
+}
+
+/// How a reply made for someone else ended, for [`keep_exchange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeEnd {
+    /// The reply was finished.
+    Complete,
+    /// The caller stopped it (or went away) before it finished.
+    Stopped,
+    /// The engine failed.
+    Failed,
+}
+
+/// Keeps an exchange made outside the app (a request to `altiplano serve`) as a conversation
+/// of its own — the messages as sent, then the reply with its measurements — so history and
+/// search cover it. `source` opens the title ("API: …"), which otherwise follows the last user
+/// message. Returns the conversation.
+pub async fn keep_exchange(
+    store: &Store,
+    source: &str,
+    messages: &[PromptMessage],
+    reply: &str,
+    model: &str,
+    end: ExchangeEnd,
+    stats: &GenerationStats,
+) -> Result<Conversation, StoreError> {
+    let asked = messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str());
+    let conversation = store.create_conversation(&format!("{source}: {}", title_from(asked))).await?;
+    for m in messages {
+        store.add_message(conversation.id, m.role, &m.content, None).await?;
+    }
+    let saved = store.begin_reply(conversation.id, model).await?;
+    let (status, error) = match end {
+        ExchangeEnd::Complete => (MessageStatus::Complete, None),
+        ExchangeEnd::Stopped => (MessageStatus::Stopped, None),
+        ExchangeEnd::Failed => (MessageStatus::Failed, Some("the model failed while answering")),
+    };
+    store.finish_message(saved.id, reply, status, reply_stats(stats), error).await?;
+    store.conversation(conversation.id).await
 }
 
 /// A reply's measurements as the store keeps them.

@@ -11,36 +11,46 @@
 //!   send gets a 500 with a Rust message.
 //! - A key (`Authorization: Bearer KEY`) is checked when one is set; listening anywhere but on
 //!   a loopback address requires one.
-//! - Each request runs on the engine (which queues or batches them); a client that goes away
-//!   mid-reply cancels its generation at once.
+//! - `POST /tokenize` (vLLM's form: `prompt` or `messages` → `count`, `max_model_len`), so a
+//!   client — another Altiplano using this one as a remote engine — counts tokens as the model
+//!   does.
+//! - `POST /v1/messages`: Anthropic's Messages API (whole, or streamed as its named events), so
+//!   tools written for it can use the local model too; its errors are Anthropic's error objects.
+//! - Each request takes a place in a queue of [`ServeOptions::queue`] (running or waiting; the
+//!   engine runs them in turn or batches them); a full queue answers 429 with `Retry-After`. A
+//!   client that goes away mid-reply cancels its generation at once.
+//! - Browsers' cross-origin requests are refused unless their origin is named
+//!   ([`ServeOptions::cors`]).
+//! - With [`ServeOptions::keep`], every request is kept as a conversation, so the app's history
+//!   and search cover what was asked through the API.
 //!
 //! The handlers are an adapter over [`altiplano_core::engine::Engine`], as the app's commands
 //! and the CLI are.
 
+mod anthropic;
+mod openai;
+mod run;
 mod stop;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use altiplano_core::engine::{
-    CancellationToken, Engine, EngineError, FinishReason, GenerationEvent, GenerationStats, PromptMessage, Role,
-    Sampling,
-};
+use altiplano_core::engine::{Engine, PromptMessage};
+use altiplano_core::store::Store;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::sse::{Event, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use wire::ApiError;
-use wire::{ChatRequest, Content};
+pub use wire::{AnthropicError, ApiError};
 
 /// Largest request body: a whole 128K-token prompt fits with room to spare.
 const BODY_LIMIT: usize = 16 << 20;
@@ -54,6 +64,39 @@ pub struct ServeOptions {
     pub port: u16,
     /// The key clients must send; required off loopback.
     pub api_key: Option<String>,
+    /// How many requests may be running or waiting at once; one more gets 429.
+    pub queue: usize,
+    /// Web origins (`https://example.com`) whose pages may call the server; none by default.
+    pub cors: Vec<String>,
+    /// Where to keep each request as a conversation, when the user wants them kept.
+    pub keep: Option<Store>,
+}
+
+impl ServeOptions {
+    /// The default queue: enough for a handful of editors and scripts at once.
+    pub const DEFAULT_QUEUE: u16 = 16;
+
+    /// Loopback on `port`, no key, the default queue, no CORS, nothing kept.
+    pub fn local(port: u16) -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port,
+            api_key: None,
+            queue: usize::from(Self::DEFAULT_QUEUE),
+            cors: Vec::new(),
+            keep: None,
+        }
+    }
+
+    /// Whether these options can be served: a key where one is needed, origins that are
+    /// origins. [`Server::bind`] checks this too; a face calls it first to say so before a
+    /// model loads.
+    pub fn check(&self) -> Result<(), ServeError> {
+        if !self.host.is_loopback() && self.api_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+            return Err(ServeError::KeyNeeded { host: self.host });
+        }
+        cors_layer(&self.cors).map(drop)
+    }
 }
 
 /// Why the server could not start or stopped.
@@ -74,6 +117,11 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A `--cors` origin that is not an origin.
+    #[error(
+        "{0:?} is not a web origin; give one like https://example.com (scheme, host, and port if not the default)"
+    )]
+    BadOrigin(String),
     /// The server failed while running.
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
@@ -84,6 +132,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: Arc<Served>,
+    cors: Option<CorsLayer>,
 }
 
 impl std::fmt::Debug for Server {
@@ -100,26 +149,69 @@ struct Served {
     /// When the model started being served (Unix seconds), for `/v1/models`.
     since: u64,
     requests: AtomicU64,
+    /// Places for requests running or waiting.
+    pending: Arc<Semaphore>,
+    queue: usize,
+    /// How long replies take, a moving average in milliseconds (for `Retry-After`).
+    mean_reply_ms: AtomicU64,
+    keep: Option<Store>,
+}
+
+impl Served {
+    /// A request's `model` must name the served model.
+    fn check_model(&self, model: &str) -> Result<(), ApiError> {
+        if model == self.model_id {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("The model `{model}` does not exist; this server serves `{}` (GET /v1/models).", self.model_id),
+            "invalid_request_error",
+            Some("model"),
+            Some("model_not_found"),
+        ))
+    }
+
+    /// A new id for a reply: `prefix`, the time and a counter.
+    fn next_id(&self, prefix: &str) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}{:x}{n:04x}", unix_seconds())
+    }
 }
 
 impl Server {
     /// Binds `options`' address for `engine`'s model.
     pub async fn bind(engine: Engine, options: ServeOptions) -> Result<Self, ServeError> {
+        options.check()?;
         let api_key = options.api_key.filter(|k| !k.trim().is_empty());
-        if !options.host.is_loopback() && api_key.is_none() {
-            return Err(ServeError::KeyNeeded { host: options.host });
-        }
+        let cors = cors_layer(&options.cors)?;
         let addr = SocketAddr::new(options.host, options.port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
         let model_id = engine.info().name.clone();
-        let state = Arc::new(Served { engine, model_id, api_key, since: unix_seconds(), requests: AtomicU64::new(0) });
-        Ok(Self { listener, addr, state })
+        let queue = options.queue.max(1);
+        let state = Arc::new(Served {
+            engine,
+            model_id,
+            api_key,
+            since: unix_seconds(),
+            requests: AtomicU64::new(0),
+            pending: Arc::new(Semaphore::new(queue)),
+            queue,
+            mean_reply_ms: AtomicU64::new(0),
+            keep: options.keep,
+        });
+        Ok(Self { listener, addr, state, cors })
     }
 
     /// The address it listens on (with the port picked, when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether requests are kept as conversations.
+    pub fn keeps_conversations(&self) -> bool {
+        self.state.keep.is_some()
     }
 
     /// The id clients name the model by (`model` in requests, `/v1/models`).
@@ -129,7 +221,11 @@ impl Server {
 
     /// Serves until `shutdown` completes; requests in flight are finished first.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await.map_err(ServeError::Serve)
+        let mut router = router(self.state);
+        if let Some(cors) = self.cors {
+            router = router.layer(cors);
+        }
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.map_err(ServeError::Serve)
     }
 }
 
@@ -137,11 +233,67 @@ fn router(state: Arc<Served>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/tokenize", post(openai::tokenize))
         .fallback(unknown_url)
         .method_not_allowed_fallback(unknown_url)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The CORS layer for the origins named, if any: those pages may send requests with a key.
+fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, ServeError> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let mut allowed = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let trimmed = origin.trim().trim_end_matches('/');
+        // An origin is a scheme, a host and maybe a port: what a browser sends in `Origin`.
+        let valid = trimmed.parse::<Uri>().is_ok_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+                && uri.path() == "/"
+                && uri.query().is_none()
+        });
+        let value = HeaderValue::from_str(trimmed).ok().filter(|_| valid);
+        allowed.push(value.ok_or_else(|| ServeError::BadOrigin(origin.clone()))?);
+    }
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderName::from_static("x-api-key"),
+                axum::http::HeaderName::from_static("anthropic-version"),
+            ]),
+    ))
+}
+
+/// The request's body, or the reason it could not be read.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!("The request body could not be read: {e}"),
+            "invalid_request_error",
+            None,
+            None,
+        )
+    })
+}
+
+/// A prompt must leave room in the context for at least one token of reply.
+async fn fits(served: &Served, messages: &[PromptMessage]) -> Result<usize, ApiError> {
+    let prompt_tokens = served.engine.count_prompt_tokens(messages).await.map_err(run::engine_error)?;
+    let context = served.engine.usable_context();
+    if prompt_tokens >= context {
+        return Err(openai::too_long(context, prompt_tokens));
+    }
+    Ok(prompt_tokens)
 }
 
 fn unix_seconds() -> u64 {
@@ -189,7 +341,7 @@ async fn unknown_url(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "Unknown request URL: {method} {}. This server serves /v1/models and /v1/chat/completions.",
+            "Unknown request URL: {method} {}. This server serves /v1/models, /v1/chat/completions, /v1/messages and /tokenize.",
             uri.path()
         ),
         "invalid_request_error",
@@ -198,330 +350,35 @@ async fn unknown_url(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// A chat request read and checked: the prompt, sampling, stops, and how to answer.
-struct Checked {
-    messages: Vec<PromptMessage>,
-    sampling: Sampling,
-    stops: Vec<String>,
-    stream: bool,
-    include_usage: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn check(served: &Served, request: ChatRequest) -> Result<Checked, ApiError> {
-    let invalid = |param: &'static str, message: String| ApiError::invalid(message, Some(param));
-    if request.model != served.model_id {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "The model `{}` does not exist; this server serves `{}` (GET /v1/models).",
-                request.model, served.model_id
-            ),
-            "invalid_request_error",
-            Some("model"),
-            Some("model_not_found"),
-        ));
+    fn with_cors(origins: &[&str]) -> ServeOptions {
+        ServeOptions { cors: origins.iter().map(|o| (*o).to_owned()).collect(), ..ServeOptions::local(0) }
     }
-    if request.n.is_some_and(|n| n != 1) {
-        return Err(invalid("n", "Only n = 1 is supported: one choice per request.".into()));
-    }
-    if let Some(format) = &request.response_format {
-        if format.get("type").and_then(|t| t.as_str()) != Some("text") {
-            return Err(invalid(
-                "response_format",
-                "response_format json_object / json_schema is not supported by this server yet; ask for JSON in the prompt instead.".into(),
-            ));
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for good in ["https://app.example", "http://localhost:5173", "https://app.example/"] {
+            assert!(with_cors(&[good]).check().is_ok(), "{good}");
+        }
+        for bad in ["app.example", "https://", "https://app.example/page", "ftp://app.example", "https://a b"] {
+            let err = with_cors(&["https://fine.example", bad]).check().expect_err(bad);
+            assert!(matches!(&err, ServeError::BadOrigin(o) if o == bad), "{bad}: {err}");
+            assert!(err.to_string().contains("https://example.com"), "the message shows a good one: {err}");
         }
     }
-    if request.tools.as_ref().is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
-        return Err(invalid("tools", "Tools are not supported by this server yet.".into()));
-    }
-    if request.messages.is_empty() {
-        return Err(invalid("messages", "messages must hold at least one message.".into()));
-    }
-    let mut messages = Vec::with_capacity(request.messages.len());
-    for (i, m) in request.messages.into_iter().enumerate() {
-        let role = match m.role.as_str() {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            other => {
-                return Err(invalid(
-                    "messages",
-                    format!("messages[{i}].role {other:?} is not supported (system, developer, user, assistant)."),
-                ))
-            }
-        };
-        let content = match m.content {
-            Content::Text(t) => t,
-            Content::None => String::new(),
-            Content::Parts(parts) => {
-                let mut text = String::new();
-                for part in parts {
-                    match (part.kind.as_str(), part.text) {
-                        ("text", Some(t)) => text.push_str(&t),
-                        (kind, _) => {
-                            return Err(invalid(
-                                "messages",
-                                format!("messages[{i}] has a {kind:?} part; only text is supported."),
-                            ))
-                        }
-                    }
-                }
-                text
-            }
-        };
-        messages.push(PromptMessage::new(role, content));
-    }
-    if let Some(t) = request.temperature {
-        if !(0.0..=2.0).contains(&t) {
-            return Err(invalid("temperature", format!("temperature {t} is out of range: 0 to 2.")));
-        }
-    }
-    if let Some(p) = request.top_p {
-        if !(p > 0.0 && p <= 1.0) {
-            return Err(invalid("top_p", format!("top_p {p} is out of range: above 0, at most 1.")));
-        }
-    }
-    let max_tokens = request.max_completion_tokens.or(request.max_tokens);
-    if max_tokens == Some(0) {
-        return Err(invalid("max_tokens", "max_tokens must be at least 1.".into()));
-    }
-    let stops = request.stop.map(wire::Stop::into_vec).unwrap_or_default();
-    if stops.len() > 4 || stops.iter().any(String::is_empty) {
-        return Err(invalid("stop", "stop takes up to 4 non-empty strings.".into()));
-    }
-    let mut sampling = if request.temperature == Some(0.0) { Sampling::greedy() } else { Sampling::default() };
-    if let Some(t) = request.temperature.filter(|t| *t > 0.0) {
-        sampling.temperature = t;
-    }
-    if let Some(p) = request.top_p {
-        sampling.top_p = p;
-    }
-    if let Some(n) = max_tokens {
-        sampling.max_tokens = n as usize;
-    }
-    // Any 64-bit seed is accepted; the engine takes 32 bits of it.
-    sampling.seed = request.seed.map(|s| s as u32);
-    Ok(Checked {
-        messages,
-        sampling,
-        stops,
-        stream: request.stream.unwrap_or(false),
-        include_usage: request.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
-    })
-}
 
-async fn chat_completions(
-    State(served): State<Arc<Served>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    authorize(&served, &headers)?;
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            format!("The request body could not be read: {e}"),
-            "invalid_request_error",
-            None,
-            None,
-        )
-    })?;
-    let request: ChatRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("We could not parse the JSON body of your request: {e}"), None))?;
-    let checked = check(&served, request)?;
-    let prompt_tokens = served.engine.count_prompt_tokens(&checked.messages).await.map_err(engine_error)?;
-    let context = served.engine.usable_context();
-    if prompt_tokens >= context {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("This model's context is {context} tokens; the messages take {prompt_tokens}. Shorten them."),
-            "invalid_request_error",
-            Some("messages"),
-            Some("context_length_exceeded"),
-        ));
-    }
-    let n = served.requests.fetch_add(1, Ordering::Relaxed);
-    let id = format!("chatcmpl-{:x}{n:04x}", unix_seconds());
-    let reply = Reply { served: Arc::clone(&served), id, created: unix_seconds(), started: Instant::now() };
-    if checked.stream {
-        Ok(reply.stream(checked).into_response())
-    } else {
-        Ok(Json(reply.whole(checked).await?).into_response())
-    }
-}
-
-/// OpenAI's name for why a reply ended.
-fn finish_name(reason: FinishReason, stopped: bool) -> &'static str {
-    match reason {
-        FinishReason::Length if !stopped => "length",
-        _ => "stop",
-    }
-}
-
-fn usage(stats: &GenerationStats) -> serde_json::Value {
-    json!({
-        "prompt_tokens": stats.prompt_tokens,
-        "completion_tokens": stats.completion_tokens,
-        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
-    })
-}
-
-fn engine_error(e: EngineError) -> ApiError {
-    match e {
-        EngineError::PromptTooLong { .. } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            e.to_string(),
-            "invalid_request_error",
-            Some("messages"),
-            Some("context_length_exceeded"),
-        ),
-        other => {
-            tracing::error!("a served reply failed: {other}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("The model failed: {other}"),
-                "server_error",
-                None,
-                None,
-            )
-        }
-    }
-}
-
-/// One reply in the making.
-struct Reply {
-    served: Arc<Served>,
-    id: String,
-    created: u64,
-    started: Instant,
-}
-
-impl Reply {
-    fn log(&self, stats: &GenerationStats, finish: &str) {
-        let seconds = self.started.elapsed().as_secs_f64();
-        tracing::info!(
-            id = %self.id,
-            prompt_tokens = stats.prompt_tokens,
-            completion_tokens = stats.completion_tokens,
-            tokens_per_second = stats.decode_tokens_per_second.unwrap_or(0.0),
-            seconds,
-            finish,
-            "chat completion"
-        );
-    }
-
-    async fn whole(self, checked: Checked) -> Result<serde_json::Value, ApiError> {
-        let cancel = CancellationToken::new();
-        // The client gone (this future dropped): the generation stops too.
-        let _stop_on_drop = cancel.clone().drop_guard();
-        let mut rx = self.served.engine.generate(checked.messages, checked.sampling, cancel.clone());
-        let mut stops = stop::StopScan::new(checked.stops);
-        let mut text = String::new();
-        let mut end = (FinishReason::Stop, GenerationStats::default());
-        while let Some(event) = rx.recv().await {
-            match event.map_err(engine_error)? {
-                GenerationEvent::Text(piece) => {
-                    text.push_str(&stops.push(&piece));
-                    if stops.stopped() {
-                        cancel.cancel();
-                    }
-                }
-                GenerationEvent::Finished { reason, stats } => end = (reason, stats),
-            }
-        }
-        text.push_str(&stops.finish());
-        let finish = finish_name(end.0, stops.stopped());
-        self.log(&end.1, finish);
-        Ok(json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.served.model_id,
-            "choices": [{
-                "index": 0,
-                "message": { "role": "assistant", "content": text, "refusal": null },
-                "logprobs": null,
-                "finish_reason": finish,
-            }],
-            "usage": usage(&end.1),
-            "system_fingerprint": null,
-        }))
-    }
-
-    fn chunk(&self, delta: serde_json::Value, finish: Option<&str>) -> Event {
-        let body = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.served.model_id,
-            "system_fingerprint": null,
-            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
-        });
-        Event::default().data(body.to_string())
-    }
-
-    /// The reply as server-sent events: the role, the text as it comes, the finish (and the
-    /// usage when asked), then `[DONE]`. A client that disconnects stops the generation.
-    fn stream(self, checked: Checked) -> impl IntoResponse {
-        let (tx, mut events) = tokio::sync::mpsc::channel::<Event>(64);
-        tokio::spawn(async move {
-            let cancel = CancellationToken::new();
-            let mut rx = self.served.engine.generate(checked.messages, checked.sampling, cancel.clone());
-            let mut stops = stop::StopScan::new(checked.stops);
-            let mut end = (FinishReason::Stop, GenerationStats::default());
-            let mut failed = None;
-            let _ = tx.send(self.chunk(json!({ "role": "assistant", "content": "" }), None)).await;
-            loop {
-                let event = tokio::select! {
-                    event = rx.recv() => event,
-                    () = tx.closed() => {
-                        cancel.cancel();
-                        tracing::info!(id = %self.id, "the client went away; the reply is stopped");
-                        return;
-                    }
-                };
-                let Some(event) = event else { break };
-                match event {
-                    Ok(GenerationEvent::Text(piece)) => {
-                        let text = stops.push(&piece);
-                        if stops.stopped() {
-                            cancel.cancel();
-                        }
-                        if !text.is_empty() && tx.send(self.chunk(json!({ "content": text }), None)).await.is_err() {
-                            cancel.cancel();
-                            return;
-                        }
-                    }
-                    Ok(GenerationEvent::Finished { reason, stats }) => end = (reason, stats),
-                    Err(e) => failed = Some(engine_error(e)),
-                }
-            }
-            let rest = stops.finish();
-            if !rest.is_empty() {
-                let _ = tx.send(self.chunk(json!({ "content": rest }), None)).await;
-            }
-            if let Some(error) = failed {
-                let _ = tx.send(Event::default().data(error.body().to_string())).await;
-            } else {
-                let finish = finish_name(end.0, stops.stopped());
-                self.log(&end.1, finish);
-                let _ = tx.send(self.chunk(json!({}), Some(finish))).await;
-                if checked.include_usage {
-                    let body = json!({
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.served.model_id,
-                        "choices": [],
-                        "usage": usage(&end.1),
-                    });
-                    let _ = tx.send(Event::default().data(body.to_string())).await;
-                }
-            }
-            let _ = tx.send(Event::default().data("[DONE]")).await;
-        });
-        let stream =
-            futures::stream::poll_fn(move |cx| events.poll_recv(cx).map(|e| e.map(Ok::<_, std::convert::Infallible>)));
-        Sse::new(stream)
+    #[test]
+    fn a_key_is_needed_off_loopback_only() {
+        let anywhere = ServeOptions { host: IpAddr::from([0, 0, 0, 0]), ..ServeOptions::local(0) };
+        assert!(matches!(anywhere.check(), Err(ServeError::KeyNeeded { .. })));
+        let blank = ServeOptions { api_key: Some("  ".into()), ..anywhere.clone() };
+        assert!(matches!(blank.check(), Err(ServeError::KeyNeeded { .. })), "a blank key is no key");
+        let keyed = ServeOptions { api_key: Some("k".into()), ..anywhere };
+        assert!(keyed.check().is_ok());
+        let v6 = ServeOptions { host: IpAddr::from(std::net::Ipv6Addr::LOCALHOST), ..ServeOptions::local(0) };
+        assert!(v6.check().is_ok(), "::1 is loopback");
     }
 }

@@ -5,30 +5,37 @@
 pub(crate) struct StopScan {
     stops: Vec<String>,
     held: String,
-    stopped: bool,
+    matched: Option<String>,
 }
 
 impl StopScan {
     pub fn new(stops: Vec<String>) -> Self {
-        Self { stops, held: String::new(), stopped: false }
+        Self { stops, held: String::new(), matched: None }
     }
 
     /// Whether a stop string was met (nothing more is passed on).
     pub fn stopped(&self) -> bool {
-        self.stopped
+        self.matched.is_some()
+    }
+
+    /// The stop string that was met, if one was.
+    pub fn matched(&self) -> Option<&str> {
+        self.matched.as_deref()
     }
 
     /// Takes the next piece of the reply; returns the text that can be passed on now.
     pub fn push(&mut self, piece: &str) -> String {
-        if self.stopped {
+        if self.stopped() {
             return String::new();
         }
         if self.stops.is_empty() {
             return piece.to_owned();
         }
         self.held.push_str(piece);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
-            self.stopped = true;
+        if let Some((at, stop)) =
+            self.stops.iter().filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s))).min_by_key(|(at, _)| *at)
+        {
+            self.matched = Some(stop.clone());
             let out = self.held[..at].to_owned();
             self.held.clear();
             return out;
@@ -75,6 +82,9 @@ mod tests {
         let (out, stopped) = run(&["END", "STOP"], &["a E", "n", "D? no: ST", "OP b END"]);
         assert_eq!(out.concat(), "a EnD? no: ");
         assert!(stopped);
+        let mut scan = StopScan::new(vec!["END".into(), "STOP".into()]);
+        scan.push("x STOP y END");
+        assert_eq!(scan.matched(), Some("STOP"), "the stop string met first is the one named");
         let (out, stopped) = run(&["END"], &["EN", "d of it, é"]);
         assert_eq!(out.concat(), "ENd of it, é");
         assert!(!stopped);

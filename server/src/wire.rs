@@ -92,6 +92,7 @@ pub struct ApiError {
     kind: &'static str,
     param: Option<&'static str>,
     code: Option<&'static str>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -103,7 +104,7 @@ impl ApiError {
         param: Option<&'static str>,
         code: Option<&'static str>,
     ) -> Self {
-        Self { status, message: message.into(), kind, param, code }
+        Self { status, message: message.into(), kind, param, code, retry_after: None }
     }
 
     /// A 400 about the request.
@@ -116,6 +117,12 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, message, "invalid_request_error", None, Some("invalid_api_key"))
     }
 
+    /// Tells the client when to try again (`Retry-After`, in seconds).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -125,10 +132,52 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } })
     }
+
+    /// The same error as Anthropic's Messages API sends it:
+    /// `{"type": "error", "error": {"type", "message"}}`, its type named after the status.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        let kind = match self.status {
+            StatusCode::BAD_REQUEST => "invalid_request_error",
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            s if s.is_client_error() => "invalid_request_error",
+            _ => "api_error",
+        };
+        json!({ "type": "error", "error": { "type": kind, "message": self.message } })
+    }
+
+    fn respond(self, body: serde_json::Value) -> Response {
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let body = self.body();
+        self.respond(body)
+    }
+}
+
+/// An error answered in Anthropic's format (the `/v1/messages` handlers return these).
+#[derive(Debug)]
+pub struct AnthropicError(pub ApiError);
+
+impl From<ApiError> for AnthropicError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        let body = self.0.anthropic_body();
+        self.0.respond(body)
     }
 }
