@@ -196,6 +196,10 @@ pub struct Candidate {
     pub devices: Vec<DeviceUse>,
     /// Environment each node needs for multi-node tensor parallelism, `NAME=value`.
     pub node_settings: Vec<String>,
+    /// For a cluster: the command lines that serve this variant with another server (vLLM,
+    /// SGLang) across the nodes, each `SERVER, WHERE: COMMAND`; empty elsewhere, and for GGUF
+    /// files, which those servers do not run across nodes.
+    pub cluster_commands: Vec<String>,
     /// Why, in words.
     pub explanation: String,
     /// Figures measured on this machine, when this variant has been loaded here; the memory
@@ -260,7 +264,10 @@ fn gpu_overhead(model: &Model, weights_here: u64) -> u64 {
 fn cpu_overhead(model: &Model, weights_here: u64, engine: EngineKind) -> u64 {
     match engine {
         EngineKind::MistralRs => 224 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 4096 * 4 * 4,
-        EngineKind::LlamaCpp => 24 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 512 * 4 * 4,
+        // (A remote model is never planned; it is counted as llama.cpp would run it.)
+        EngineKind::LlamaCpp | EngineKind::Remote => {
+            24 * MIB + weights_here / 50 + u64::from(model.hidden_size) * 512 * 4 * 4
+        }
     }
 }
 
@@ -561,6 +568,7 @@ fn candidate(s: &Setting<'_>, backend: Backend, placement: Placement, fit: Fit, 
         weights_bytes: s.weights,
         devices,
         node_settings: Vec::new(),
+        cluster_commands: Vec::new(),
         explanation: String::new(),
         measured: None,
     }
@@ -631,6 +639,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
         c.bandwidth_bytes_per_second = bandwidth;
         if nodes > 1 {
             c.node_settings = multinode_settings(per_node, nodes);
+            c.cluster_commands = cluster_commands(s, per_node, nodes);
         }
         found.push(c);
         return found;
@@ -669,7 +678,7 @@ fn on_nvidia(profile: &HardwareProfile, s: &Setting<'_>, gpus: &[&Gpu]) -> Vec<C
                 total -= 1;
             }
         }
-        EngineKind::MistralRs => {
+        EngineKind::MistralRs | EngineKind::Remote => {
             let mut left = layers;
             capacity
                 .iter()
@@ -836,6 +845,47 @@ fn multinode_settings(per_node: u32, nodes: u32) -> Vec<String> {
     for id in 1..nodes {
         out.push(format!("worker node {id}: MISTRALRS_MN_WORKER_ID={}", id - 1));
         out.push(format!("worker node {id}: MISTRALRS_MN_WORKER_SERVER_ADDR=<head address>:<head port>"));
+    }
+    out
+}
+
+/// Ports the cluster command lines use: the defaults of Ray, vLLM and SGLang.
+const RAY_PORT: u16 = 6379;
+const VLLM_PORT: u16 = 8000;
+const SGLANG_PORT: u16 = 30000;
+const SGLANG_INIT_PORT: u16 = 50000;
+
+/// The command lines that serve a safetensors variant across `nodes` machines of `per_node`
+/// GPUs with vLLM (tensor parallel within a node, pipeline parallel across nodes, over Ray) and
+/// with SGLang (tensor parallel across all), both OpenAI-compatible on the head node. FP8 is
+/// their online FP8 quantization of the BF16 weights, as mistral.rs's in-situ one is.
+fn cluster_commands(s: &Setting<'_>, per_node: u32, nodes: u32) -> Vec<String> {
+    let (Format::Safetensors, Some(repo)) = (s.variant.format, s.variant.repo.as_deref()) else {
+        return Vec::new();
+    };
+    let fp8 = if s.variant.quant == Quant::Fp8 { " --quantization fp8" } else { "" };
+    let context = s.context;
+    let key = "--api-key <a key of your choosing>";
+    let mut out = Vec::new();
+    if s.variant.gated {
+        out.push(format!("every node: export HF_TOKEN=<a Hugging Face token with access to {repo}>"));
+    }
+    out.push(format!("vLLM, head node: ray start --head --port={RAY_PORT}"));
+    for id in 1..nodes {
+        out.push(format!("vLLM, worker node {id}: ray start --address=<head address>:{RAY_PORT}"));
+    }
+    out.push(format!(
+        "vLLM, head node: vllm serve {repo} --tensor-parallel-size {per_node} --pipeline-parallel-size {nodes} \
+         --max-model-len {context}{fp8} --host 0.0.0.0 --port {VLLM_PORT} {key}"
+    ));
+    for rank in 0..nodes {
+        let node = if rank == 0 { "head node".to_owned() } else { format!("worker node {rank}") };
+        out.push(format!(
+            "SGLang, {node}: python -m sglang.launch_server --model-path {repo} --tp {} --nnodes {nodes} \
+             --node-rank {rank} --dist-init-addr <head address>:{SGLANG_INIT_PORT} --context-length {context}{fp8} \
+             --host 0.0.0.0 --port {SGLANG_PORT} {key}",
+            per_node * nodes
+        ));
     }
     out
 }

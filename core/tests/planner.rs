@@ -204,6 +204,50 @@ fn a_cluster_runs_405b_in_bf16_and_says_how_to_set_up_each_node() {
 }
 
 #[test]
+fn a_cluster_plan_says_how_to_serve_it_with_vllm_and_sglang() {
+    let mut cluster = pc(2048, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 8));
+    cluster.nodes = 2;
+    let catalog = Catalog::builtin().unwrap();
+    let options = PlanOptions { context_tokens: 32768, prefer: Preference::Quality };
+    let plan = plan(&cluster, &catalog, options);
+    let best = plan.recommended.unwrap();
+    assert_eq!((best.model.as_str(), best.quant), ("llama-3.1-405b-instruct", Quant::Bf16));
+    let lines = best.cluster_commands.join("\n");
+    let expected = [
+        "every node: export HF_TOKEN=<a Hugging Face token with access to meta-llama/Llama-3.1-405B-Instruct>",
+        "vLLM, head node: ray start --head --port=6379",
+        "vLLM, worker node 1: ray start --address=<head address>:6379",
+        "vLLM, head node: vllm serve meta-llama/Llama-3.1-405B-Instruct --tensor-parallel-size 8 --pipeline-parallel-size 2 --max-model-len 32768 --host 0.0.0.0 --port 8000 --api-key <a key of your choosing>",
+        "SGLang, head node: python -m sglang.launch_server --model-path meta-llama/Llama-3.1-405B-Instruct --tp 16 --nnodes 2 --node-rank 0 --dist-init-addr <head address>:50000 --context-length 32768 --host 0.0.0.0 --port 30000 --api-key <a key of your choosing>",
+        "SGLang, worker node 1: python -m sglang.launch_server --model-path meta-llama/Llama-3.1-405B-Instruct --tp 16 --nnodes 2 --node-rank 1 --dist-init-addr <head address>:50000 --context-length 32768 --host 0.0.0.0 --port 30000 --api-key <a key of your choosing>",
+    ];
+    assert_eq!(best.cluster_commands, expected, "{lines}");
+
+    // FP8 on four nodes of four: vLLM's and SGLang's own FP8 of the same weights, every rank.
+    let mut four = pc(1024, 64, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 4));
+    four.nodes = 4;
+    let plan = altiplano_core::planner::plan(&four, &catalog, PlanOptions::default());
+    let fp8 = plan
+        .candidates
+        .iter()
+        .find(|c| c.model == "llama-3.1-405b-instruct" && c.quant == Quant::Fp8 && c.fit == Fit::Gpu)
+        .expect("405B FP8 fits 16 H100s");
+    let lines = fp8.cluster_commands.join("\n");
+    assert!(lines.contains("--tensor-parallel-size 4 --pipeline-parallel-size 4"), "{lines}");
+    assert_eq!(lines.matches("--quantization fp8").count(), 5, "vLLM once, SGLang on each of 4 nodes: {lines}");
+    assert_eq!(lines.matches("ray start --address").count(), 3, "{lines}");
+    for rank in 0..4 {
+        assert!(lines.contains(&format!("--tp 16 --nnodes 4 --node-rank {rank} ")), "rank {rank}: {lines}");
+    }
+
+    // GGUF files across nodes run on mistral.rs only; one machine needs no cluster lines.
+    assert!(plan.candidates.iter().filter(|c| c.quant == Quant::Q4KM).all(|c| c.cluster_commands.is_empty()));
+    let one = pc(2048, 128, nvidia("NVIDIA H100 80GB HBM3", 80, "9.0", 8));
+    let plan = altiplano_core::planner::plan(&one, &catalog, PlanOptions::default());
+    assert!(plan.candidates.iter().all(|c| c.cluster_commands.is_empty()));
+}
+
+#[test]
 fn fp8_only_on_gpus_with_native_fp8() {
     let catalog = Catalog::builtin().unwrap();
     let a100 = pc(256, 32, nvidia("NVIDIA A100 80GB PCIe", 80, "8.0", 1));
@@ -560,6 +604,7 @@ fn llama_cpp_plans_share_layers_over_gpus_by_free_memory_as_llama_cpp_does() {
                 assert!(max - min <= 1, "{per_gpu:?}");
             }
             EngineKind::MistralRs => assert!(!matches!(c.placement, Placement::LayerSplit { .. }), "{c:?}"),
+            EngineKind::Remote => panic!("a remote server is never planned: {c:?}"),
         }
     }
 }

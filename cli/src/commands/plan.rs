@@ -38,8 +38,20 @@ pub async fn run(data_dir: &DataDir, store: &Store, args: PlanArgs) -> anyhow::R
         (Some(best), _) => {
             let name = catalog.model(&best.model).map(|m| m.name.as_str()).unwrap_or(&best.model);
             println!("Recommended: {name} {}\n{}\n", best.quant.as_str(), best.explanation);
-            for line in &best.node_settings {
-                println!("  {line}");
+            if !best.node_settings.is_empty() {
+                println!("With Altiplano's engine (mistral.rs) on every node:");
+                for line in &best.node_settings {
+                    println!("  {line}");
+                }
+            }
+            if !best.cluster_commands.is_empty() {
+                println!("\nOr serve it with vLLM or SGLang (OpenAI-compatible, on the head node):");
+                for line in &best.cluster_commands {
+                    println!("  {line}");
+                }
+            }
+            if !best.node_settings.is_empty() || !best.cluster_commands.is_empty() {
+                println!();
             }
         }
         (None, Some(reason)) => println!("{reason}\n"),

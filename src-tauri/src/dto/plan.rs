@@ -153,6 +153,8 @@ pub struct CandidateDto {
     pub weights_bytes: u64,
     pub explanation: String,
     pub node_settings: Vec<String>,
+    /// For a cluster: how to serve it with vLLM or SGLang instead.
+    pub cluster_commands: Vec<String>,
     /// Measured on this computer: the speed above is the measured one.
     pub measured: Option<MeasuredDto>,
 }
@@ -192,6 +194,7 @@ impl CandidateDto {
             weights_bytes: c.weights_bytes,
             explanation: c.explanation.clone(),
             node_settings: c.node_settings.clone(),
+            cluster_commands: c.cluster_commands.clone(),
             measured: c.measured.as_ref().map(|m| MeasuredDto {
                 resident_bytes: m.resident_bytes,
                 gpu_bytes: m.gpu_bytes.clone(),
