@@ -175,4 +175,25 @@ put("document", "utf16.txt", b"\3\xff\xfe" + "Grüße aus Oruro".encode("utf-16-
 put("document", "invalid-utf8.txt", b"\3caf\xe9 \xff\xfe\xfd")
 put("document", "nul-bytes", b"\4\0\0\0\0binary")
 put("document", "sound.md", b"\5# Notes\n\n- quinoa\n- llamas\n")
+# --- an OpenAI-compatible server's answers (first byte: the size of the pieces they arrive in) --
+def chunk(content=None, finish=None, usage=None):
+    body = {"id": "c", "object": "chat.completion.chunk", "choices": []}
+    if content is not None or finish is not None:
+        body["choices"] = [{"index": 0, "delta": {} if content is None else {"content": content}, "finish_reason": finish}]
+    if usage is not None:
+        body["usage"] = usage
+    return ("data: " + json.dumps(body) + "\n\n").encode()
+
+
+sound_stream = chunk("Hel") + chunk("lo") + chunk(finish="stop") + chunk(usage={"prompt_tokens": 5, "completion_tokens": 2}) + b"data: [DONE]\n\n"
+put("openai_stream", "sound-stream", b"\x07" + sound_stream)
+put("openai_stream", "sound-crlf-stream", b"\x01" + sound_stream.replace(b"\n\n", b"\r\n\r\n"))
+put("openai_stream", "sound-models.json", b"\x40" + json.dumps({"object": "list", "data": [{"id": "llama", "max_model_len": 131072}, {"id": "b", "meta": {"n_ctx_train": 4096}}]}).encode())
+put("openai_stream", "error-in-stream", b"\x05" + chunk("Hi") + b'data: {"error": {"message": "CUDA out of memory"}}\n\n')
+put("openai_stream", "not-json", b"\x03data: {\"choices\": [\n\n")
+put("openai_stream", "endless-event", b"\xff" + b"data: " + b"x" * 70000)
+put("openai_stream", "models-not-a-list.json", b"\x10" + b'{"data": {"id": 1}}')
+put("openai_stream", "huge-ids.json", b"\x10" + json.dumps({"data": [{"id": "m" * 4000, "context_length": -5}, {"id": 7}]}).encode())
+put("openai_stream", "deep-nesting.json", b"\x10" + b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+put("openai_stream", "invalid-utf8", b"\x02data: {\"choices\": [{\"delta\": {\"content\": \"\xff\xfe\"}}]}\n\n")
 print("seeds written to", ROOT)

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(gguf_header safetensors_header hub_listing hub_headers document)
+[ "${#targets[@]}" -gt 0 ] || targets=(gguf_header safetensors_header hub_listing hub_headers document openai_stream)
 
 if ! command -v cargo-fuzz >/dev/null; then
   echo "==> installing cargo-fuzz"

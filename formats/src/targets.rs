@@ -9,12 +9,13 @@ use std::io::Cursor;
 pub type Target = fn(&[u8]);
 
 /// The targets, by name (the names of `fuzz/fuzz_targets/*.rs` and of the corpus folders).
-pub const ALL: [(&str, Target); 5] = [
+pub const ALL: [(&str, Target); 6] = [
     ("gguf_header", gguf_header),
     ("safetensors_header", safetensors_header),
     ("hub_listing", hub_listing),
     ("hub_headers", hub_headers),
     ("document", document),
+    ("openai_stream", openai_stream),
 ];
 
 /// A GGUF header: every tensor it accepts lies inside the file.
@@ -74,4 +75,39 @@ pub fn document(data: &[u8]) {
     const KINDS: [&str; 6] = ["pdf", "docx", "html", "txt", "", "md"];
     let Some((&kind, bytes)) = data.split_first() else { return };
     let _ = crate::document::read(bytes.to_vec(), KINDS[kind as usize % KINDS.len()]);
+}
+
+/// An OpenAI-compatible server's answers: the bytes as a chat completion stream (arriving in
+/// pieces of the first byte's size), as a model list and as an error body. Whatever is
+/// accepted is bounded: pieces of text are non-empty, ids non-empty and short, contexts
+/// positive, messages short.
+pub fn openai_stream(data: &[u8]) {
+    use crate::openai::{self, EventSplitter, MAX_ID_BYTES, MAX_MESSAGE_CHARS, MAX_MODELS};
+    let (cut, body) = data.split_first().map_or((1, data), |(c, rest)| (usize::from(*c).max(1), rest));
+    let mut splitter = EventSplitter::new();
+    let mut events = Vec::new();
+    let mut failed = false;
+    for piece in body.chunks(cut) {
+        match splitter.push(piece) {
+            Ok(more) => events.extend(more),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    if !failed {
+        events.extend(splitter.finish().unwrap_or_default());
+    }
+    for event in &events {
+        assert!(event.text.as_ref().is_none_or(|t| !t.is_empty()), "an empty piece of text: {event:?}");
+    }
+    if let Ok(models) = openai::parse_models(body) {
+        assert!(models.len() <= MAX_MODELS);
+        for m in models {
+            assert!(!m.id.is_empty() && m.id.len() <= MAX_ID_BYTES, "{m:?}");
+            assert!(m.context.is_none_or(|c| c > 0), "{m:?}");
+        }
+    }
+    assert!(openai::error_message(body).chars().count() <= MAX_MESSAGE_CHARS);
 }

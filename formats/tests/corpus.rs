@@ -8,7 +8,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use altiplano_formats::{document, gguf, hub, safetensors, targets};
+use altiplano_formats::{document, gguf, hub, openai, safetensors, targets};
 
 fn inputs(folder: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
@@ -109,4 +109,36 @@ fn sound_documents_give_their_text_and_broken_ones_a_reason() {
         }
     }
     assert!(refused >= 4, "the broken PDFs and DOCX files are refused ({refused})");
+}
+
+#[test]
+fn a_servers_sound_answers_are_read_and_broken_streams_refused() {
+    let mut read = 0;
+    for file in inputs(&fuzz_dir().join("seeds/openai_stream")) {
+        let data = std::fs::read(&file).expect("read");
+        let body = &data[1..];
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if name.ends_with(".json") {
+            let models = openai::parse_models(body);
+            assert_eq!(models.is_ok() && name.starts_with("sound"), name.starts_with("sound"), "{name}: {models:?}");
+            continue;
+        }
+        let mut splitter = openai::EventSplitter::new();
+        let events = body.chunks(usize::from(data[0]).max(1)).try_fold(Vec::new(), |mut all, piece| {
+            all.extend(splitter.push(piece)?);
+            Ok::<_, openai::Problem>(all)
+        });
+        match (name.starts_with("sound"), events) {
+            (true, Ok(events)) => {
+                let text: String = events.iter().filter_map(|e| e.text.clone()).collect();
+                assert_eq!(text, "Hello", "{name}");
+                read += 1;
+            }
+            (true, Err(problem)) => panic!("{name} was refused: {problem}"),
+            (false, Err(problem)) => assert!(!problem.to_string().is_empty()),
+            // Cut short or garbled: never read as a reply that finished.
+            (false, Ok(events)) => assert!(events.iter().all(|e| e.finish.is_none()), "{name}: {events:?}"),
+        }
+    }
+    assert_eq!(read, 2, "both sound streams were read");
 }
