@@ -60,8 +60,13 @@ pub enum Command {
     #[command(subcommand)]
     Code(CodeCommand),
     /// Serve the chosen model over an OpenAI-compatible HTTP API (/v1/chat/completions,
-    /// /v1/models), for editors, notebooks and scripts. Ctrl+C stops it.
+    /// /v1/models) and Anthropic's Messages API (/v1/messages), for editors, notebooks, agents
+    /// and scripts. Ctrl+C stops it.
     Serve(ServeArgs),
+    /// Use a model another program serves over an OpenAI-compatible API (vLLM, SGLang,
+    /// llama.cpp's server, LM Studio, Ollama, another Altiplano) for chat, summaries and answers.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Show what this machine has: CPU, memory, free disk, GPUs.
     Hardware {
         /// Print the hardware profile as JSON (the format `plan --hardware` reads).
@@ -85,6 +90,17 @@ pub struct ServeArgs {
     /// The key clients must send (`Authorization: Bearer KEY`).
     #[arg(long, env = "ALTIPLANO_API_KEY", value_name = "KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Requests that may be running or waiting at once; one more is answered 429 with
+    /// Retry-After.
+    #[arg(long, default_value_t = altiplano_server::ServeOptions::DEFAULT_QUEUE, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub queue: u16,
+    /// Let web pages from ORIGIN (`https://app.example`: scheme, host, port) call the server
+    /// (repeat for more).
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors: Vec<String>,
+    /// Keep every request and its reply as a conversation (searchable, in the app's history).
+    #[arg(long)]
+    pub keep_conversations: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,9 +154,10 @@ pub struct SummarizeArgs {
     /// The files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The GGUF model file.
+    /// The model: a GGUF file, or a safetensors folder (default: the chat model chosen with
+    /// `altiplano models use` or `remote use`, else the starter model).
     #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Print one JSON object per file: { "file", "page_count", "summary", "citations", "warnings" }.
     #[arg(long)]
     pub json: bool,
@@ -250,6 +267,48 @@ pub enum ConversationsCommand {
     Delete {
         /// Conversation id.
         id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add (or replace) a server: connects once to check it and says what it found.
+    Add {
+        /// A name for it (letters, digits, '-', '_', '.').
+        name: String,
+        /// Its OpenAI-compatible base URL, e.g. `http://gpu-box:8000/v1`.
+        url: String,
+        /// The key it wants (kept in the system keyring).
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
+        /// The model to use there (default: the first it serves).
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
+        /// Its context length in tokens, for servers that do not say.
+        #[arg(long, value_name = "N")]
+        context: Option<usize>,
+        /// Use it as the chat model now (as `remote use`).
+        #[arg(long = "use")]
+        use_now: bool,
+    },
+    /// The servers added, and which one is the chat model.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a server and its key.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+    /// Make a server's model the chat model (until `models use` chooses a local one).
+    Use {
+        /// Its name.
+        name: String,
+        /// The model to use there.
+        #[arg(long, value_name = "ID")]
+        model: Option<String>,
     },
 }
 
@@ -389,9 +448,10 @@ pub enum CodeCommand {
         dir: PathBuf,
         /// The question.
         question: String,
-        /// The GGUF model file.
+        /// The model: a GGUF file, or a safetensors folder (default: the chat model chosen
+        /// with `altiplano models use` or `remote use`, else the starter model).
         #[arg(long, env = "ALTIPLANO_MODEL", value_name = "PATH")]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// Always pick the most likely token.
         #[arg(long)]
         greedy: bool,

@@ -73,7 +73,9 @@ pub async fn remember(
     store.set_setting(MODEL_KEY, &path.to_string_lossy()).await?;
     store.set_setting(ISQ_KEY, isq.map(Isq::wire_name).unwrap_or("")).await?;
     store.set_setting(&format!("{MODEL_ENGINE_PREFIX}{}", path.to_string_lossy()), engine).await?;
-    store.set_setting(ENGINE_KEY, "").await
+    store.set_setting(ENGINE_KEY, "").await?;
+    // A local model chosen replaces a remote one in use.
+    store.set_setting(crate::remotes::IN_USE_KEY, "").await
 }
 
 /// Why a model cannot be chosen.

@@ -97,7 +97,10 @@ impl EngineError {
             Self::Truncated { .. } => ErrorKind::TruncatedModel,
             Self::Load { .. } | Self::WrongEngine { .. } => ErrorKind::ModelLoadFailed,
             Self::PromptTooLong { .. } => ErrorKind::PromptTooLong,
-            Self::Generation(_) | Self::EngineStopped => ErrorKind::GenerationFailed,
+            Self::Generation(_) | Self::EngineStopped | Self::RemoteFailed { .. } => ErrorKind::GenerationFailed,
+            Self::RemoteUnreachable { .. } | Self::RemoteDropped { .. } => ErrorKind::Network,
+            Self::RemoteRefused { .. } | Self::RemoteContextUnknown { .. } => ErrorKind::Invalid,
+            Self::RemoteModelMissing { .. } => ErrorKind::ModelNotFound,
         }
     }
 }
@@ -163,6 +166,20 @@ impl SecretError {
         match self {
             Self::Empty => ErrorKind::Invalid,
             Self::Unavailable(_) | Self::Keyring(_) => ErrorKind::Keyring,
+        }
+    }
+}
+
+impl crate::remotes::RemoteError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::BadName(_) | Self::BadUrl(_) => ErrorKind::Invalid,
+            Self::Keyring(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+            Self::Corrupt(_) => ErrorKind::Internal,
+            Self::Connect(e) => e.kind(),
         }
     }
 }
@@ -307,6 +324,7 @@ impl SessionError {
             Self::FollowUp(e) => e.kind(),
             Self::Choose(e) => e.kind(),
             Self::SearchModel(e) => e.kind(),
+            Self::Remote(e) => e.kind(),
         }
     }
 }

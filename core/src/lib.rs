@@ -55,6 +55,7 @@ pub mod hardware;
 pub mod library;
 pub mod measure;
 pub mod planner;
+pub mod remotes;
 pub mod search_models;
 pub mod secrets;
 pub mod session;

@@ -138,6 +138,8 @@ impl Probe {
         let context = match engine.kind() {
             EngineKind::LlamaCpp => u32::try_from(engine.info().context_length).unwrap_or(u32::MAX),
             EngineKind::MistralRs => 256,
+            // Nothing of a remote model is held here.
+            EngineKind::Remote => 0,
         };
         let (estimated_bytes, estimated_tokens_per_second) = match Catalog::builtin() {
             Ok(catalog) => estimate(profile, &catalog, model_key, context),

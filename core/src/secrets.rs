@@ -1,4 +1,4 @@
-//! Secrets in the OS keyring: the Hugging Face access token.
+//! Secrets in the OS keyring: the Hugging Face access token, and remote model servers' API keys.
 //!
 //! The token lives in the platform's credential store (Secret Service on Linux, Keychain on
 //! macOS, Credential Manager on Windows) under the service `altiplano` — never in a file and
@@ -133,6 +133,42 @@ pub async fn clear_hf_token(endpoint: &str) -> Result<(), SecretError> {
     blocking(move || match entry(&endpoint)?.delete_credential() {
         Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
         Err(e) => Err(map_error(e)),
+    })
+    .await
+}
+
+/// The keyring entry of a remote model server's API key.
+pub fn remote_key_entry(remote: &str) -> String {
+    format!("remote-key@{remote}")
+}
+
+/// The API key kept for the remote model server `remote` (`altiplano remote add`), if any.
+pub async fn remote_key(remote: &str) -> Result<Option<String>, SecretError> {
+    let name = remote_key_entry(remote);
+    blocking(move || {
+        let entry = keyring::Entry::new(SERVICE, &name).map_err(map_error)?;
+        match entry.get_password() {
+            Ok(key) => Ok(Some(key.trim().to_owned()).filter(|k| !k.is_empty())),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_error(e)),
+        }
+    })
+    .await
+}
+
+/// Keeps `key` for the remote model server `remote`, or removes the one kept (`None`).
+pub async fn set_remote_key(remote: &str, key: Option<&str>) -> Result<(), SecretError> {
+    let name = remote_key_entry(remote);
+    let key = key.map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned);
+    blocking(move || {
+        let entry = keyring::Entry::new(SERVICE, &name).map_err(map_error)?;
+        match key {
+            Some(key) => entry.set_password(&key).map_err(map_error),
+            None => match entry.delete_credential() {
+                Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                Err(e) => Err(map_error(e)),
+            },
+        }
     })
     .await
 }

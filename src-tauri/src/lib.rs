@@ -56,6 +56,10 @@ pub fn wire() -> tauri_specta::Builder<tauri::Wry> {
             commands::model::use_model,
             commands::model::list_search_models,
             commands::model::use_search_model,
+            commands::model::list_remotes,
+            commands::model::add_remote,
+            commands::model::use_remote,
+            commands::model::remove_remote,
             commands::conversations::list_conversations,
             commands::conversations::get_messages,
             commands::conversations::search_messages,
@@ -132,6 +136,14 @@ pub fn run() -> Result<(), StartupError> {
                     }
                 });
                 tauri::async_runtime::spawn(async move {
+                    // A remote server chosen as the chat model is connected again; one that
+                    // cannot be reached leaves the local model to load, and says why.
+                    if let Some(remote) = session.startup_remote().await {
+                        match session.model().connect(&remote).await {
+                            Ok(_) => return,
+                            Err(e) => tracing::warn!("the remote model {} is not reachable: {e}", remote.name),
+                        }
+                    }
                     if let Some(path) = session.startup_model().await {
                         let isq = session.startup_isq(&path).await;
                         if let Err(e) = session.load_model_with(&path, isq).await {

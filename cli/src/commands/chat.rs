@@ -12,9 +12,12 @@ use super::load;
 use crate::args::ChatArgs;
 
 pub async fn run(store: &Store, loader: &load::Loader, args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let (model, options) = loader.chosen(store, args.model.as_deref(), args.isq.map(Into::into)).await?;
-    let options = LoadOptions { max_parallel_replies: 1, ..options };
-    let engine = loader.open(&model, options).await?;
+    let engine = loader
+        .chat_engine(store, args.model.as_deref(), args.isq.map(Into::into), |options| LoadOptions {
+            max_parallel_replies: 1,
+            ..options
+        })
+        .await?;
     let sampling = if args.greedy {
         Sampling { max_tokens: args.max_tokens, ..Sampling::greedy() }
     } else {

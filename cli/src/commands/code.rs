@@ -73,14 +73,16 @@ async fn ask(
     loader: &super::load::Loader,
     dir: std::path::PathBuf,
     question: String,
-    model: std::path::PathBuf,
+    model: Option<std::path::PathBuf>,
     greedy: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let index = open_index(data_dir, &dir).await?;
     index.update(|_| {})?;
     let store = Store::open(&data_dir.database_path()).await?;
-    let engine = loader.open(&model, LoadOptions { max_parallel_replies: 1, ..loader.options() }).await?;
+    let engine = loader
+        .chat_engine(&store, model.as_deref(), None, |options| LoadOptions { max_parallel_replies: 1, ..options })
+        .await?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {

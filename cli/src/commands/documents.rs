@@ -15,9 +15,13 @@ use crate::args::DocumentsCommand;
 pub async fn run(store: &Store, loader: &load::Loader, command: DocumentsCommand) -> anyhow::Result<ExitCode> {
     let DocumentsCommand::Ask { file, question, model, context, json } = command;
     let (doc, _) = documents::open(store, None, &file).await?;
-    let (model, options) = loader.chosen(store, model.as_deref(), None).await?;
-    let engine =
-        loader.open(&model, LoadOptions { max_parallel_replies: 1, context_tokens: context, ..options }).await?;
+    let engine = loader
+        .chat_engine(store, model.as_deref(), None, |options| LoadOptions {
+            max_parallel_replies: 1,
+            context_tokens: context,
+            ..options
+        })
+        .await?;
 
     // Ctrl-C stops the answer; what was written so far is kept and saved as stopped.
     let cancel = CancellationToken::new();

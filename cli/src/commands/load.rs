@@ -112,6 +112,36 @@ impl Loader {
         Ok((path, LoadOptions { isq, engine, ..self.options() }))
     }
 
+    /// The chat model a command runs when `--model` is left out and a remote server is the
+    /// chat model (`altiplano remote use`): connected, with what it is said on stderr. `None`
+    /// when `model` is given or the chat model is local.
+    pub async fn remote(&self, store: &Store, model: Option<&Path>) -> anyhow::Result<Option<Engine>> {
+        if model.is_some() {
+            return Ok(None);
+        }
+        let Some(name) = altiplano_core::remotes::in_use(store).await? else { return Ok(None) };
+        let remote = altiplano_core::remotes::get(store, &name).await?;
+        let engine = Engine::connect(&altiplano_core::remotes::endpoint(&remote).await?).await?;
+        eprintln!("altiplano: {} on {name} ({})", engine.info().name, remote.url);
+        Ok(Some(engine))
+    }
+
+    /// The chat model, loaded or connected: [`Loader::remote`] when a server is the chat
+    /// model, else [`Loader::chosen`] loaded with `options` adjusted by `adjust`.
+    pub async fn chat_engine(
+        &self,
+        store: &Store,
+        model: Option<&Path>,
+        isq: Option<Isq>,
+        adjust: impl FnOnce(LoadOptions) -> LoadOptions,
+    ) -> anyhow::Result<Engine> {
+        if let Some(engine) = self.remote(store, model).await? {
+            return Ok(engine);
+        }
+        let (path, options) = self.chosen(store, model, isq).await?;
+        self.open(&path, adjust(options)).await
+    }
+
     /// Load options with the data folder's repack cache.
     pub fn options(&self) -> LoadOptions {
         LoadOptions { repack_dir: self.repack_dir.clone(), ..LoadOptions::default() }

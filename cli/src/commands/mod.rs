@@ -10,6 +10,7 @@ mod hardware;
 mod load;
 mod models;
 mod plan;
+mod remote;
 mod serve;
 mod summarize;
 
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summarize(args) => summarize::run(&store, &loader, args).await,
         Command::Documents(command) => documents::run(&store, &loader, command).await,
         Command::Serve(args) => serve::run(&store, &loader, args).await,
+        Command::Remote(command) => remote::run(&store, command).await,
         Command::Hardware { .. } | Command::Code(_) | Command::Extract { .. } | Command::Eval(_) => {
             unreachable!("handled above, without opening the store")
         }

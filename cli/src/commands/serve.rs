@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use altiplano_core::engine::LoadOptions;
 use altiplano_core::store::Store;
 use altiplano_server::{ServeOptions, Server};
 
@@ -11,15 +10,24 @@ use super::load;
 use crate::args::ServeArgs;
 
 pub async fn run(store: &Store, loader: &load::Loader, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    // A key is needed off loopback: said before the model loads, not after.
-    if !args.host.is_loopback() && args.api_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
-        return Err(altiplano_server::ServeError::KeyNeeded { host: args.host }.into());
-    }
-    let (model, options) = loader.chosen(store, args.model.as_deref(), None).await?;
-    let engine = loader.open(&model, LoadOptions { ..options }).await?;
-    let server = Server::bind(engine, ServeOptions { host: args.host, port: args.port, api_key: args.api_key }).await?;
+    let options = ServeOptions {
+        host: args.host,
+        port: args.port,
+        api_key: args.api_key,
+        queue: usize::from(args.queue),
+        cors: args.cors,
+        keep: args.keep_conversations.then(|| store.clone()),
+    };
+    // A missing key or a bad origin is said before the model loads, not after.
+    options.check()?;
+    let (model, load_options) = loader.chosen(store, args.model.as_deref(), None).await?;
+    let engine = loader.open(&model, load_options).await?;
+    let server = Server::bind(engine, options).await?;
     let addr = server.local_addr();
     println!("serving {} at http://{addr}/v1 (Ctrl+C stops)", server.model_id());
+    if server.keeps_conversations() {
+        println!("requests are kept as conversations (altiplano conversations list)");
+    }
     std::io::stdout().flush()?;
     server
         .run(async {

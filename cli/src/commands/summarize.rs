@@ -41,15 +41,11 @@ pub async fn run(store: &Store, loader: &super::load::Loader, args: SummarizeArg
                 if engine.is_none() {
                     engine = Some(
                         loader
-                            .open(
-                                &args.model,
-                                LoadOptions {
-                                    max_parallel_replies: 1,
-                                    context_tokens: args.context,
-                                    engine: altiplano_core::choose::remembered_engine(store, &args.model).await,
-                                    ..loader.options()
-                                },
-                            )
+                            .chat_engine(store, args.model.as_deref(), None, |options| LoadOptions {
+                                max_parallel_replies: 1,
+                                context_tokens: args.context,
+                                ..options
+                            })
                             .await?,
                     );
                 }

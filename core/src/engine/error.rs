@@ -58,6 +58,68 @@ pub enum EngineError {
     /// The engine's worker stopped without finishing the reply.
     #[error("the engine stopped unexpectedly; reload the model and try again")]
     EngineStopped,
+    /// A remote server cannot be reached (or, offline, may not be).
+    #[error("cannot reach the model server at {url}: {reason}")]
+    RemoteUnreachable {
+        /// The server's base URL.
+        url: String,
+        /// Why, and what to check.
+        reason: String,
+    },
+    /// A remote server refused the key (401/403).
+    #[error(
+        "the model server at {url} refused the API key ({status}: {message}); give the right one with \
+         `altiplano remote add NAME URL --api-key KEY`"
+    )]
+    RemoteRefused {
+        /// The server's base URL.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// What the server said.
+        message: String,
+    },
+    /// A remote server does not serve the model asked for (or serves none).
+    #[error("the model server at {url} {}", missing_model(model, available))]
+    RemoteModelMissing {
+        /// The server's base URL.
+        url: String,
+        /// The model asked for (empty: any).
+        model: String,
+        /// What it serves.
+        available: Vec<String>,
+    },
+    /// A remote server does not say how long its model's context is.
+    #[error(
+        "the model server at {url} does not say how many tokens of context {model} holds; give it with \
+         `altiplano remote add NAME URL --context N` (the length the server was started with)"
+    )]
+    RemoteContextUnknown {
+        /// The server's base URL.
+        url: String,
+        /// The model.
+        model: String,
+    },
+    /// A remote server answered with an error.
+    #[error("the model server at {url} answered {status}: {message}")]
+    RemoteFailed {
+        /// The server's base URL.
+        url: String,
+        /// The HTTP status (200 for an error inside a stream).
+        status: u16,
+        /// What it said.
+        message: String,
+    },
+    /// The connection to a remote server broke in the middle of a reply.
+    #[error(
+        "the connection to the model server at {url} broke in the middle of the reply ({reason}); what came is kept"
+    )]
+    RemoteDropped {
+        /// The server's base URL.
+        url: String,
+        /// What broke.
+        reason: String,
+    },
     /// The chosen engine cannot run this kind of model.
     #[error("{engine} cannot run {path}: {reason}")]
     WrongEngine {
@@ -68,4 +130,14 @@ pub enum EngineError {
         /// Why, and what to do instead.
         reason: String,
     },
+}
+
+fn missing_model(model: &str, available: &[String]) -> String {
+    match (model.is_empty(), available.is_empty()) {
+        (_, true) => "serves no model; load one on the server".to_owned(),
+        (true, false) => format!("serves {}", available.join(", ")),
+        (false, false) => {
+            format!("does not serve {model}; it serves {} (choose one with --model)", available.join(", "))
+        }
+    }
 }

@@ -31,6 +31,7 @@ mod llama;
 mod mistral;
 mod options;
 mod progress;
+pub mod remote;
 mod repack;
 pub(crate) use altiplano_formats::safetensors;
 mod template;
@@ -64,6 +65,7 @@ pub struct Engine {
 enum Backend {
     LlamaCpp(Arc<llama::LlamaCpp>),
     MistralRs(Arc<mistral::MistralRs>),
+    Remote(Arc<remote::Remote>),
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,16 +90,24 @@ impl Engine {
                 }
                 other => EngineError::InvalidModel { path: path.clone(), reason: other.to_string() },
             })?;
-        let (backend, info) = match options.engine.unwrap_or(EngineKind::LlamaCpp) {
-            EngineKind::LlamaCpp => {
-                let (model, info) = llama::LlamaCpp::load(path, summary, &options).await?;
-                (Backend::LlamaCpp(Arc::new(model)), info)
-            }
-            EngineKind::MistralRs => {
-                let (model, info) = mistral::MistralRs::load_gguf(path, summary, &options).await?;
-                (Backend::MistralRs(Arc::new(model)), info)
-            }
-        };
+        let (backend, info) =
+            match options.engine.unwrap_or(EngineKind::LlamaCpp) {
+                EngineKind::LlamaCpp => {
+                    let (model, info) = llama::LlamaCpp::load(path, summary, &options).await?;
+                    (Backend::LlamaCpp(Arc::new(model)), info)
+                }
+                EngineKind::MistralRs => {
+                    let (model, info) = mistral::MistralRs::load_gguf(path, summary, &options).await?;
+                    (Backend::MistralRs(Arc::new(model)), info)
+                }
+                EngineKind::Remote => return Err(EngineError::WrongEngine {
+                    path,
+                    engine: EngineKind::Remote,
+                    reason:
+                        "a file runs here, on llama.cpp or mistral.rs; a server is reached with `altiplano remote use`"
+                            .into(),
+                }),
+            };
         Ok(Self::loaded(backend, info))
     }
 
@@ -138,6 +148,33 @@ impl Engine {
         Self { backend, info: Arc::new(info) }
     }
 
+    /// Connects to a model another program serves over OpenAI's HTTP API (see [`remote`]):
+    /// its model, context length and token counting are settled before this returns.
+    pub async fn connect(endpoint: &remote::RemoteEndpoint) -> Result<Self, EngineError> {
+        let remote = remote::connect(endpoint).await?;
+        let info = ModelInfo {
+            path: PathBuf::from(&remote.info.url),
+            name: remote.model().to_owned(),
+            architecture: "remote".to_owned(),
+            context_length: remote.context,
+            trained_context: remote.context,
+            file_bytes: 0,
+            engine: EngineKind::Remote,
+            quantization_cache: None,
+            repacked: None,
+        };
+        Ok(Self { backend: Backend::Remote(Arc::new(remote)), info: Arc::new(info) })
+    }
+
+    /// For a remote model: what connecting found (its server's models, how tokens are counted,
+    /// where the context length came from).
+    pub fn remote_info(&self) -> Option<&remote::RemoteInfo> {
+        match &self.backend {
+            Backend::Remote(r) => Some(&r.info),
+            _ => None,
+        }
+    }
+
     /// What is known about the model.
     pub fn info(&self) -> &ModelInfo {
         &self.info
@@ -154,6 +191,7 @@ impl Engine {
         match &self.backend {
             Backend::LlamaCpp(m) => m.count_prompt_tokens(messages).await,
             Backend::MistralRs(m) => m.count_prompt_tokens(messages).await,
+            Backend::Remote(m) => m.count_prompt_tokens(messages).await,
         }
     }
 
@@ -162,6 +200,7 @@ impl Engine {
         match &self.backend {
             Backend::LlamaCpp(m) => m.count_text_tokens(text).await,
             Backend::MistralRs(m) => m.count_text_tokens(text).await,
+            Backend::Remote(m) => m.count_text_tokens(text).await,
         }
     }
 
@@ -170,7 +209,7 @@ impl Engine {
     /// lacks Llama 3.1's long-context RoPE scaling, so quality falls apart past it).
     pub fn usable_context(&self) -> usize {
         match &self.backend {
-            Backend::LlamaCpp(_) => self.info.context_length,
+            Backend::LlamaCpp(_) | Backend::Remote(_) => self.info.context_length,
             Backend::MistralRs(m) => m.usable_context(self.info.context_length),
         }
     }
@@ -182,6 +221,11 @@ impl Engine {
         match &self.backend {
             Backend::LlamaCpp(m) => m.perplexity(text, window).await,
             Backend::MistralRs(m) => m.perplexity(text, window, self.info.context_length).await,
+            Backend::Remote(_) => Err(EngineError::WrongEngine {
+                path: self.info.path.clone(),
+                engine: EngineKind::Remote,
+                reason: "perplexity needs the model's logits, which a server does not send; load the model here".into(),
+            }),
         }
     }
 
@@ -231,6 +275,7 @@ impl Engine {
             let result = match &backend {
                 Backend::LlamaCpp(m) => m.stream_reply(messages, sampling, &backend_stop, &inner_tx).await,
                 Backend::MistralRs(m) => m.stream_reply(messages, sampling, &backend_stop, &inner_tx).await,
+                Backend::Remote(m) => m.stream_reply(messages, sampling, &backend_stop, &inner_tx).await,
             };
             let _ = match result {
                 Ok((reason, stats)) => inner_tx.send(Ok(GenerationEvent::Finished { reason, stats })).await,

@@ -17,10 +17,14 @@ pub enum EngineKind {
     /// mistral.rs: safetensors folders (ISQ, FP8, UQFF, NCCL) and GGUF files.
     #[serde(rename = "mistralrs")]
     MistralRs,
+    /// Another program serving the model over OpenAI's HTTP API (`Engine::connect`); never
+    /// planned or chosen for a file.
+    #[serde(rename = "remote")]
+    Remote,
 }
 
 impl EngineKind {
-    /// Both, in the order the CLI lists them.
+    /// The two that run models here, in the order the CLI lists them.
     pub const ALL: [Self; 2] = [Self::LlamaCpp, Self::MistralRs];
 
     /// The engine a model runs on unless the user says otherwise: llama.cpp for a GGUF file,
@@ -38,6 +42,7 @@ impl EngineKind {
         match self {
             Self::LlamaCpp => "llamacpp",
             Self::MistralRs => "mistralrs",
+            Self::Remote => "remote",
         }
     }
 
@@ -46,6 +51,7 @@ impl EngineKind {
         match self {
             Self::LlamaCpp => "llama.cpp",
             Self::MistralRs => "mistral.rs",
+            Self::Remote => "a remote server",
         }
     }
 }

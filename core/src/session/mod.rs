@@ -127,6 +127,9 @@ pub enum SessionError {
     /// Choosing or loading a search model failed.
     #[error(transparent)]
     SearchModel(#[from] crate::search_models::SearchModelError),
+    /// A remote model server could not be added, found or kept.
+    #[error(transparent)]
+    Remote(#[from] crate::remotes::RemoteError),
 }
 
 /// What [`Session::use_model`] set going.
@@ -358,6 +361,48 @@ impl Session {
                 return None;
             }
         }
+    }
+
+    /// The remote model servers added, and the name of the one in use as the chat model.
+    pub async fn remotes(&self) -> Result<(Vec<crate::remotes::Remote>, Option<String>), SessionError> {
+        Ok((crate::remotes::list(&self.store).await?, crate::remotes::in_use(&self.store).await?))
+    }
+
+    /// Adds a remote model server after connecting to it once (see [`crate::remotes::add`]);
+    /// with `use_now`, its model becomes the chat model. Returns what connecting found.
+    pub async fn add_remote(
+        &self,
+        remote: crate::remotes::Remote,
+        api_key: Option<&str>,
+        use_now: bool,
+    ) -> Result<ModelInfo, SessionError> {
+        let (remote, engine) = crate::remotes::add(&self.store, remote, api_key).await?;
+        if use_now {
+            return self.slot.connect(&remote).await;
+        }
+        Ok(engine.info().clone())
+    }
+
+    /// Makes the remote `name`'s model (`model`, else the one it was added with) the chat model.
+    pub async fn use_remote(&self, name: &str, model: Option<String>) -> Result<ModelInfo, SessionError> {
+        let remote = crate::remotes::get(&self.store, name).await?;
+        let remote = crate::remotes::Remote { model: model.or(remote.model.clone()), ..remote };
+        self.slot.connect(&remote).await
+    }
+
+    /// Removes a remote model server and its key.
+    pub async fn remove_remote(&self, name: &str) -> Result<(), SessionError> {
+        Ok(crate::remotes::remove(&self.store, name).await?)
+    }
+
+    /// The remote server to connect at start-up instead of loading a model: the one in use,
+    /// unless `ALTIPLANO_MODEL` names a local model.
+    pub async fn startup_remote(&self) -> Option<crate::remotes::Remote> {
+        if std::env::var_os(config::MODEL_ENV).is_some_and(|p| !p.is_empty()) {
+            return None;
+        }
+        let name = crate::remotes::in_use(&self.store).await.ok().flatten()?;
+        crate::remotes::get(&self.store, &name).await.ok()
     }
 
     /// The chat model's slot: its state, its loads.

@@ -105,6 +105,36 @@ impl ModelSlot {
         .await
     }
 
+    /// Connects to the remote server `remote` and makes its model the chat model (the previous
+    /// one keeps serving if the server cannot be reached); it is connected again at the next
+    /// start, until a local model is chosen.
+    pub async fn connect(&self, remote: &crate::remotes::Remote) -> Result<ModelInfo, SessionError> {
+        let _one_at_a_time = self.load_lock.lock().await;
+        let path = std::path::PathBuf::from(&remote.url);
+        self.state.send_replace(ModelState::Loading { path: path.clone(), progress: LoadProgress::default() });
+        let connected = match crate::remotes::endpoint(remote).await {
+            Ok(endpoint) => Engine::connect(&endpoint).await.map_err(SessionError::from),
+            Err(e) => Err(e.into()),
+        };
+        match connected {
+            Ok(engine) => {
+                let info = engine.info().clone();
+                *self.engine.write().await = Some(engine);
+                self.state.send_replace(ModelState::Ready { info: info.clone() });
+                crate::remotes::use_remote(&self.store, &remote.name, remote.model.clone()).await?;
+                Ok(info)
+            }
+            Err(e) => {
+                let previous = self.engine.read().await.as_ref().map(|e| e.info().clone());
+                self.state.send_replace(match previous {
+                    Some(info) => ModelState::Ready { info },
+                    None => ModelState::Failed { path, message: e.to_string() },
+                });
+                Err(e)
+            }
+        }
+    }
+
     /// Loads a model and makes it the chat model; it is loaded the same way at the next start.
     pub async fn load(&self, path: &Path, options: LoadOptions) -> Result<ModelInfo, SessionError> {
         let (info, ()) = self.load_then(path, options, |_| async { Ok(()) }).await?;

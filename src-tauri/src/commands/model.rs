@@ -10,8 +10,8 @@ use tauri_plugin_dialog::DialogExt;
 
 use super::SessionState;
 use crate::dto::{
-    ApiError, EngineDto, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, PurposeDto, SearchModelDto, StatusDto,
-    UseStartedDto,
+    ApiError, EngineDto, ModelDto, ModelStateDto, ModelsPageDto, PreferenceDto, PurposeDto, RemotesDto, SearchModelDto,
+    StatusDto, UseStartedDto,
 };
 
 fn status(session: &SessionState<'_>, model: ModelStateDto) -> StatusDto {
@@ -118,4 +118,50 @@ pub async fn use_search_model(
 ) -> Result<Vec<SearchModelDto>, ApiError> {
     session.choose_search_model(purpose.into(), &id).await?;
     list_search_models(session).await
+}
+
+/// The remote model servers added, and which one is the chat model.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_remotes(session: SessionState<'_>) -> Result<RemotesDto, ApiError> {
+    let (remotes, in_use) = session.remotes().await?;
+    Ok(RemotesDto::new(remotes, in_use))
+}
+
+/// Adds a remote model server (connected once first: a wrong address, key or model is said
+/// now) and makes it the chat model; its key goes to the system keyring.
+#[tauri::command]
+#[specta::specta]
+pub async fn add_remote(
+    session: SessionState<'_>,
+    name: String,
+    url: String,
+    api_key: Option<String>,
+    model: Option<String>,
+    context_tokens: Option<u32>,
+) -> Result<RemotesDto, ApiError> {
+    let remote = altiplano_core::remotes::Remote {
+        name,
+        url,
+        model: model.filter(|m| !m.trim().is_empty()),
+        context_tokens: context_tokens.map(|n| n as usize),
+    };
+    session.add_remote(remote, api_key.as_deref().filter(|k| !k.trim().is_empty()), true).await?;
+    list_remotes(session).await
+}
+
+/// Makes a remote server's model the chat model.
+#[tauri::command]
+#[specta::specta]
+pub async fn use_remote(session: SessionState<'_>, name: String) -> Result<RemotesDto, ApiError> {
+    session.use_remote(&name, None).await?;
+    list_remotes(session).await
+}
+
+/// Removes a remote server and its key.
+#[tauri::command]
+#[specta::specta]
+pub async fn remove_remote(session: SessionState<'_>, name: String) -> Result<RemotesDto, ApiError> {
+    session.remove_remote(&name).await?;
+    list_remotes(session).await
 }

@@ -26,6 +26,9 @@ pub enum EngineDto {
     LlamaCpp,
     #[serde(rename = "mistralrs")]
     MistralRs,
+    /// Another program's server (`remote use`).
+    #[serde(rename = "remote")]
+    Remote,
 }
 
 impl From<EngineKind> for EngineDto {
@@ -33,6 +36,7 @@ impl From<EngineKind> for EngineDto {
         match engine {
             EngineKind::LlamaCpp => Self::LlamaCpp,
             EngineKind::MistralRs => Self::MistralRs,
+            EngineKind::Remote => Self::Remote,
         }
     }
 }
@@ -42,6 +46,7 @@ impl From<EngineDto> for EngineKind {
         match engine {
             EngineDto::LlamaCpp => Self::LlamaCpp,
             EngineDto::MistralRs => Self::MistralRs,
+            EngineDto::Remote => Self::Remote,
         }
     }
 }
@@ -197,4 +202,42 @@ pub struct StatusDto {
     pub model: ModelStateDto,
     pub starter_model_available: bool,
     pub data_dir: String,
+}
+
+/// A remote model server the user added.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteDto {
+    pub name: String,
+    /// Its OpenAI-compatible base URL (ending in `/v1`).
+    pub url: String,
+    /// The model used there; `null`: the first it serves.
+    pub model: Option<String>,
+    /// The context length the user gave, for servers that do not say.
+    pub context_tokens: Option<u32>,
+    /// Whether it is the chat model.
+    pub in_use: bool,
+}
+
+/// The remote servers, for the Models page.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct RemotesDto {
+    pub remotes: Vec<RemoteDto>,
+}
+
+impl RemotesDto {
+    pub fn new(remotes: Vec<altiplano_core::remotes::Remote>, in_use: Option<String>) -> Self {
+        let remotes = remotes
+            .into_iter()
+            .map(|r| RemoteDto {
+                in_use: in_use.as_deref() == Some(r.name.as_str()),
+                name: r.name,
+                url: r.url,
+                model: r.model,
+                context_tokens: r.context_tokens.and_then(|n| u32::try_from(n).ok()),
+            })
+            .collect();
+        Self { remotes }
+    }
 }

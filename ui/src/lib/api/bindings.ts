@@ -36,6 +36,17 @@ export const commands = {
 	 *  so a broken download is reported now. Returns the list as it stands after.
 	 */
 	useSearchModel: (purpose: PurposeDto, id: string) => __TAURI_INVOKE<SearchModelDto[]>("use_search_model", { purpose, id }),
+	/**  The remote model servers added, and which one is the chat model. */
+	listRemotes: () => __TAURI_INVOKE<RemotesDto>("list_remotes"),
+	/**
+	 *  Adds a remote model server (connected once first: a wrong address, key or model is said
+	 *  now) and makes it the chat model; its key goes to the system keyring.
+	 */
+	addRemote: (name: string, url: string, apiKey: string | null, model: string | null, contextTokens: number | null) => __TAURI_INVOKE<RemotesDto>("add_remote", { name, url, apiKey, model, contextTokens }),
+	/**  Makes a remote server's model the chat model. */
+	useRemote: (name: string) => __TAURI_INVOKE<RemotesDto>("use_remote", { name }),
+	/**  Removes a remote server and its key. */
+	removeRemote: (name: string) => __TAURI_INVOKE<RemotesDto>("remove_remote", { name }),
 	listConversations: () => __TAURI_INVOKE<ConversationDto[]>("list_conversations"),
 	getMessages: (conversationId: number) => __TAURI_INVOKE<MessageDto[]>("get_messages", { conversationId }),
 	searchMessages: (query: string) => __TAURI_INVOKE<SearchHitDto[]>("search_messages", { query }),
@@ -154,6 +165,8 @@ export type CandidateDto = {
 	weightsBytes: number,
 	explanation: string,
 	nodeSettings: string[],
+	/**  For a cluster: how to serve it with vLLM or SGLang instead. */
+	clusterCommands: string[],
 	/**  Measured on this computer: the speed above is the measured one. */
 	measured: MeasuredDto | null,
 };
@@ -279,7 +292,9 @@ export type DownloadsDto = {
 };
 
 /**  The library running a model. */
-export type EngineDto = "llamacpp" | "mistralrs";
+export type EngineDto = "llamacpp" | "mistralrs" | 
+/**  Another program's server (`remote use`). */
+"remote";
 
 /**
  *  What kind of failure, for the UI to branch on (never on the message text): the core's
@@ -575,6 +590,24 @@ export type PurposeDto =
 "documents" | 
 /**  Code chunks and code questions. */
 "code";
+
+/**  A remote model server the user added. */
+export type RemoteDto = {
+	name: string,
+	/**  Its OpenAI-compatible base URL (ending in `/v1`). */
+	url: string,
+	/**  The model used there; `null`: the first it serves. */
+	model: string | null,
+	/**  The context length the user gave, for servers that do not say. */
+	contextTokens: number | null,
+	/**  Whether it is the chat model. */
+	inUse: boolean,
+};
+
+/**  The remote servers, for the Models page. */
+export type RemotesDto = {
+	remotes: RemoteDto[],
+};
 
 /**  How code is found for a question. */
 export type RetrievalDto = 

@@ -34,12 +34,14 @@ import type {
   UseStartedDto,
   PurposeDto,
   SearchModelDto,
+  RemotesDto,
 } from './bindings';
 
 export type { ApiError, ChatStreamEvent, ConversationDto, EngineDto, MessageDto, ModelDto, SearchHitDto, StatusDto, TurnResultDto };
 export type { ErrorCode } from './bindings';
 export type { ModelsPageDto, PreferenceDto };
 export type { CandidateDto } from './bindings';
+export type { RemoteDto, RemotesDto } from './bindings';
 export type { ModelStateDto } from './bindings';
 export type { LoadProgressDto } from './bindings';
 export type { LoadStageDto } from './bindings';
@@ -85,6 +87,16 @@ export const chooseModelFile = (): Promise<ModelDto | null> => commands.chooseMo
 export const listSearchModels = (): Promise<SearchModelDto[]> => commands.listSearchModels();
 export const useSearchModel = (purpose: PurposeDto, id: string): Promise<SearchModelDto[]> =>
   commands.useSearchModel(purpose, id);
+export const listRemotes = (): Promise<RemotesDto> => commands.listRemotes();
+export const addRemote = (
+  name: string,
+  url: string,
+  apiKey: string | null,
+  model: string | null,
+  contextTokens: number | null,
+): Promise<RemotesDto> => commands.addRemote(name, url, apiKey, model, contextTokens);
+export const useRemote = (name: string): Promise<RemotesDto> => commands.useRemote(name);
+export const removeRemote = (name: string): Promise<RemotesDto> => commands.removeRemote(name);
 export const planModels = (contextTokens: number | null, prefer: PreferenceDto): Promise<ModelsPageDto> =>
   commands.planModels(contextTokens, prefer);
 

@@ -68,6 +68,7 @@ describe('measured figures', () => {
 describe('engine names', () => {
   it('spells each engine as its authors do', () => {
     expect(engineName('llamacpp')).toBe('llama.cpp');
+    expect(engineName('remote')).toBe('a remote server');
     expect(engineName('mistralrs')).toBe('mistral.rs');
   });
 });

@@ -15,6 +15,8 @@ export function engineName(engine: EngineDto): string {
       return 'llama.cpp';
     case 'mistralrs':
       return 'mistral.rs';
+    case 'remote':
+      return 'a remote server';
   }
 }
 
