@@ -120,23 +120,22 @@ fn the_anthropic_client_gets_what_anthropic_would_give_it() {
     server.run_script("anthropic_client.py", &[&root, &model, "test-key"]);
 }
 
+/// Starts a server with `args` and runs one of `limits.py`'s checks against it.
+fn limits(args: &[&str], check: &str) {
+    let server = Serving::start(args);
+    let (url, model) = (server.url.clone(), server.model.clone());
+    server.run_script("limits.py", &[&url, &model, check]);
+}
+
 #[test]
 fn a_full_queue_answers_429_with_retry_after_and_frees_its_place_when_a_client_leaves() {
-    let server = Serving::start(&["--queue", "1"]);
-    let url = server.url.clone();
-    let model = server.model.clone();
-    server.run_script("limits.py", &[&url, &model, "queue"]);
+    limits(&["--queue", "1"], "queue");
 }
 
 #[test]
 fn only_the_origins_named_with_cors_may_call_from_a_web_page() {
-    let server = Serving::start(&["--cors", "https://app.example"]);
-    let url = server.url.clone();
-    let model = server.model.clone();
-    server.run_script("limits.py", &[&url, &model, "cors"]);
-    let server = Serving::start(&[]);
-    let url = server.url.clone();
-    server.run_script("limits.py", &[&url, &model, "no-cors"]);
+    limits(&["--cors", "https://app.example"], "cors");
+    limits(&[], "no-cors");
 }
 
 #[test]
