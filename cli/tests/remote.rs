@@ -262,3 +262,23 @@ fn an_unreachable_server_and_a_missing_model_are_named() {
     let (ok, _, err) = run(add);
     assert!(ok, "a server on this computer is reached offline: {err}");
 }
+
+#[test]
+fn a_server_that_accepts_but_never_answers_is_named_after_the_time_limit() {
+    let client = common::data_dir();
+    let dir = client.path();
+    // A server that takes the connection and the request, and says nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    // Held far past the limit: the error is the limit's, not a closed connection's.
+    std::thread::spawn(move || {
+        let (mut stream, _) = silent.accept().expect("a connection");
+        let mut request = [0u8; 1024];
+        let _ = std::io::Read::read(&mut stream, &mut request);
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    let mut add = cli(dir);
+    add.env("ALTIPLANO_REMOTE_TIMEOUT", "2").args(["remote", "add", "slow", &format!("http://127.0.0.1:{port}/v1")]);
+    let (ok, _, err) = run(add);
+    assert!(!ok && err.contains("did not answer within 2 s"), "{err}");
+}

@@ -24,8 +24,21 @@ use super::{
     CancellationToken, EngineError, FinishReason, GenerationEvent, GenerationStats, PromptMessage, Role, Sampling,
 };
 
-/// How long a server may take to send the first byte of an answer.
+/// How long a server may take to send the first byte of an answer, unless
+/// [`FIRST_BYTE_TIMEOUT_ENV`] says otherwise.
 pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Seconds a server may take to start answering (default 30): more for a cluster that is slow
+/// to start, less to fail fast.
+pub const FIRST_BYTE_TIMEOUT_ENV: &str = "ALTIPLANO_REMOTE_TIMEOUT";
+
+/// [`FIRST_BYTE_TIMEOUT`], or the seconds [`FIRST_BYTE_TIMEOUT_ENV`] gives.
+fn first_byte_timeout() -> Duration {
+    std::env::var(FIRST_BYTE_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(FIRST_BYTE_TIMEOUT, Duration::from_secs)
+}
 /// How long a server may go silent in the middle of a reply.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes an estimate counts per token: fewer than any tokenizer of Llama 3.1's languages puts
@@ -133,7 +146,7 @@ pub fn base_url(url: &str) -> String {
 
 fn unreachable(url: &str, e: &reqwest::Error) -> EngineError {
     let reason = if e.is_timeout() {
-        format!("it did not answer within {} s", FIRST_BYTE_TIMEOUT.as_secs())
+        format!("it did not answer within {} s", first_byte_timeout().as_secs())
     } else if e.is_connect() {
         "nothing answers there (is the server running, and is the address right?)".to_owned()
     } else {
@@ -236,11 +249,11 @@ pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineE
         },
         context: 0,
     };
-    let response = tokio::time::timeout(FIRST_BYTE_TIMEOUT, remote.request(reqwest::Method::GET, "/models").send())
+    let response = tokio::time::timeout(first_byte_timeout(), remote.request(reqwest::Method::GET, "/models").send())
         .await
         .map_err(|_| EngineError::RemoteUnreachable {
             url: base.clone(),
-            reason: format!("it did not answer within {} s", FIRST_BYTE_TIMEOUT.as_secs()),
+            reason: format!("it did not answer within {} s", first_byte_timeout().as_secs()),
         })?
         .map_err(|e| unreachable(&base, &e))?;
     if !response.status().is_success() {
@@ -392,10 +405,10 @@ impl Remote {
         let response = tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok((FinishReason::Cancelled, stats)),
-            answer = tokio::time::timeout(FIRST_BYTE_TIMEOUT, send) => answer
+            answer = tokio::time::timeout(first_byte_timeout(), send) => answer
                 .map_err(|_| EngineError::RemoteUnreachable {
                     url: self.base.clone(),
-                    reason: format!("it sent nothing for {} s", FIRST_BYTE_TIMEOUT.as_secs()),
+                    reason: format!("it sent nothing for {} s", first_byte_timeout().as_secs()),
                 })?
                 .map_err(|e| unreachable(&self.base, &e))?,
         };
