@@ -138,19 +138,27 @@ fn only_the_origins_named_with_cors_may_call_from_a_web_page() {
     limits(&[], "no-cors");
 }
 
-#[test]
-fn a_cors_origin_that_is_not_an_origin_is_refused_before_loading() {
+/// Runs `altiplano serve --port 0 ARGS`, which must fail before the model loads; its stderr.
+fn refused_before_loading(args: &[&str]) -> String {
     let data = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
         .env("ALTIPLANO_DATA_DIR", data.path())
+        .env_remove("ALTIPLANO_API_KEY")
         .env_remove("ALTIPLANO_MODEL")
-        .args(["serve", "--port", "0", "--cors", "app.example/page"])
+        .args(["serve", "--port", "0"])
+        .args(args)
         .output()
         .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a web origin") && stderr.contains("https://"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
     assert!(!stderr.contains("loading"), "refused before the model loads: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_cors_origin_that_is_not_an_origin_is_refused_before_loading() {
+    let stderr = refused_before_loading(&["--cors", "app.example/page"]);
+    assert!(stderr.contains("not a web origin") && stderr.contains("https://"), "{stderr}");
 }
 
 #[test]
@@ -227,16 +235,6 @@ fn requests_are_not_kept_unless_asked() {
 
 #[test]
 fn listening_beyond_this_computer_needs_a_key_and_says_so_before_loading() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_altiplano"))
-        .env("ALTIPLANO_DATA_DIR", data.path())
-        .env_remove("ALTIPLANO_API_KEY")
-        .env_remove("ALTIPLANO_MODEL")
-        .args(["serve", "--host", "0.0.0.0", "--port", "0"])
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_before_loading(&["--host", "0.0.0.0"]);
     assert!(stderr.contains("--api-key") && stderr.contains("127.0.0.1"), "{stderr}");
-    assert!(!stderr.contains("loading"), "refused before the model loads: {stderr}");
 }
