@@ -21,6 +21,18 @@ use crate::secrets::SecretError;
 use crate::session::SessionError;
 use crate::store::StoreError;
 
+/// An error's message with its causes, `: `-joined: libraries such as reqwest keep the cause
+/// (why a request failed) out of their own message.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
+}
+
 /// The kinds of failure a user can meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

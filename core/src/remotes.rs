@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::download::queue::offline_from_environment;
-use crate::engine::remote::{base_url, RemoteEndpoint};
+use crate::engine::remote::{checked_base_url, RemoteEndpoint};
 use crate::engine::Engine;
 use crate::secrets::{self, SecretError};
 use crate::store::{Store, StoreError};
@@ -91,10 +91,7 @@ pub async fn add(store: &Store, mut remote: Remote, api_key: Option<&str>) -> Re
     if !valid_name(&remote.name) {
         return Err(RemoteError::BadName(remote.name));
     }
-    let url = base_url(&remote.url);
-    if reqwest::Url::parse(&url).is_err() || !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(RemoteError::BadUrl(remote.url));
-    }
+    let Some(url) = checked_base_url(&remote.url) else { return Err(RemoteError::BadUrl(remote.url)) };
     remote.url = url;
     let engine = Engine::connect(&RemoteEndpoint {
         url: remote.url.clone(),
@@ -162,6 +159,17 @@ pub async fn use_remote(store: &Store, name: &str, model: Option<String>) -> Res
 /// The name of the remote in use as the chat model, if one is.
 pub async fn in_use(store: &Store) -> Result<Option<String>, RemoteError> {
     Ok(store.setting(IN_USE_KEY).await?.filter(|n| !n.is_empty()))
+}
+
+/// Connects to a kept remote (with its key from the keyring).
+pub async fn connect(remote: &Remote) -> Result<Engine, RemoteError> {
+    Ok(Engine::connect(&endpoint(remote).await?).await?)
+}
+
+/// `name`'s remote with `model` (when given) in place of the one it was added with.
+pub async fn with_model(store: &Store, name: &str, model: Option<String>) -> Result<Remote, RemoteError> {
+    let remote = get(store, name).await?;
+    Ok(Remote { model: model.or(remote.model.clone()), ..remote })
 }
 
 /// What connecting to `remote` takes: its URL, model and context, its key from the keyring,

@@ -121,7 +121,7 @@ impl Loader {
         }
         let Some(name) = altiplano_core::remotes::in_use(store).await? else { return Ok(None) };
         let remote = altiplano_core::remotes::get(store, &name).await?;
-        let engine = Engine::connect(&altiplano_core::remotes::endpoint(&remote).await?).await?;
+        let engine = altiplano_core::remotes::connect(&remote).await?;
         eprintln!("altiplano: {} on {name} ({})", engine.info().name, remote.url);
         Ok(Some(engine))
     }

@@ -55,9 +55,8 @@ pub async fn run(store: &Store, command: RemoteCommand) -> anyhow::Result<ExitCo
             println!("removed {name}");
         }
         RemoteCommand::Use { name, model } => {
-            let remote = remotes::get(store, &name).await?;
-            let wanted = Remote { model: model.clone().or(remote.model.clone()), ..remote };
-            let engine = Engine::connect(&remotes::endpoint(&wanted).await?).await?;
+            let wanted = remotes::with_model(store, &name, model.clone()).await?;
+            let engine = remotes::connect(&wanted).await?;
             let remote = remotes::use_remote(store, &name, model).await?;
             describe(&remote, &engine);
             println!("{name} is now the chat model (`altiplano models use` chooses a local one again)");

@@ -220,12 +220,7 @@ fn encode(segment: &str) -> String {
 
 pub(crate) fn network(url: &str, e: &reqwest::Error) -> DownloadError {
     // reqwest's Display hides the cause ("error sending request"); the source says why.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
+    let mut message = crate::error::with_causes(e);
     // Errors are saved with the download and shown: a redirect's signed CDN URL (its query
     // holds the signature) and any user:password must not be.
     if let Some(full) = e.url() {

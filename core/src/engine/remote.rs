@@ -23,6 +23,7 @@ use super::generation::finish_stats;
 use super::{
     CancellationToken, EngineError, FinishReason, GenerationEvent, GenerationStats, PromptMessage, Role, Sampling,
 };
+use crate::error::with_causes;
 
 /// How long a server may take to send the first byte of an answer, unless
 /// [`FIRST_BYTE_TIMEOUT_ENV`] says otherwise.
@@ -144,27 +145,22 @@ pub fn base_url(url: &str) -> String {
     }
 }
 
+/// [`base_url`] of an http(s) address; `None` for anything else.
+pub fn checked_base_url(url: &str) -> Option<String> {
+    let base = base_url(url);
+    let http = base.starts_with("http://") || base.starts_with("https://");
+    (http && reqwest::Url::parse(&base).is_ok()).then_some(base)
+}
+
 fn unreachable(url: &str, e: &reqwest::Error) -> EngineError {
     let reason = if e.is_timeout() {
         format!("it did not answer within {} s", first_byte_timeout().as_secs())
     } else if e.is_connect() {
         "nothing answers there (is the server running, and is the address right?)".to_owned()
     } else {
-        error_chain(e)
+        with_causes(e)
     };
     EngineError::RemoteUnreachable { url: url.to_owned(), reason }
-}
-
-/// An error with its causes, which reqwest keeps apart.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Largest answer read whole (a model list, a token count, an error).
@@ -214,13 +210,12 @@ fn is_loopback(url: &str) -> bool {
 
 /// Connects to `endpoint`: its model, context length and token counting, or why not.
 pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineError> {
-    let base = base_url(&endpoint.url);
-    if reqwest::Url::parse(&base).is_err() || !(base.starts_with("http://") || base.starts_with("https://")) {
+    let Some(base) = checked_base_url(&endpoint.url) else {
         return Err(EngineError::RemoteUnreachable {
-            url: base,
+            url: base_url(&endpoint.url),
             reason: "that is not an http:// or https:// address (e.g. http://gpu-box:8000/v1)".into(),
         });
-    }
+    };
     if endpoint.offline && !is_loopback(&base) {
         return Err(EngineError::RemoteUnreachable {
             url: base,
@@ -233,7 +228,7 @@ pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineE
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(SILENCE_TIMEOUT)
         .build()
-        .map_err(|e| EngineError::RemoteUnreachable { url: base.clone(), reason: error_chain(&e) })?;
+        .map_err(|e| EngineError::RemoteUnreachable { url: base.clone(), reason: with_causes(&e) })?;
     let key = endpoint.api_key.clone().filter(|k| !k.trim().is_empty());
     let mut remote = Remote {
         client,
@@ -294,12 +289,11 @@ impl Remote {
         &self.model
     }
 
+    /// A request for `path`: under the base URL (`/models`, `/chat/completions`), except
+    /// `/tokenize`, which servers keep at their root.
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let url = if path.starts_with("/v1") || !path.starts_with("/tokenize") {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}", self.root)
-        };
+        let under = if path == "/tokenize" { &self.root } else { &self.base };
+        let url = format!("{under}{path}");
         let request = self.client.request(method, url);
         match &self.key {
             Some(key) => request.bearer_auth(key),
@@ -438,7 +432,7 @@ impl Remote {
             let (events, closed) = match chunk {
                 Some(chunk) => {
                     let chunk = chunk
-                        .map_err(|e| EngineError::RemoteDropped { url: self.base.clone(), reason: error_chain(&e) })?;
+                        .map_err(|e| EngineError::RemoteDropped { url: self.base.clone(), reason: with_causes(&e) })?;
                     (splitter.push(&chunk).map_err(broken)?, false)
                 }
                 None => (splitter.finish().map_err(broken)?, true),

@@ -385,9 +385,7 @@ impl Session {
 
     /// Makes the remote `name`'s model (`model`, else the one it was added with) the chat model.
     pub async fn use_remote(&self, name: &str, model: Option<String>) -> Result<ModelInfo, SessionError> {
-        let remote = crate::remotes::get(&self.store, name).await?;
-        let remote = crate::remotes::Remote { model: model.or(remote.model.clone()), ..remote };
-        self.slot.connect(&remote).await
+        self.slot.connect(&crate::remotes::with_model(&self.store, name, model).await?).await
     }
 
     /// Removes a remote model server and its key.

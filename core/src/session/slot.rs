@@ -112,11 +112,7 @@ impl ModelSlot {
         let _one_at_a_time = self.load_lock.lock().await;
         let path = std::path::PathBuf::from(&remote.url);
         self.state.send_replace(ModelState::Loading { path: path.clone(), progress: LoadProgress::default() });
-        let connected = match crate::remotes::endpoint(remote).await {
-            Ok(endpoint) => Engine::connect(&endpoint).await.map_err(SessionError::from),
-            Err(e) => Err(e.into()),
-        };
-        match connected {
+        match crate::remotes::connect(remote).await {
             Ok(engine) => {
                 let info = engine.info().clone();
                 *self.engine.write().await = Some(engine);
@@ -125,14 +121,20 @@ impl ModelSlot {
                 Ok(info)
             }
             Err(e) => {
-                let previous = self.engine.read().await.as_ref().map(|e| e.info().clone());
-                self.state.send_replace(match previous {
-                    Some(info) => ModelState::Ready { info },
-                    None => ModelState::Failed { path, message: e.to_string() },
-                });
-                Err(e)
+                self.failed(path, &e.to_string()).await;
+                Err(e.into())
             }
         }
+    }
+
+    /// After a load or connection that failed: the previous model keeps serving, if there is
+    /// one; else the state says what failed.
+    async fn failed(&self, path: std::path::PathBuf, message: &str) {
+        let previous = self.engine.read().await.as_ref().map(|e| e.info().clone());
+        self.state.send_replace(match previous {
+            Some(info) => ModelState::Ready { info },
+            None => ModelState::Failed { path, message: message.to_owned() },
+        });
     }
 
     /// Loads a model and makes it the chat model; it is loaded the same way at the next start.
@@ -190,12 +192,7 @@ impl ModelSlot {
                 Ok((info, extra))
             }
             Err(e) => {
-                // Keep serving the previous model if there is one.
-                let previous = self.engine.read().await.as_ref().map(|e| e.info().clone());
-                self.state.send_replace(match previous {
-                    Some(info) => ModelState::Ready { info },
-                    None => ModelState::Failed { path: path.to_path_buf(), message: e.to_string() },
-                });
+                self.failed(path.to_path_buf(), &e.to_string()).await;
                 Err(e.into())
             }
         }
