@@ -241,9 +241,10 @@ fn an_unreachable_server_and_a_missing_model_are_named() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut add = cli(dir);
-    add.args(["remote", "add", "gone", &format!("http://127.0.0.1:{port}")]);
+    add.args(["remote", "add", "gone", &format!("http://me:hunter2@127.0.0.1:{port}")]);
     let (ok, _, err) = run(add);
     assert!(!ok && err.contains("cannot reach the model server") && err.contains("is the server running"), "{err}");
+    assert!(!err.contains("hunter2"), "a password in the address is never shown: {err}");
 
     let server = Server::start();
     let mut add = cli(dir);

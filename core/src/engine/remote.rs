@@ -23,6 +23,7 @@ use super::generation::finish_stats;
 use super::{
     CancellationToken, EngineError, FinishReason, GenerationEvent, GenerationStats, PromptMessage, Role, Sampling,
 };
+use crate::download::hub::redact;
 use crate::error::with_causes;
 
 /// How long a server may take to send the first byte of an answer, unless
@@ -128,6 +129,8 @@ pub struct RemoteInfo {
 pub(super) struct Remote {
     client: reqwest::Client,
     base: String,
+    /// `base` as messages show it: without user:password or a query.
+    shown: String,
     root: String,
     model: String,
     key: Option<String>,
@@ -152,13 +155,22 @@ pub fn checked_base_url(url: &str) -> Option<String> {
     (http && reqwest::Url::parse(&base).is_ok()).then_some(base)
 }
 
+/// A request's failure with its causes, the URL in it redacted as [`redact`] does.
+fn causes(e: &reqwest::Error) -> String {
+    let message = with_causes(e);
+    match e.url() {
+        Some(url) => message.replace(url.as_str(), &redact(url.as_str())),
+        None => message,
+    }
+}
+
 fn unreachable(url: &str, e: &reqwest::Error) -> EngineError {
     let reason = if e.is_timeout() {
         format!("it did not answer within {} s", first_byte_timeout().as_secs())
     } else if e.is_connect() {
         "nothing answers there (is the server running, and is the address right?)".to_owned()
     } else {
-        with_causes(e)
+        causes(e)
     };
     EngineError::RemoteUnreachable { url: url.to_owned(), reason }
 }
@@ -216,9 +228,11 @@ pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineE
             reason: "that is not an http:// or https:// address (e.g. http://gpu-box:8000/v1)".into(),
         });
     };
+    // Messages name the server without what grants access (user:password, a query's token).
+    let shown = redact(&base);
     if endpoint.offline && !is_loopback(&base) {
         return Err(EngineError::RemoteUnreachable {
-            url: base,
+            url: shown,
             reason: "offline mode is on, and this server is not on this computer; turn offline mode off to use it"
                 .into(),
         });
@@ -228,16 +242,17 @@ pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineE
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(SILENCE_TIMEOUT)
         .build()
-        .map_err(|e| EngineError::RemoteUnreachable { url: base.clone(), reason: with_causes(&e) })?;
+        .map_err(|e| EngineError::RemoteUnreachable { url: shown.clone(), reason: causes(&e) })?;
     let key = endpoint.api_key.clone().filter(|k| !k.trim().is_empty());
     let mut remote = Remote {
         client,
         base: base.clone(),
+        shown: shown.clone(),
         root,
         model: String::new(),
         key,
         info: RemoteInfo {
-            url: base.clone(),
+            url: shown.clone(),
             models: Vec::new(),
             token_counting: TokenCounting::Estimate,
             context_source: ContextSource::User,
@@ -247,28 +262,28 @@ pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineE
     let response = tokio::time::timeout(first_byte_timeout(), remote.request(reqwest::Method::GET, "/models").send())
         .await
         .map_err(|_| EngineError::RemoteUnreachable {
-            url: base.clone(),
+            url: shown.clone(),
             reason: format!("it did not answer within {} s", first_byte_timeout().as_secs()),
         })?
-        .map_err(|e| unreachable(&base, &e))?;
+        .map_err(|e| unreachable(&shown, &e))?;
     if !response.status().is_success() {
-        return Err(refusal(&base, endpoint.model.as_deref().unwrap_or(""), response).await);
+        return Err(refusal(&shown, endpoint.model.as_deref().unwrap_or(""), response).await);
     }
-    let body = capped_body(&base, response).await?;
+    let body = capped_body(&shown, response).await?;
     let listed = openai::parse_models(&body).map_err(|problem| EngineError::RemoteFailed {
-        url: base.clone(),
+        url: shown.clone(),
         status: 200,
         message: problem.to_string(),
     })?;
     remote.info.models = listed.iter().map(|m| m.id.clone()).collect();
     let entry = match &endpoint.model {
         Some(wanted) => listed.iter().find(|m| m.id == *wanted).ok_or_else(|| EngineError::RemoteModelMissing {
-            url: base.clone(),
+            url: shown.clone(),
             model: wanted.clone(),
             available: remote.info.models.clone(),
         })?,
         None => listed.first().ok_or_else(|| EngineError::RemoteModelMissing {
-            url: base.clone(),
+            url: shown.clone(),
             model: String::new(),
             available: Vec::new(),
         })?,
@@ -277,7 +292,7 @@ pub(super) async fn connect(endpoint: &RemoteEndpoint) -> Result<Remote, EngineE
     (remote.context, remote.info.context_source) = match (endpoint.context_tokens, entry.context) {
         (Some(user), _) => (user, ContextSource::User),
         (None, Some(listed)) => (listed, ContextSource::Server),
-        (None, None) => return Err(EngineError::RemoteContextUnknown { url: base, model: remote.model }),
+        (None, None) => return Err(EngineError::RemoteContextUnknown { url: shown, model: remote.model }),
     };
     remote.info.token_counting = remote.probe_tokenizer().await;
     Ok(remote)
@@ -314,7 +329,7 @@ impl Remote {
             if !response.status().is_success() {
                 continue;
             }
-            let Ok(body) = capped_body(&self.base, response).await else { continue };
+            let Ok(body) = capped_body(&self.shown, response).await else { continue };
             let Ok(value) = serde_json::from_slice::<Value>(&body) else { continue };
             let counted = match kind {
                 TokenCounting::ServerTemplate => value["count"].as_u64().is_some(),
@@ -333,13 +348,13 @@ impl Remote {
             .json(&body)
             .send()
             .await
-            .map_err(|e| unreachable(&self.base, &e))?;
+            .map_err(|e| unreachable(&self.shown, &e))?;
         if !response.status().is_success() {
-            return Err(refusal(&self.base, &self.model, response).await);
+            return Err(refusal(&self.shown, &self.model, response).await);
         }
-        let body = capped_body(&self.base, response).await?;
+        let body = capped_body(&self.shown, response).await?;
         serde_json::from_slice(&body).map_err(|e| EngineError::RemoteFailed {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             status: 200,
             message: format!("its /tokenize answer is not JSON: {e}"),
         })
@@ -401,13 +416,13 @@ impl Remote {
             () = cancel.cancelled() => return Ok((FinishReason::Cancelled, stats)),
             answer = tokio::time::timeout(first_byte_timeout(), send) => answer
                 .map_err(|_| EngineError::RemoteUnreachable {
-                    url: self.base.clone(),
+                    url: self.shown.clone(),
                     reason: format!("it sent nothing for {} s", first_byte_timeout().as_secs()),
                 })?
-                .map_err(|e| unreachable(&self.base, &e))?,
+                .map_err(|e| unreachable(&self.shown, &e))?,
         };
         if !response.status().is_success() {
-            return Err(refusal(&self.base, &self.model, response).await);
+            return Err(refusal(&self.shown, &self.model, response).await);
         }
         let mut bytes = response.bytes_stream();
         let mut splitter = openai::EventSplitter::new();
@@ -415,7 +430,7 @@ impl Remote {
         let mut reason = None;
         let mut usage = None;
         let broken = |problem: openai::Problem| EngineError::RemoteFailed {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             status: 200,
             message: problem.to_string(),
         };
@@ -432,7 +447,7 @@ impl Remote {
             let (events, closed) = match chunk {
                 Some(chunk) => {
                     let chunk = chunk
-                        .map_err(|e| EngineError::RemoteDropped { url: self.base.clone(), reason: with_causes(&e) })?;
+                        .map_err(|e| EngineError::RemoteDropped { url: self.shown.clone(), reason: causes(&e) })?;
                     (splitter.push(&chunk).map_err(broken)?, false)
                 }
                 None => (splitter.finish().map_err(broken)?, true),
@@ -467,7 +482,7 @@ impl Remote {
         }
         let Some(reason) = reason else {
             return Err(EngineError::RemoteDropped {
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 reason: "the connection closed before the reply was finished".into(),
             });
         };
