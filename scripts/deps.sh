@@ -53,12 +53,25 @@ if [ "$want" = test ] && ! command -v tauri-driver >/dev/null; then
 fi
 
 # The official OpenAI and Anthropic Python clients, which cli/tests/serve.rs points at
-# `altiplano serve`.
+# `altiplano serve`; and the `gguf` package (with numpy and safetensors), with which
+# scripts/bert-to-gguf.py writes the starter embedding model as GGUF for the llama.cpp
+# embedding tests.
 openai_version=3.60.0
 anthropic_version=2.16.0
+gguf_version=0.19.0
+safetensors_version=0.8.0
+numpy_version=2.4.6
 venv="${ALTIPLANO_TEST_VENV:-$HOME/.cache/altiplano-test-venv}"
-if [ "$want" = test ] && ! "$venv/bin/python" -c "import openai, anthropic, sys; sys.exit(openai.__version__ != '$openai_version' or anthropic.__version__ != '$anthropic_version')" 2>/dev/null; then
-  say "test venv with openai==$openai_version and anthropic==$anthropic_version in $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$openai_version" "anthropic==$anthropic_version"
+venv_has() {
+  "$venv/bin/python" - "$@" 2>/dev/null <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(name) != wanted for name, wanted in (arg.split("==") for arg in sys.argv[1:])))
+PY
+}
+wanted=("openai==$openai_version" "anthropic==$anthropic_version" "gguf==$gguf_version" "safetensors==$safetensors_version" "numpy==$numpy_version")
+if [ "$want" = test ] && ! venv_has "${wanted[@]}"; then
+  say "test venv with ${wanted[*]} in $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${wanted[@]}"
 fi

@@ -146,3 +146,46 @@ async fn an_embedding_model_is_downloaded_chosen_and_used_and_the_starter_stands
     let out = run(&data, &hub, &cache, &["code", "search", dir, "tax on a price"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("all-MiniLM-L6-v2 embeddings"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gguf_embedding_model_is_downloaded_chosen_and_run_on_llama_cpp() {
+    const GGUF_REPO: &str = "second-state/All-MiniLM-L6-v2-Embedding-GGUF";
+    const GGUF_ID: &str = "all-minilm-l6-v2-gguf";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("hub").join(GGUF_REPO);
+    std::fs::create_dir_all(&served).expect("mkdir");
+    // The starter's weights at 8 bits, as the catalog's GGUF copy of them is published.
+    common::starter_embedding_as_gguf(&served.join("all-MiniLM-L6-v2-Q8_0.gguf"), "q8_0");
+    let hub = HubServer::start(tmp.path().join("hub")).await.expect("hub starts");
+    let (data, cache) = (tmp.path().join("data"), tmp.path().join("cache"));
+    let project = tmp.path().join("project");
+    std::fs::create_dir_all(project.join("src")).expect("mkdir");
+    std::fs::write(
+        project.join("src/tax.rs"),
+        "/// Value added tax in cents.\npub fn vat_cents(net: u64) -> u64 {\n    net * 20 / 100\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        project.join("src/ship.rs"),
+        "/// Shipping cost by weight.\npub fn shipping(grams: u32) -> u32 {\n    grams / 100 + 3\n}\n",
+    )
+    .expect("write");
+    let dir = project.to_str().expect("utf-8 path");
+
+    let pulled: serde_json::Value =
+        serde_json::from_str(&ok(run(&data, &hub, &cache, &["models", "pull", GGUF_ID, "--json"]))).expect("json");
+    assert_eq!(pulled["variant"], GGUF_ID, "{pulled}");
+    ok(run(&data, &hub, &cache, &["models", "use-search", GGUF_ID, "--for", "code"]));
+    assert_eq!(purposes(&status(&data, &hub, &cache, GGUF_ID)["usedFor"]), ["code"]);
+
+    let index: serde_json::Value =
+        serde_json::from_str(&ok(run(&data, &hub, &cache, &["code", "index", dir, "--json"]))).expect("json");
+    assert_eq!(index["chunks_embedded"], 2, "{index}");
+    let out = run(&data, &hub, &cache, &["code", "search", dir, "tax on a price"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("hybrid: keywords and all-MiniLM-L6-v2 (GGUF Q8_0) embeddings"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).lines().next().is_some_and(|l| l.starts_with("src/tax.rs:")),
+        "{out:?}"
+    );
+}

@@ -152,7 +152,8 @@ fn score<E>(
         if first.is_some_and(|r| r < 5) {
             found += 1;
         } else {
-            missed.push(question.clone());
+            // With the place of its first right answer (1-based) when it is in the top 10.
+            missed.push(serde_json::json!({ "q": question, "first": first.map(|r| r + 1) }));
         }
         reciprocal += first.map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
     }

@@ -210,8 +210,9 @@ impl std::str::FromStr for Purpose {
     }
 }
 
-/// A sentence-embedding model that search can use (a BERT-family sentence-transformers
-/// model: `config.json`, `tokenizer.json`, `model.safetensors`).
+/// A sentence-embedding model that search can use: a BERT-family sentence-transformers model
+/// (`config.json`, `tokenizer.json`, `model.safetensors`; run on candle) or one GGUF file
+/// (run on llama.cpp).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingModel {
@@ -255,9 +256,19 @@ pub struct EmbeddingModel {
 }
 
 impl EmbeddingModel {
-    /// About how much a download takes: exact where known, else f32 weights.
+    /// About how much a download takes: exact where known, else f32 weights (8-bit ones, for
+    /// a GGUF file: 8.5 bits a weight, as Q8_0).
     pub fn download_bytes(&self) -> u64 {
-        self.bytes.unwrap_or(self.parameters * 4)
+        let estimate = if self.gguf_file().is_some() { self.parameters * 17 / 16 } else { self.parameters * 4 };
+        self.bytes.unwrap_or(estimate)
+    }
+
+    /// The GGUF file the model is, when it is one (it runs on llama.cpp).
+    pub fn gguf_file(&self) -> Option<&str> {
+        match self.files.as_slice() {
+            [one] if one.to_ascii_lowercase().ends_with(".gguf") => Some(one),
+            _ => None,
+        }
     }
 }
 
@@ -397,9 +408,13 @@ impl Catalog {
             if e.dims == 0 || e.dims > 8192 || e.parameters == 0 || e.max_tokens < 8 {
                 return bad(format!("embedding model {id}: dims (1-8192), parameters and max_tokens (8+) are needed"));
             }
-            for needed in ["config.json", "tokenizer.json", "model.safetensors"] {
-                if !e.files.iter().any(|f| f == needed) {
-                    return bad(format!("embedding model {id}: files must include {needed}"));
+            if e.gguf_file().is_none() {
+                for needed in ["config.json", "tokenizer.json", "model.safetensors"] {
+                    if !e.files.iter().any(|f| f == needed) {
+                        return bad(format!(
+                            "embedding model {id}: files must include {needed} (or be one .gguf file)"
+                        ));
+                    }
                 }
             }
             if e.good_for.is_empty() {
@@ -482,6 +497,25 @@ mod tests {
             Some("intfloat/multilingual-e5-small")
         );
         assert!(c.embedding("llama-3.1-8b-instruct").is_none());
+    }
+
+    #[test]
+    fn gguf_embedding_models_are_one_file_that_llama_cpp_runs() {
+        let c = Catalog::builtin().unwrap();
+        let nomic = c.embedding("nomic-embed-text-v1.5").expect("a GGUF embedding model");
+        assert_eq!(nomic.gguf_file(), Some("nomic-embed-text-v1.5.Q8_0.gguf"));
+        assert_eq!(
+            (nomic.query_prefix.as_str(), nomic.passage_prefix.as_str()),
+            ("search_query: ", "search_document: ")
+        );
+        // About 8.5 bits a weight, not f32's 32.
+        assert!((140_000_000..150_000_000).contains(&nomic.download_bytes()), "{}", nomic.download_bytes());
+        assert_eq!(c.starter_embedding().and_then(|e| e.gguf_file()), None, "the starter is a safetensors folder");
+        // One GGUF file, or the safetensors three: a second file beside a GGUF is refused.
+        check_invalid(
+            |t| t.replacen(r#"files = ["nomic-embed-text-v1.5.Q8_0.gguf"]"#, r#"files = ["x.gguf", "y.gguf"]"#, 1),
+            "or be one .gguf file",
+        );
     }
 
     #[test]

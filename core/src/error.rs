@@ -256,7 +256,7 @@ impl crate::engine::embed::EmbedError {
         use crate::engine::embed::EmbedError;
         match self {
             EmbedError::Missing { .. } => ErrorKind::ModelNotFound,
-            EmbedError::Damaged { .. } => ErrorKind::InvalidModel,
+            EmbedError::Damaged { .. } | EmbedError::NotEmbedding { .. } => ErrorKind::InvalidModel,
             EmbedError::Run(_) => ErrorKind::GenerationFailed,
         }
     }

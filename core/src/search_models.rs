@@ -58,10 +58,22 @@ pub enum SearchModelError {
 pub struct Resolved {
     /// The catalog id, when it is a catalog model (not for an `ALTIPLANO_EMBEDDING_MODEL` folder).
     pub id: Option<String>,
-    /// The model folder.
+    /// The model folder (or, for a GGUF model, its file).
     pub dir: PathBuf,
     /// Pooling and prefixes.
     pub recipe: Recipe,
+}
+
+impl Resolved {
+    /// Catalog model `model` in folder `dir`: the folder, or its GGUF file when it is one (the
+    /// folder may hold other files of the same repo).
+    fn of(model: &EmbeddingModel, dir: PathBuf) -> Self {
+        let dir = match model.gguf_file() {
+            Some(file) if dir.is_dir() => dir.join(file),
+            _ => dir,
+        };
+        Self { id: Some(model.id.clone()), dir, recipe: Recipe::of(model) }
+    }
 }
 
 /// One catalog embedding model as the Models page and `models search` show it.
@@ -70,7 +82,7 @@ pub struct Resolved {
 pub struct SearchModelStatus {
     /// The catalog entry.
     pub model: EmbeddingModel,
-    /// Its folder, when it is on disk.
+    /// Where it is on disk (a folder; a GGUF model's file), when it is.
     pub path: Option<PathBuf>,
     /// The purposes search uses it for now.
     pub used_for: Vec<Purpose>,
@@ -78,15 +90,20 @@ pub struct SearchModelStatus {
     pub chosen_for: Vec<Purpose>,
 }
 
-/// The folder of a catalog embedding model on disk: the starter where it ships, or a finished
-/// download (the library's record of it, with every file still there).
+/// Where a catalog embedding model is on disk (its folder, or a GGUF model's file): the
+/// starter where it ships, or a finished download (the library's record of it, with every
+/// file still there).
 pub async fn on_disk(store: &Store, model: &EmbeddingModel) -> Result<Option<PathBuf>, SearchModelError> {
     if model.starter {
         if let Some(dir) = crate::config::starter_embedding_dir() {
             return Ok(Some(dir));
         }
     }
-    let complete = |dir: &Path| model.files.iter().all(|f| dir.join(f).is_file());
+    // A GGUF model is recorded as its file, a safetensors one as its folder.
+    let complete = |path: &Path| match model.gguf_file() {
+        Some(file) if path.is_file() => path.file_name().is_some_and(|n| n == file),
+        _ => model.files.iter().all(|f| path.join(f).is_file()),
+    };
     let library = Library::new(store.clone());
     let recorded = library.list().await?.into_iter().find(|m| m.variant.as_deref() == Some(model.id.as_str()));
     Ok(recorded.map(|m| m.path).filter(|dir| complete(dir)))
@@ -105,7 +122,7 @@ pub async fn resolve(store: &Store, catalog: &Catalog, purpose: Purpose) -> Resu
     let chosen = chosen.as_deref().and_then(|id| catalog.embedding(id));
     for model in chosen.into_iter().chain(catalog.starter_embedding()) {
         if let Some(dir) = on_disk(store, model).await? {
-            return Ok(Some(Resolved { id: Some(model.id.clone()), dir, recipe: Recipe::of(model) }));
+            return Ok(Some(Resolved::of(model, dir)));
         }
         if chosen.is_some_and(|c| c.id == model.id) {
             tracing::warn!(model = %model.id, "the chosen {} search model is not on disk; using the starter", purpose.as_str());
@@ -138,7 +155,7 @@ pub async fn choose(
     })?;
     let dir = on_disk(store, model).await?.ok_or_else(|| SearchModelError::NotDownloaded { id: model.id.clone() })?;
     store.set_setting(&setting_key(purpose), &model.id).await?;
-    Ok(Resolved { id: Some(model.id.clone()), dir, recipe: Recipe::of(model) })
+    Ok(Resolved::of(model, dir))
 }
 
 /// Every catalog embedding model: on disk or not, used and chosen for what.

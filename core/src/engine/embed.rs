@@ -1,9 +1,13 @@
-//! Sentence embeddings for retrieval: a BERT-family sentence-transformers model (a folder with
-//! `config.json`, `tokenizer.json` and `model.safetensors`) run in-process with candle — the
-//! version mistral.rs already builds on —, mean-pooled over the tokens and L2-normalized, so
-//! the dot product of two vectors is their cosine similarity (or pooled from the first token,
-//! and with the prefixes its training used before questions and passages: a [`Recipe`], from
-//! the catalog's entry or the folder's own sentence-transformers files).
+//! Sentence embeddings for retrieval, run in-process on the engine that fits the model:
+//! - a BERT-family sentence-transformers folder (`config.json`, `tokenizer.json`,
+//!   `model.safetensors`) on candle — the version mistral.rs already builds on;
+//! - a GGUF embedding model (a folder holding one `.gguf` file, or the file itself) on
+//!   llama.cpp, several times faster on a CPU (`BENCHMARKS.md`).
+//!
+//! Either way the vectors are mean-pooled over the tokens (or taken from the first token) and
+//! L2-normalized, so the dot product of two vectors is their cosine similarity, with the
+//! prefixes the model's training used before questions and passages: a [`Recipe`], from the
+//! catalog's entry or the folder's own sentence-transformers files.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 /// Texts run through the model together.
 const BATCH: usize = 16;
 /// Longest input in tokens when the model says nothing (sentence-transformers' default).
-const DEFAULT_MAX_TOKENS: usize = 256;
+pub(super) const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Errors from loading or running an embedding model.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,14 @@ pub enum EmbedError {
         /// The damaged file.
         file: &'static str,
         /// What is wrong.
+        reason: String,
+    },
+    /// A GGUF file that is not a sentence-embedding model (a chat model, say).
+    #[error("{} is not a sentence-embedding model ({reason}); choose one from Search models (`altiplano models search`)", file.display())]
+    NotEmbedding {
+        /// The file.
+        file: PathBuf,
+        /// Why not.
         reason: String,
     },
     /// Running the model failed.
@@ -100,12 +112,31 @@ impl Recipe {
 
 /// A loaded embedding model. Cheap to share behind an `Arc`; `embed` takes `&self`.
 pub struct Embedder {
-    model: BertModel,
-    tokenizer: Tokenizer,
+    backend: Backend,
     id: String,
     dims: usize,
-    device: Device,
     recipe: Recipe,
+}
+
+/// The engine that runs the model.
+enum Backend {
+    Candle { model: Box<BertModel>, tokenizer: Box<Tokenizer>, device: Device },
+    Llama(super::llama_embed::LlamaEmbedder),
+}
+
+/// The GGUF file a model path names: the path itself, or the one `.gguf` file of a folder that
+/// has no safetensors weights.
+fn gguf_file(path: &Path) -> Option<PathBuf> {
+    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    if path.is_file() {
+        return is_gguf(path).then(|| path.to_path_buf());
+    }
+    if path.join("model.safetensors").is_file() {
+        return None;
+    }
+    let mut found = std::fs::read_dir(path).ok()?.flatten().map(|e| e.path()).filter(|p| is_gguf(p) && p.is_file());
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 impl std::fmt::Debug for Embedder {
@@ -121,8 +152,12 @@ impl Embedder {
         Self::load_with(dir, Recipe::from_folder(dir))
     }
 
-    /// Loads the model in `dir` on the CPU, run as `recipe` says.
+    /// Loads the model in `dir` (a sentence-transformers folder, a folder with one GGUF file,
+    /// or a GGUF file) on the CPU, run as `recipe` says.
     pub fn load_with(dir: &Path, recipe: Recipe) -> Result<Self, EmbedError> {
+        if let Some(file) = gguf_file(dir) {
+            return Self::load_gguf(&file, recipe);
+        }
         let file = |name: &'static str| {
             let path = dir.join(name);
             if path.is_file() {
@@ -165,16 +200,31 @@ impl Embedder {
         drop(bytes);
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| damaged("model.safetensors")(&e))?;
-        // Vectors are compared only with vectors of the same id: another pooling or prefix
-        // makes other vectors from the same weights.
-        let mut id = format!("{}@{weights_len}", recipe.name);
-        if recipe.pooling == crate::catalog::Pooling::Cls {
-            id.push_str("+cls");
+        let id = vector_id(&recipe, weights_len as u64);
+        let backend = Backend::Candle { model: Box::new(model), tokenizer: Box::new(tokenizer), device };
+        Ok(Self { backend, id, dims: config.hidden_size, recipe })
+    }
+
+    /// Loads a GGUF embedding model on llama.cpp. The file's own pooling is the one used; the
+    /// recipe's name, prefixes and input limit apply as for any model.
+    fn load_gguf(file: &Path, mut recipe: Recipe) -> Result<Self, EmbedError> {
+        let len = std::fs::metadata(file)
+            .map_err(|e| EmbedError::Damaged {
+                dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+                file: "the GGUF file",
+                reason: e.to_string(),
+            })?
+            .len();
+        let model = super::llama_embed::LlamaEmbedder::load(file, recipe.max_tokens)?;
+        recipe.pooling = model.pooling();
+        // A file named directly is named without its extension.
+        if file.file_name().and_then(|n| n.to_str()) == Some(recipe.name.as_str()) {
+            if let Some(stem) = file.file_stem().and_then(|s| s.to_str()) {
+                recipe.name = stem.to_owned();
+            }
         }
-        if !recipe.query_prefix.is_empty() || !recipe.passage_prefix.is_empty() {
-            id.push_str(&format!("+{:?}{:?}", recipe.query_prefix, recipe.passage_prefix));
-        }
-        Ok(Self { model, tokenizer, id, dims: config.hidden_size, device, recipe })
+        let id = vector_id(&recipe, len);
+        Ok(Self { dims: model.dims(), backend: Backend::Llama(model), id, recipe })
     }
 
     /// Names this model and its weights: vectors made by another id are not comparable.
@@ -223,8 +273,16 @@ impl Embedder {
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (model, tokenizer, device) = match &self.backend {
+            Backend::Candle { model, tokenizer, device } => (model, tokenizer, device),
+            Backend::Llama(model) => {
+                let mut vectors = model.embed(texts)?;
+                vectors.iter_mut().for_each(|v| normalize(v));
+                return Ok(vectors);
+            }
+        };
         let run = |e: &dyn std::fmt::Display| EmbedError::Run(e.to_string());
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| run(&e))?;
+        let encodings = tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| run(&e))?;
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         if len == 0 {
             return Ok(vec![vec![0.0; self.dims]; texts.len()]);
@@ -233,11 +291,11 @@ impl Embedder {
             encodings.iter().flat_map(|e| f(e).iter().copied()).collect()
         };
         let shape = (texts.len(), len);
-        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), shape, &self.device).map_err(|e| run(&e))?;
-        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), shape, &self.device).map_err(|e| run(&e))?;
-        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), shape, &self.device).map_err(|e| run(&e))?;
+        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), shape, device).map_err(|e| run(&e))?;
+        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), shape, device).map_err(|e| run(&e))?;
+        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), shape, device).map_err(|e| run(&e))?;
         let pooled = (|| -> candle_core::Result<Vec<Vec<f32>>> {
-            let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+            let hidden = model.forward(&ids, &types, Some(&mask))?;
             let pooled = match self.recipe.pooling {
                 crate::catalog::Pooling::Cls => hidden.i((.., 0))?.contiguous()?,
                 crate::catalog::Pooling::Mean => {
@@ -253,6 +311,28 @@ impl Embedder {
         })()
         .map_err(|e| run(&e))?;
         Ok(pooled)
+    }
+}
+
+/// The name vectors are stored under: the recipe's name and the weights' size, then any
+/// pooling or prefix that makes other vectors from the same weights. Vectors are compared only
+/// with vectors of the same id.
+fn vector_id(recipe: &Recipe, weights_len: u64) -> String {
+    let mut id = format!("{}@{weights_len}", recipe.name);
+    if recipe.pooling == crate::catalog::Pooling::Cls {
+        id.push_str("+cls");
+    }
+    if !recipe.query_prefix.is_empty() || !recipe.passage_prefix.is_empty() {
+        id.push_str(&format!("+{:?}{:?}", recipe.query_prefix, recipe.passage_prefix));
+    }
+    id
+}
+
+/// Scales `v` to length 1 (a zero vector stays zero).
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 1e-12 {
+        v.iter_mut().for_each(|x| *x /= norm);
     }
 }
 

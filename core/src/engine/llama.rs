@@ -90,7 +90,7 @@ enum Step {
 }
 
 /// The llama.cpp backend, initialised once per process with the CPU kernels that fit.
-fn backend() -> Result<&'static LlamaBackend, String> {
+pub(super) fn backend() -> Result<&'static LlamaBackend, String> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {

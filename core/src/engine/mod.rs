@@ -28,6 +28,7 @@ mod generation;
 pub(crate) use altiplano_formats::gguf as gguf_check;
 mod guard;
 mod llama;
+mod llama_embed;
 mod mistral;
 mod options;
 mod progress;

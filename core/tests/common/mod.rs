@@ -19,6 +19,31 @@ pub fn starter_model() -> PathBuf {
     path
 }
 
+/// The test venv `scripts/deps.sh test` makes (`ALTIPLANO_TEST_VENV` or the default place).
+pub fn test_python() -> PathBuf {
+    let venv = std::env::var_os("ALTIPLANO_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/altiplano-test-venv"));
+    let python = venv.join("bin/python");
+    assert!(python.is_file(), "no test venv at {} (scripts/deps.sh test makes it)", venv.display());
+    python
+}
+
+/// The starter embedding model's own weights written as one GGUF file (`kind`: f32, f16 or
+/// q8_0) at `out`, by `scripts/bert-to-gguf.py` (the PyPI `gguf` package in the test venv).
+pub fn starter_embedding_as_gguf(out: &Path, kind: &str) {
+    let starter = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/all-MiniLM-L6-v2");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/bert-to-gguf.py");
+    let status = std::process::Command::new(test_python())
+        .arg(script)
+        .arg(starter)
+        .arg(out)
+        .args(["--type", kind])
+        .status()
+        .expect("run bert-to-gguf.py");
+    assert!(status.success(), "bert-to-gguf.py failed (scripts/deps.sh test puts the gguf package in the venv)");
+}
+
 /// A file under `core/tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures").join(name)
