@@ -49,12 +49,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             (q["q"].as_str().unwrap_or_default().to_owned(), expect.collect())
         })
         .collect();
-    let embedder = Arc::new(embedder()?);
+    let (embedder, _copies) = embedder()?;
+    let embedder = Arc::new(embedder);
     let data = tempfile::tempdir()?;
-    let index = CodeIndex::open(data.path(), &PathBuf::from(source))?.with_embedder(embedder);
+    let index = CodeIndex::open(data.path(), &PathBuf::from(source))?.with_embedder(Arc::clone(&embedder));
     let report = index.update(|_| {})?;
 
     let mut out = serde_json::json!({
+        "engine": embedder.engine(),
         "set": set["source"]["name"],
         "version": set["source"]["version"],
         "questions": questions.len(),
@@ -86,7 +88,8 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
             (q["q"].as_str().unwrap_or_default().to_owned(), expect.collect())
         })
         .collect();
-    let embedder = Arc::new(embedder()?);
+    let (embedder, _copies) = embedder()?;
+    let embedder = Arc::new(embedder);
     let data = tempfile::tempdir()?;
     let store = altiplano_core::store::Store::open(&data.path().join("db.sqlite3")).await?;
     let (doc, _) = altiplano_core::documents::open(&store, None, file).await?;
@@ -103,6 +106,7 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
     let index_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let mut out = serde_json::json!({
+        "engine": embedder.engine(),
         "set": set["source"]["package"],
         "version": set["source"]["version"],
         "file": file.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -121,6 +125,49 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
             let hits = index.rank_by(question, 10, dense, ranking)?;
             Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
         })?;
+    }
+    // Tuning: RETRIEVAL_EVAL_WINDOWS="150/120+60/45" scores hybrid with pages cut into those
+    // windows (words/stride; several sizes together: a page scores by its best window of any).
+    if let Ok(spec) = std::env::var("RETRIEVAL_EVAL_WINDOWS") {
+        let sizes: Vec<(usize, usize)> = spec
+            .split('+')
+            .filter_map(|s| s.split_once('/'))
+            .filter_map(|(w, s)| Some((w.trim().parse().ok()?, s.trim().parse().ok()?)))
+            .filter(|&(w, s)| w > 0 && s > 0)
+            .collect();
+        let mut by_page = std::collections::BTreeMap::new();
+        let started = Instant::now();
+        let mut count = 0;
+        for page in &pages {
+            let words: Vec<&str> = page.text.split_whitespace().collect();
+            let mut texts = Vec::new();
+            for &(size, stride) in &sizes {
+                let mut start = 0;
+                while start < words.len() {
+                    let end = (start + size).min(words.len());
+                    texts.push(words[start..end].join(" "));
+                    if end == words.len() {
+                        break;
+                    }
+                    start += stride;
+                }
+            }
+            count += texts.len();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            if !refs.is_empty() {
+                by_page.insert(page.number, embedder.embed(&refs)?);
+            }
+        }
+        let tuned = vectors::PageVectors::from_pages(by_page);
+        let mut scored = score(&questions, |question, expect| {
+            let query = embedder.embed_query(question)?;
+            let dense = Some(Dense { query: &query, pages: &tuned, nodes: None });
+            let hits = index.rank_by(question, 10, dense, Ranking::Best)?;
+            Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
+        })?;
+        scored["windows"] = count.into();
+        scored["windows_per_second"] = (count as f64 / started.elapsed().as_secs_f64().max(1e-3)).into();
+        out[format!("hybrid_windows_{spec}")] = scored;
     }
     // Tuning: RETRIEVAL_EVAL_WEIGHTS=0.25,0.5 scores the fusion with those keyword weights too.
     let weights = std::env::var("RETRIEVAL_EVAL_WEIGHTS").unwrap_or_default();
@@ -168,9 +215,12 @@ fn score<E>(
     }))
 }
 
-/// The model to score: `ALTIPLANO_EMBEDDING_MODEL`'s folder, else the starter; run as the
-/// catalog's entry `RETRIEVAL_EVAL_RECIPE` says (its pooling and prefixes) when that is set.
-fn embedder() -> Result<Embedder, Box<dyn std::error::Error>> {
+/// The model to score: `ALTIPLANO_EMBEDDING_MODEL`'s folder (or GGUF file), else the starter;
+/// run as the catalog's entry `RETRIEVAL_EVAL_RECIPE` says (its pooling and prefixes) when that
+/// is set; on the engine search would run it on (a safetensors BERT folder from its GGUF copy
+/// on llama.cpp, made in a temporary folder; `ALTIPLANO_EMBEDDING_ENGINE=candle` for candle).
+/// The copy's folder is returned with it, to live as long as it.
+fn embedder() -> Result<(Embedder, tempfile::TempDir), Box<dyn std::error::Error>> {
     let dir = altiplano_core::config::embedding_override()
         .flatten()
         .or_else(altiplano_core::config::starter_embedding_dir)
@@ -183,5 +233,7 @@ fn embedder() -> Result<Embedder, Box<dyn std::error::Error>> {
         }
         _ => altiplano_core::engine::embed::Recipe::from_folder(&dir),
     };
-    Ok(Embedder::load_with(&dir, recipe)?)
+    let copies = tempfile::tempdir()?;
+    let resolved = altiplano_core::search_models::Resolved { id: None, dir, recipe };
+    Ok((altiplano_core::search_models::load_resolved(&resolved, copies.path())?, copies))
 }

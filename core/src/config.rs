@@ -82,6 +82,20 @@ pub fn starter_embedding_dir() -> Option<PathBuf> {
     installed.into_iter().chain([source]).find(|dir| dir.join("model.safetensors").is_file())
 }
 
+/// [`DataDir::embedding_copies_dir`] of the data folder `data`.
+pub fn embedding_copies_dir(data: &Path) -> PathBuf {
+    data.join("cache").join("embeddings")
+}
+
+/// `ALTIPLANO_EMBEDDING_ENGINE=candle` keeps safetensors embedding models on candle instead of
+/// their llama.cpp copies (for comparisons, or where llama.cpp misbehaves).
+pub const EMBEDDING_ENGINE_ENV: &str = "ALTIPLANO_EMBEDDING_ENGINE";
+
+/// Whether safetensors embedding models run from GGUF copies on llama.cpp (the default).
+pub fn embedding_copies_enabled() -> bool {
+    std::env::var(EMBEDDING_ENGINE_ENV).map_or(true, |v| !v.trim().eq_ignore_ascii_case("candle"))
+}
+
 /// Errors about configuration and paths.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -141,6 +155,12 @@ impl DataDir {
     /// [`DataDir::repack_dir`] for loads to use, unless `ALTIPLANO_REPACK=0` turns copies off.
     pub fn repack_cache(&self) -> Option<PathBuf> {
         repack_enabled().then(|| self.repack_dir())
+    }
+
+    /// Where safetensors embedding models keep their GGUF copies for llama.cpp
+    /// (`search_models::load_resolved`).
+    pub fn embedding_copies_dir(&self) -> PathBuf {
+        embedding_copies_dir(&self.0)
     }
 
     /// The SQLite database of conversations and settings.

@@ -134,10 +134,52 @@ pub async fn resolve(store: &Store, catalog: &Catalog, purpose: Purpose) -> Resu
 /// Loads the model search uses for `purpose` (see [`resolve`]); `Ok(None)` when there is none.
 pub async fn load(store: &Store, catalog: &Catalog, purpose: Purpose) -> Result<Option<Embedder>, SearchModelError> {
     let Some(resolved) = resolve(store, catalog, purpose).await? else { return Ok(None) };
-    let loaded = tokio::task::spawn_blocking(move || Embedder::load_with(&resolved.dir, resolved.recipe))
+    let copies = crate::config::embedding_copies_dir(store.folder());
+    let loaded = tokio::task::spawn_blocking(move || load_resolved(&resolved, &copies))
         .await
         .map_err(|e| EmbedError::Run(format!("the embedding model's loader stopped: {e}")))??;
     Ok(Some(loaded))
+}
+
+/// Loads a resolved model (blocking). A BERT sentence-transformers folder runs from a GGUF copy
+/// of its weights on llama.cpp — several times faster than candle on a CPU, with the same
+/// vectors (`BENCHMARKS.md`) — made once in `copies` (about a second for the starter) and kept
+/// under the weights' hash. Where no copy can be made (another architecture or tokenizer) or
+/// it does not load, or `ALTIPLANO_EMBEDDING_ENGINE=candle`, the folder runs on candle.
+pub fn load_resolved(resolved: &Resolved, copies: &Path) -> Result<Embedder, EmbedError> {
+    if crate::config::embedding_copies_enabled() && resolved.dir.join("model.safetensors").is_file() {
+        match gguf_copy(&resolved.dir, resolved.recipe.pooling, copies)
+            .and_then(|copy| Embedder::load_with(&copy, resolved.recipe.clone()).map_err(|e| e.to_string()))
+        {
+            Ok(embedder) => return Ok(embedder),
+            Err(why) => tracing::info!(model = %resolved.dir.display(), "embedding on candle: {why}"),
+        }
+    }
+    Embedder::load_with(&resolved.dir, resolved.recipe.clone())
+}
+
+/// The GGUF copy of the BERT folder `dir` pooled by `pooling`, in `copies`, made if it is not
+/// there yet: named after the folder, the hash of its weights and tokenizer and the pooling,
+/// so another model (or new weights under the same name) gets its own.
+fn gguf_copy(dir: &Path, pooling: crate::catalog::Pooling, copies: &Path) -> Result<PathBuf, String> {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for name in ["model.safetensors", "tokenizer.json", "config.json"] {
+        let mut file = std::fs::File::open(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        std::io::copy(&mut file, &mut hash).map_err(|e| format!("{name}: {e}"))?;
+    }
+    let digest = hash.finalize();
+    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "embedding".into());
+    let pooled = match pooling {
+        crate::catalog::Pooling::Mean => "mean",
+        crate::catalog::Pooling::Cls => "cls",
+    };
+    let copy = copies.join(format!("{folder}-{short}-{pooled}.gguf"));
+    if !copy.is_file() {
+        crate::convert::bert_to_gguf(dir, &copy, Some(pooling)).map_err(|e| e.to_string())?;
+    }
+    Ok(copy)
 }
 
 /// Makes catalog model `id` the search model for `purpose`; it must be on disk. The next

@@ -182,6 +182,8 @@ pub struct SearchHit {
 pub struct Store {
     pool: SqlitePool,
     writer: Arc<Writer>,
+    /// The folder the database file is in (the data folder).
+    folder: Arc<PathBuf>,
 }
 
 /// This process's claim on the replies it streams: an exclusively locked file named after it,
@@ -267,6 +269,11 @@ const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, status, model
      completion_tokens, time_to_first_token_ms, decode_tokens_per_second, error, created_at, updated_at";
 
 impl Store {
+    /// The folder the database file is in: the data folder, where caches beside it go.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
     /// Opens (creating if needed) the database at `path`, brings its schema up to date and marks
     /// replies left streaming by a process that died as interrupted.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -289,7 +296,7 @@ impl Store {
             .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let writers = parent.join("writers");
-        let store = Self { pool, writer: Arc::new(Writer::claim(&writers)) };
+        let store = Self { pool, writer: Arc::new(Writer::claim(&writers)), folder: Arc::new(parent.to_path_buf()) };
         store.recover_interrupted(&writers).await?;
         Writer::sweep(&writers);
         Ok(store)

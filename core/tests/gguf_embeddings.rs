@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use altiplano_core::codebase::{CodeIndex, Ranking, Retrieval};
-use altiplano_core::engine::embed::{similarity, EmbedError, Embedder};
+use altiplano_core::engine::embed::{similarity, EmbedError, Embedder, Recipe};
+use altiplano_core::search_models::{load_resolved, Resolved};
 
 fn starter_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/starter/all-MiniLM-L6-v2")
@@ -113,4 +114,42 @@ fn a_chat_model_or_a_damaged_file_is_refused_with_what_to_do() {
     let err = Embedder::load(&file).unwrap_err();
     assert!(matches!(err, EmbedError::Damaged { .. }), "{err:?}");
     assert!(err.to_string().contains("fetch it again"), "{err}");
+}
+
+#[test]
+fn search_runs_the_starter_from_a_gguf_copy_made_once_and_falls_back_to_candle() {
+    let starter = starter_dir();
+    let candle = Embedder::load(&starter).unwrap();
+    assert_eq!(candle.engine(), "candle");
+    let expected = candle.embed(&TEXTS).unwrap();
+
+    // The core's own converter: the same vectors on llama.cpp.
+    let copies = tempfile::tempdir().unwrap();
+    let resolved = Resolved { id: None, dir: starter.clone(), recipe: Recipe::from_folder(&starter) };
+    let fast = load_resolved(&resolved, copies.path()).unwrap();
+    assert_eq!((fast.engine(), fast.name(), fast.dims()), ("llama.cpp", "all-MiniLM-L6-v2", 384));
+    for (a, b) in fast.embed(&TEXTS).unwrap().iter().zip(&expected) {
+        assert!(similarity(a, b) > 0.999, "{}", similarity(a, b));
+    }
+    let made: Vec<_> = std::fs::read_dir(copies.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(made.len(), 1, "one copy, no partial file left: {made:?}");
+    let written = std::fs::metadata(&made[0]).unwrap().modified().unwrap();
+    drop(fast);
+    let again = load_resolved(&resolved, copies.path()).unwrap();
+    assert_eq!(again.engine(), "llama.cpp");
+    assert_eq!(std::fs::metadata(&made[0]).unwrap().modified().unwrap(), written, "the copy is made once");
+
+    // A cased tokenizer would be read otherwise by llama.cpp: no copy, candle runs it.
+    let cased = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(starter.join(file), cased.path().join(file)).unwrap();
+    }
+    let tokenizer = std::fs::read_to_string(starter.join("tokenizer.json")).unwrap();
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&tokenizer).unwrap();
+    tokenizer["normalizer"]["lowercase"] = serde_json::Value::Bool(false);
+    std::fs::write(cased.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let resolved = Resolved { id: None, dir: cased.path().to_path_buf(), recipe: Recipe::from_folder(cased.path()) };
+    assert_eq!(load_resolved(&resolved, other.path()).unwrap().engine(), "candle");
+    assert_eq!(std::fs::read_dir(other.path()).map(|d| d.count()).unwrap_or(0), 0, "nothing written");
 }

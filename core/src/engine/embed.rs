@@ -242,6 +242,14 @@ impl Embedder {
         self.dims
     }
 
+    /// The engine that runs it: `"llama.cpp"` or `"candle"`.
+    pub fn engine(&self) -> &'static str {
+        match self.backend {
+            Backend::Candle { .. } => "candle",
+            Backend::Llama(_) => "llama.cpp",
+        }
+    }
+
     /// One normalized vector per passage (a page, a chunk), in order, with the model's passage
     /// prefix. Long texts are cut at the model's limit.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {

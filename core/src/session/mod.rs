@@ -621,8 +621,8 @@ impl Session {
         if let Some((_, embedder)) = loaded.iter().find(|(r, _)| *r == resolved) {
             return Ok(Some(Arc::clone(embedder)));
         }
-        let (dir, recipe) = (resolved.dir.clone(), resolved.recipe.clone());
-        let embedder = tokio::task::spawn_blocking(move || crate::engine::embed::Embedder::load_with(&dir, recipe))
+        let (to_load, copies) = (resolved.clone(), self.data_dir.embedding_copies_dir());
+        let embedder = tokio::task::spawn_blocking(move || crate::search_models::load_resolved(&to_load, &copies))
             .await
             .map_err(|e| {
                 crate::engine::embed::EmbedError::Run(format!("the embedding model's loader stopped: {e}"))
