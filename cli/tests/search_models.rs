@@ -46,6 +46,23 @@ fn status(data: &Path, hub: &HubServer, cache: &Path, id: &str) -> serde_json::V
     models.iter().find(|m| m["model"]["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {v}")).clone()
 }
 
+/// A small code folder in `root`: tax in `src/tax.rs`, shipping in `src/ship.rs`.
+fn tax_and_shipping(root: &Path) -> std::path::PathBuf {
+    let project = root.join("project");
+    std::fs::create_dir_all(project.join("src")).expect("mkdir");
+    std::fs::write(
+        project.join("src/tax.rs"),
+        "/// Value added tax in cents.\npub fn vat_cents(net: u64) -> u64 {\n    net * 20 / 100\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        project.join("src/ship.rs"),
+        "/// Shipping cost by weight.\npub fn shipping(grams: u32) -> u32 {\n    grams / 100 + 3\n}\n",
+    )
+    .expect("write");
+    project
+}
+
 fn purposes(v: &serde_json::Value) -> Vec<String> {
     v.as_array().expect("purposes").iter().map(|p| p.as_str().expect("purpose").to_owned()).collect()
 }
@@ -61,18 +78,7 @@ async fn an_embedding_model_is_downloaded_chosen_and_used_and_the_starter_stands
     }
     let hub = HubServer::start(tmp.path().join("hub")).await.expect("hub starts");
     let (data, cache) = (tmp.path().join("data"), tmp.path().join("cache"));
-    let project = tmp.path().join("project");
-    std::fs::create_dir_all(project.join("src")).expect("mkdir");
-    std::fs::write(
-        project.join("src/tax.rs"),
-        "/// Value added tax in cents.\npub fn vat_cents(net: u64) -> u64 {\n    net * 20 / 100\n}\n",
-    )
-    .expect("write");
-    std::fs::write(
-        project.join("src/ship.rs"),
-        "/// Shipping cost by weight.\npub fn shipping(grams: u32) -> u32 {\n    grams / 100 + 3\n}\n",
-    )
-    .expect("write");
+    let project = tax_and_shipping(tmp.path());
     let dir = project.to_str().expect("utf-8 path");
 
     // At first: the starter serves both, the others are listed with their size.
@@ -158,18 +164,7 @@ async fn a_gguf_embedding_model_is_downloaded_chosen_and_run_on_llama_cpp() {
     common::starter_embedding_as_gguf(&served.join("all-MiniLM-L6-v2-Q8_0.gguf"), "q8_0");
     let hub = HubServer::start(tmp.path().join("hub")).await.expect("hub starts");
     let (data, cache) = (tmp.path().join("data"), tmp.path().join("cache"));
-    let project = tmp.path().join("project");
-    std::fs::create_dir_all(project.join("src")).expect("mkdir");
-    std::fs::write(
-        project.join("src/tax.rs"),
-        "/// Value added tax in cents.\npub fn vat_cents(net: u64) -> u64 {\n    net * 20 / 100\n}\n",
-    )
-    .expect("write");
-    std::fs::write(
-        project.join("src/ship.rs"),
-        "/// Shipping cost by weight.\npub fn shipping(grams: u32) -> u32 {\n    grams / 100 + 3\n}\n",
-    )
-    .expect("write");
+    let project = tax_and_shipping(tmp.path());
     let dir = project.to_str().expect("utf-8 path");
 
     let pulled: serde_json::Value =

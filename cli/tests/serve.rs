@@ -5,18 +5,13 @@
 //! plain HTTP, a full queue's 429, CORS only for the origins named, and requests kept as
 //! conversations only when asked.
 
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn python() -> PathBuf {
-    let venv = std::env::var_os("ALTIPLANO_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/altiplano-test-venv"));
-    let python = venv.join("bin/python");
-    assert!(python.is_file(), "no test venv at {} (scripts/deps.sh test makes it)", venv.display());
-    python
-}
+use common::test_python as python;
 
 /// `altiplano serve` running in a data folder of its own, killed when dropped.
 struct Serving {
