@@ -158,6 +158,25 @@ pub fn load_resolved(resolved: &Resolved, copies: &Path) -> Result<Embedder, Emb
     Embedder::load_with(&resolved.dir, resolved.recipe.clone())
 }
 
+/// Removes copies a killed process left half-written (`*.partial-PID`, never read): those over
+/// an hour old, when a conversion takes seconds, so one under way elsewhere is left alone.
+fn sweep_partial_copies(copies: &Path) {
+    let stale = |entry: &std::fs::DirEntry| {
+        entry.file_name().to_string_lossy().contains(".partial-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+    };
+    for entry in std::fs::read_dir(copies).into_iter().flatten().flatten() {
+        if stale(&entry) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The GGUF copy of the BERT folder `dir` pooled by `pooling`, in `copies`, made if it is not
 /// there yet: named after the folder, the hash of its weights and tokenizer and the pooling,
 /// so another model (or new weights under the same name) gets its own.
@@ -176,6 +195,7 @@ fn gguf_copy(dir: &Path, pooling: crate::catalog::Pooling, copies: &Path) -> Res
         crate::catalog::Pooling::Cls => "cls",
     };
     let copy = copies.join(format!("{folder}-{short}-{pooled}.gguf"));
+    sweep_partial_copies(copies);
     if !copy.is_file() {
         crate::convert::bert_to_gguf(dir, &copy, Some(pooling)).map_err(|e| e.to_string())?;
     }

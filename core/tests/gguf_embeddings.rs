@@ -123,14 +123,23 @@ fn search_runs_the_starter_from_a_gguf_copy_made_once_and_falls_back_to_candle()
     assert_eq!(candle.engine(), "candle");
     let expected = candle.embed(&TEXTS).unwrap();
 
-    // The core's own converter: the same vectors on llama.cpp.
+    // The core's own converter: the same vectors on llama.cpp. A half-written copy a killed
+    // process left a day ago is swept; one being written now is not.
     let copies = tempfile::tempdir().unwrap();
+    let (old, fresh) = (copies.path().join("x.partial-1"), copies.path().join("y.partial-2"));
+    for file in [&old, &fresh] {
+        std::fs::write(file, b"half a GGUF").unwrap();
+    }
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(day_ago).unwrap();
     let resolved = Resolved { id: None, dir: starter.clone(), recipe: Recipe::from_folder(&starter) };
     let fast = load_resolved(&resolved, copies.path()).unwrap();
     assert_eq!((fast.engine(), fast.name(), fast.dims()), ("llama.cpp", "all-MiniLM-L6-v2", 384));
     for (a, b) in fast.embed(&TEXTS).unwrap().iter().zip(&expected) {
         assert!(similarity(a, b) > 0.999, "{}", similarity(a, b));
     }
+    assert!(!old.exists() && fresh.exists(), "the stale half-written copy is swept, the fresh one kept");
+    std::fs::remove_file(&fresh).unwrap();
     let made: Vec<_> = std::fs::read_dir(copies.path()).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(made.len(), 1, "one copy, no partial file left: {made:?}");
     let written = std::fs::metadata(&made[0]).unwrap().modified().unwrap();
