@@ -169,6 +169,17 @@ async fn documents(set: &str, file: &Path) -> Result<(), Box<dyn std::error::Err
         scored["windows_per_second"] = (count as f64 / started.elapsed().as_secs_f64().max(1e-3)).into();
         out[format!("hybrid_windows_{spec}")] = scored;
     }
+    // Tuning: RETRIEVAL_EVAL_CONVEX=0.5,0.7 scores a convex mix of normalized scores with those
+    // shares of the vectors, in place of rank fusion.
+    let shares = std::env::var("RETRIEVAL_EVAL_CONVEX").unwrap_or_default();
+    for share in shares.split(',').filter_map(|w| w.trim().parse::<f32>().ok()) {
+        out[format!("convex_{share}")] = score(&questions, |question, expect| {
+            let query = embedder.embed_query(question)?;
+            let dense = Dense { query: &query, pages: &page_vectors, nodes: None };
+            let hits = index.rank_convex(question, 10, dense, share)?;
+            Ok(hits.iter().position(|h| expect.contains(&h.first_page)))
+        })?;
+    }
     // Tuning: RETRIEVAL_EVAL_WEIGHTS=0.25,0.5 scores the fusion with those keyword weights too.
     let weights = std::env::var("RETRIEVAL_EVAL_WEIGHTS").unwrap_or_default();
     for weight in weights.split(',').filter_map(|w| w.trim().parse::<f32>().ok()) {

@@ -294,17 +294,54 @@ impl PageIndex {
 
     /// Candidates by BM25, best first.
     fn keyword_ranking(&self, question: &str, limit: usize) -> Result<Vec<usize>, FollowUpError> {
+        Ok(self.keyword_scores(question, limit)?.into_iter().map(|(slot, _)| slot).collect())
+    }
+
+    /// Candidates by BM25 with their scores, best first.
+    fn keyword_scores(&self, question: &str, limit: usize) -> Result<Vec<(usize, f32)>, FollowUpError> {
         let (query, _errors) = self.parser.parse_query_lenient(&sanitize(question));
         let top = self.searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         let mut out = Vec::with_capacity(top.len());
-        for (_score, address) in top {
+        for (score, address) in top {
             let found: TantivyDocument = self.searcher.doc(address)?;
             let slot = found.get_first(self.slot).and_then(|v| v.as_u64()).unwrap_or(u64::MAX) as usize;
             if slot < self.sources.len() {
-                out.push(slot);
+                out.push((slot, score));
             }
         }
         Ok(out)
+    }
+
+    /// Experimental (the benchmark's `RETRIEVAL_EVAL_CONVEX`): pages ranked by a convex mix of
+    /// normalized scores, `vector_share` of the similarity (min-max over the pages) and the
+    /// rest of BM25 (over its best), in place of rank fusion.
+    pub fn rank_convex(
+        &self,
+        question: &str,
+        limit: usize,
+        dense: Dense<'_>,
+        vector_share: f32,
+    ) -> Result<Vec<Source>, FollowUpError> {
+        let keywords = self.keyword_scores(question, FUSION_DEPTH.max(limit))?;
+        let best = keywords.first().map_or(0.0, |k| k.1).max(1e-6);
+        let similar: Vec<(usize, f32)> = dense
+            .pages
+            .ranked(dense.query)
+            .into_iter()
+            .filter_map(|(n, score)| self.slots.get(&(n, n, false)).map(|&slot| (slot, score)))
+            .collect();
+        let (low, high) = similar.iter().fold((f32::MAX, f32::MIN), |(l, h), s| (l.min(s.1), h.max(s.1)));
+        let span = (high - low).max(1e-6);
+        let mut mixed: HashMap<usize, f32> = HashMap::new();
+        for (slot, score) in similar {
+            *mixed.entry(slot).or_default() += vector_share * (score - low) / span;
+        }
+        for (slot, score) in keywords {
+            *mixed.entry(slot).or_default() += (1.0 - vector_share) * score / best;
+        }
+        let mut order: Vec<(usize, f32)> = mixed.into_iter().collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(order.into_iter().take(limit).map(|(slot, _)| self.sources[slot].clone()).collect())
     }
 }
 
